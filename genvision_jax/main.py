@@ -1,0 +1,171 @@
+"""The `genvision` command line: a thin layer over the library.
+
+  genvision train --config=experiments/NAME.py[:variant] --workdir=DIR [--config.a.b=value ...]
+  genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
+  genvision prepare --dataset=NAME [--data_dir=DIR]
+
+Every expected failure (bad config, missing dataset, corrupt checkpoint, non-finite loss,
+interruption) ends with one line naming the cause and the fix, and no traceback.
+"""
+
+import logging as py_logging
+import os
+import sys
+
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+USAGE = __doc__.split('\n\n')[1]
+COMMANDS = ('train', 'sample', 'prepare')
+
+FLAGS = flags.FLAGS
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, e.g. experiments/dcgan_mnist.py[:smoke].',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (checkpoints, metrics, samples).')
+_NUM = flags.DEFINE_integer('num', 64, 'sample: number of images.')
+_OUT = flags.DEFINE_string('out', None, 'sample: output PNG (default WORKDIR/sample.png).')
+_SEED = flags.DEFINE_integer('seed', 0, 'sample: random seed of the latents.')
+_STEP = flags.DEFINE_integer('step', None, 'sample: checkpoint step (default: latest).')
+_EMA = flags.DEFINE_boolean('ema', True, 'sample: use the EMA generator weights (GANs).')
+_DATASET = flags.DEFINE_string('dataset', None, 'prepare: TFDS dataset name.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'prepare: TFDS data directory.')
+
+
+class UsageError(Exception):
+  pass
+
+
+def _quiet_libraries():
+  logging.set_verbosity(logging.ERROR)
+  py_logging.getLogger('absl').setLevel(py_logging.ERROR)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      return arg.split('=', 1)[1]
+    if arg == f'--{name}' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _leaf_keys(config, prefix=''):
+  for key, value in config.items():
+    path = f'{prefix}{key}'
+    if hasattr(value, 'items'):
+      yield from _leaf_keys(value, path + '.')
+    else:
+      yield path
+
+
+def precheck_config_args(argv: list[str]) -> None:
+  """Loads --config and checks every --config.KEY override names a field, so that a typo is
+  one readable ConfigError (with suggestions) instead of a traceback from the flag parser."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  from genvision_jax import configs  # pylint: disable=g-import-not-at-top
+  spec = _flag_value(argv, 'config')
+  if spec is None:
+    return
+  try:
+    config = configs.load(spec)
+  except configs.ConfigError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    last = [line for line in str(e).splitlines() if line.strip()][-1:] or [repr(e)]
+    raise configs.ConfigError(f'cannot load config {spec}: {e.__class__.__name__}: '
+                              f'{last[0].strip()}') from None
+  keys = list(_leaf_keys(config))
+  for arg in argv:
+    if arg.startswith('--config.'):
+      key = arg[len('--config.'):].split('=', 1)[0]
+      if key not in keys and not any(k.startswith(key + '.') for k in keys):
+        close = difflib.get_close_matches(key, keys, n=3)
+        hint = f'; did you mean {" or ".join(close)}?' if close else ''
+        raise configs.ConfigError(f"unknown config key '{key}' in {spec}{hint}")
+
+
+def train(config, workdir: str) -> None:
+  from genvision_jax import configs  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  configs.validate(config)
+  train_and_evaluate(config, workdir)
+
+
+def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
+           use_ema: bool) -> str:
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import generate_images, load_run  # pylint: disable=g-import-not-at-top
+  if num < 1:
+    raise UsageError(f'--num must be >= 1 (got {num})')
+  config, method, state = load_run(workdir, step)
+  kwargs = {'use_ema': use_ema} if config.method == 'gan' else {}
+  images = generate_images(method, state, num, seed, **kwargs)
+  out = out or os.path.join(workdir, 'sample.png')
+  viz.save_image_grid(images, out)
+  return out
+
+
+def _dispatch(command: str) -> None:
+  from genvision_jax import configs, data  # pylint: disable=g-import-not-at-top
+  if command == 'train':
+    if _CONFIG.value is None or not _WORKDIR.value:
+      raise UsageError('train needs --config=experiments/NAME.py and --workdir=DIR')
+    train(_CONFIG.value, _WORKDIR.value)
+  elif command == 'sample':
+    if not _WORKDIR.value:
+      raise UsageError('sample needs --workdir=DIR of a trained run')
+    out = sample(_WORKDIR.value, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value)
+    print(f'wrote {_NUM.value} samples to {out}')
+  elif command == 'prepare':
+    if not _DATASET.value:
+      raise UsageError('prepare needs --dataset=NAME (e.g. mnist, cifar10, '
+                       f'{data.DEFAULT_DATASET})')
+    print(data.prepare(_DATASET.value, _DATA_DIR.value))
+  del configs
+
+
+def run(argv=None) -> int:
+  """Entry point of the `genvision` console script; returns the exit code."""
+  argv = list(sys.argv if argv is None else argv)
+  prog = 'genvision'
+  if len(argv) < 2 or argv[1] in ('-h', '--help', 'help'):
+    print(USAGE)
+    return 0 if len(argv) >= 2 else 2
+  command = argv[1]
+  if command not in COMMANDS:
+    print(f'{prog}: error: unknown command {command!r}; use one of {", ".join(COMMANDS)}\n'
+          f'{USAGE}', file=sys.stderr)
+    return 2
+  _quiet_libraries()
+  from genvision_jax import configs, data, training  # pylint: disable=g-import-not-at-top
+  try:
+    precheck_config_args(argv[2:])
+    FLAGS(argv[:1] + argv[2:])
+  except (flags.Error, configs.ConfigError) as e:
+    print(f'{prog} {command}: error: {e}', file=sys.stderr)
+    return 2
+
+  try:
+    _dispatch(command)
+  except (UsageError, configs.ConfigError) as e:
+    print(f'{prog} {command}: error: {e}', file=sys.stderr)
+    return 2
+  except training.Interrupted as e:
+    print(f'{prog} {command}: interrupted: {e}', file=sys.stderr)
+    return 130
+  except (data.DatasetError, training.CheckpointError, training.NonFiniteError,
+          FileNotFoundError) as e:
+    print(f'{prog} {command}: error: {e}', file=sys.stderr)
+    return 1
+  return 0
+
+
+def main():
+  sys.exit(run())
+
+
+if __name__ == '__main__':
+  main()

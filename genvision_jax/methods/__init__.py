@@ -1,0 +1,18 @@
+"""Training methods, one per model family, keyed by `config.method`.
+
+Each method object offers:
+  create_state(rng, example_batch=None) -> State     (a flax.struct.dataclass pytree)
+  train_step(state, batch) -> (State, metrics)       pure and jit-able
+  generate(state, rng, num, **conditioning) -> images in [-1, 1]
+  minibatches_per_step: None (batch is [B, ...]) or k (batch is [k, B, ...])
+"""
+
+from genvision_jax.methods.gan import GANMethod, GANState
+from genvision_jax.methods.vae import VAEMethod, VAEState
+
+METHODS = {'vae': VAEMethod, 'gan': GANMethod}
+
+
+def create(config, image_shape, num_classes=0):
+  """The method object of `config.method` for images of `image_shape` (H, W, C)."""
+  return METHODS[config.method](config, image_shape, num_classes)

@@ -1,0 +1,46 @@
+"""Pieces shared by the methods: optimizers from configs, EMA, norms."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ('adam', 'adamw', 'rmsprop', 'sgd')
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+  """An optax optimizer from a config block with fields name, learning_rate, b1, b2,
+  weight_decay, grad_clip (0 = none) and warmup_steps (linear warm-up from 0)."""
+  lr = cfg.learning_rate
+  if cfg.get('warmup_steps', 0):
+    lr = optax.linear_schedule(0.0, cfg.learning_rate, cfg.warmup_steps)
+  if cfg.name == 'adam':
+    opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
+  elif cfg.name == 'adamw':
+    opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+  elif cfg.name == 'rmsprop':
+    opt = optax.rmsprop(lr, decay=cfg.b2)
+  elif cfg.name == 'sgd':
+    opt = optax.sgd(lr, momentum=cfg.b1 or None)
+  else:
+    raise ValueError(f"unknown optimizer '{cfg.name}'; use one of {OPTIMIZERS}")
+  if cfg.get('grad_clip', 0):
+    opt = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
+  return opt
+
+
+def ema_decay_at(step, decay: float, start: int = 0):
+  """The decay used at `step`: 0 before `start` (the EMA copies the parameters), then
+  min(decay, (1 + n) / (10 + n)) with n = step - start, so that a short run's average is not
+  dominated by the initial weights (the warm-up of tf.train.ExponentialMovingAverage)."""
+  n = jnp.asarray(step - start, jnp.float32)
+  return jnp.where(n >= 0, jnp.minimum(decay, (1.0 + n) / (10.0 + n)), 0.0)
+
+
+def ema_update(ema, params, step, decay: float, start: int = 0):
+  """ema <- d * ema + (1 - d) * params with d = ema_decay_at(step, decay, start)."""
+  d = ema_decay_at(step, decay, start)
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+
+
+def global_norm(tree) -> jax.Array:
+  return optax.global_norm(tree)

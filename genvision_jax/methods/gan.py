@@ -1,0 +1,159 @@
+"""GANs trained by Algorithm 1 of Goodfellow et al. (2014).
+
+One `train_step` runs `config.train.d_steps` discriminator updates, each on its own real
+minibatch and fresh noise, then one generator update, all in one compiled function. Each
+network has its own optax optimizer and its own BatchNorm statistics: D's statistics change
+only in D updates and G's only in G updates. The state keeps an EMA of the generator weights
+and counters of the D and G updates made.
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from genvision_jax import losses
+from genvision_jax.methods import common
+from genvision_jax import models
+
+
+@flax.struct.dataclass
+class GANState:
+  step: jax.Array
+  g_params: dict
+  d_params: dict
+  g_batch_stats: dict
+  d_batch_stats: dict
+  g_opt_state: optax.OptState
+  d_opt_state: optax.OptState
+  ema_params: dict
+  d_updates: jax.Array
+  g_updates: jax.Array
+  rng: jax.Array
+
+
+class GANMethod:
+  """create_state / train_step / generate for GANs, configured by `config.model`,
+  `config.gan`, `config.optim.{g,d}` and `config.train.{d_steps,ema_decay,ema_start}`."""
+
+  def __init__(self, config, image_shape, num_classes=0):
+    del num_classes
+    m = config.model
+    self.config = config
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = m.latent_dim
+    self.d_steps = int(config.train.d_steps)
+    self.minibatches_per_step = self.d_steps  # batch['image'] is [d_steps, B, H, W, C]
+    self.ema_decay = float(config.train.ema_decay)
+    self.ema_start = int(config.train.ema_start)
+    self.objective = losses.GAN_OBJECTIVES[config.gan.loss]
+    self.generator = models.GENERATORS[m.generator](
+        image_size=image_shape[0], channels=image_shape[-1], width=m.g_width)
+    self.discriminator = models.DISCRIMINATORS[m.discriminator](
+        image_size=image_shape[0], width=m.d_width, norm=m.d_norm)
+    self.g_tx = common.make_optimizer(config.optim.g)
+    self.d_tx = common.make_optimizer(config.optim.d)
+
+  def create_state(self, rng, example_batch=None) -> GANState:
+    del example_batch
+    g_rng, d_rng, state_rng = jax.random.split(rng, 3)
+    g_vars = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim)), train=False)
+    d_vars = self.discriminator.init(d_rng, jnp.zeros((1, *self.image_shape)), train=False)
+    g_params, d_params = g_vars['params'], d_vars['params']
+    return GANState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params, d_params=d_params,
+        g_batch_stats=g_vars.get('batch_stats', {}), d_batch_stats=d_vars.get('batch_stats', {}),
+        g_opt_state=self.g_tx.init(g_params), d_opt_state=self.d_tx.init(d_params),
+        ema_params=g_params,
+        d_updates=jnp.zeros((), jnp.int32), g_updates=jnp.zeros((), jnp.int32),
+        rng=state_rng)
+
+  # -- pieces --------------------------------------------------------------------------------
+
+  def _generate_train(self, g_params, g_batch_stats, z):
+    """G in training mode; returns images and G's updated batch statistics."""
+    images, mutated = self.generator.apply(
+        {'params': g_params, 'batch_stats': g_batch_stats}, z, train=True,
+        mutable=['batch_stats'])
+    return images, mutated.get('batch_stats', {})
+
+  def _discriminate_train(self, d_params, d_batch_stats, images):
+    logits, mutated = self.discriminator.apply(
+        {'params': d_params, 'batch_stats': d_batch_stats}, images, train=True,
+        mutable=['batch_stats'])
+    return logits, mutated.get('batch_stats', {})
+
+  def _d_update(self, state: GANState, real, rng):
+    """One discriminator update on one real minibatch and fresh noise."""
+    z = jax.random.normal(rng, (real.shape[0], self.latent_dim))
+    fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z)
+    fake = jax.lax.stop_gradient(fake)
+
+    def loss_fn(d_params):
+      real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real)
+      fake_logits, bs = self._discriminate_train(d_params, bs, fake)
+      terms = self.objective.fn(real_logits, fake_logits)
+      loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
+      return loss, (bs, terms, real_logits, fake_logits)
+
+    (loss, (bs, terms, real_logits, fake_logits)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.d_params)
+    updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
+    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                          d_opt_state=opt_state, d_batch_stats=bs,
+                          d_updates=state.d_updates + 1)
+    metrics = {
+        'd_loss': loss, 'd_loss_real': jnp.mean(terms.d_real),
+        'd_loss_fake': jnp.mean(terms.d_fake),
+        'd_real_logit': jnp.mean(real_logits), 'd_fake_logit': jnp.mean(fake_logits),
+        'd_grad_norm': common.global_norm(grads),
+    }
+    return state, metrics
+
+  def _g_update(self, state: GANState, batch_size: int, rng):
+    """One generator update; D runs in training mode but its statistics are not kept."""
+    z = jax.random.normal(rng, (batch_size, self.latent_dim))
+
+    def loss_fn(g_params):
+      fake, g_bs = self._generate_train(g_params, state.g_batch_stats, z)
+      fake_logits, _ = self._discriminate_train(state.d_params, state.d_batch_stats, fake)
+      loss = jnp.mean(self.objective.fn(None, fake_logits).g)
+      return loss, g_bs
+
+    (loss, g_bs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    updates, opt_state = self.g_tx.update(grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, updates)
+    ema = common.ema_update(state.ema_params, g_params, state.step, self.ema_decay,
+                            self.ema_start)
+    state = state.replace(g_params=g_params, g_opt_state=opt_state, g_batch_stats=g_bs,
+                          ema_params=ema, g_updates=state.g_updates + 1)
+    return state, {'g_loss': loss, 'g_grad_norm': common.global_norm(grads)}
+
+  # -- the step ------------------------------------------------------------------------------
+
+  def train_step(self, state: GANState, batch):
+    """batch['image']: [d_steps, B, H, W, C]. d_steps D updates, then one G update."""
+    real = batch['image']
+    if real.ndim != 5 or real.shape[0] != self.d_steps:
+      raise ValueError(f'GAN batches are [d_steps={self.d_steps}, B, H, W, C]; got {real.shape}')
+    rng = jax.random.fold_in(state.rng, state.step)
+    keys = jax.random.split(rng, self.d_steps + 1)
+    d_metrics = []
+    for i in range(self.d_steps):  # static and small: unrolled
+      state, m = self._d_update(state, real[i], keys[i])
+      d_metrics.append(m)
+    state, g_metrics = self._g_update(state, real.shape[1], keys[-1])
+    metrics = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *d_metrics)
+    metrics.update(g_metrics)
+    metrics['loss'] = metrics['d_loss'] + metrics['g_loss']
+    return state.replace(step=state.step + 1), metrics
+
+  def generate(self, state: GANState, rng, num: int, use_ema: bool = True, **conditioning):
+    """num images G(z), z ~ N(0, I), in [-1, 1]; BatchNorm uses its running statistics."""
+    if conditioning:
+      raise ValueError(f'this GAN is unconditional; got {sorted(conditioning)}')
+    z = jax.random.normal(rng, (num, self.latent_dim))
+    params = state.ema_params if use_ema else state.g_params
+    return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
+                                train=False)

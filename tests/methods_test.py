@@ -1,0 +1,177 @@
+"""Method steps: loss descent on a fixed batch, Algorithm 1's D/G update counts, separation of
+the two networks' state, EMA, and one compilation per step."""
+
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genvision_jax import configs, methods
+from genvision_jax.methods import common
+from tests.conftest import experiment
+
+
+def _images(shape, seed=0):
+  # Digit-like data in [-1, 1]: mostly background with a bright blob.
+  rng = np.random.default_rng(seed)
+  x = -np.ones(shape, np.float32)
+  h, w = shape[-3], shape[-2]
+  x[..., h // 4:3 * h // 4, w // 3:2 * w // 3, :] = 1.0
+  x += rng.normal(0, 0.1, shape).astype(np.float32)
+  return jnp.asarray(np.clip(x, -1, 1))
+
+
+def _method(spec, **overrides):
+  config = configs.load(experiment(spec), overrides)
+  return config, methods.create(config, (28, 28, 1))
+
+
+def test_vae_step_reduces_negative_elbo_on_a_fixed_batch():
+  config, method = _method('vae_mnist.py:smoke')
+  state = method.create_state(jax.random.PRNGKey(0))
+  batch = {'image': _images((16, 28, 28, 1))}
+  step = jax.jit(method.train_step)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics['loss']))
+  assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses
+  assert int(state.step) == 30
+
+
+def test_vae_metrics_are_consistent():
+  _, method = _method('beta_vae_mnist.py:smoke')
+  assert method.beta == 4.0
+  state = method.create_state(jax.random.PRNGKey(0))
+  _, m = jax.jit(method.train_step)(state, {'image': _images((16, 28, 28, 1))})
+  # loss = recon + beta * kl; neg_elbo = recon + kl.
+  np.testing.assert_allclose(m['loss'], m['recon'] + 4.0 * m['kl'], rtol=1e-5)
+  np.testing.assert_allclose(m['neg_elbo'], m['recon'] + m['kl'], rtol=1e-5)
+  np.testing.assert_allclose(m['bits_per_dim'], m['neg_elbo'] / (784 * np.log(2)), rtol=1e-5)
+
+
+def test_vae_generate_shape_and_range():
+  _, method = _method('vae_mnist.py:smoke')
+  state = method.create_state(jax.random.PRNGKey(0))
+  images = method.generate(state, jax.random.PRNGKey(1), 5)
+  chex.assert_shape(images, (5, 28, 28, 1))
+  assert float(images.min()) >= -1 and float(images.max()) <= 1
+
+
+@pytest.fixture(scope='module')
+def gan():
+  config, method = _method('dcgan_mnist.py:smoke', **{'train.d_steps': 3})
+  return config, method, method.create_state(jax.random.PRNGKey(0))
+
+
+def test_gan_counts_d_steps_discriminator_updates_per_generator_update(gan):
+  _, method, state = gan
+  step = jax.jit(method.train_step)
+  batch = {'image': _images((3, 16, 28, 28, 1))}
+  for _ in range(2):
+    state, _ = step(state, batch)
+  assert (int(state.d_updates), int(state.g_updates), int(state.step)) == (6, 2, 2)
+
+
+def test_gan_rejects_batches_without_the_d_steps_axis(gan):
+  _, method, state = gan
+  with pytest.raises(ValueError, match='d_steps'):
+    method.train_step(state, {'image': _images((16, 28, 28, 1))})
+
+
+def _d_loss(method, d_params, d_batch_stats, real, fake):
+  real_logits, bs = method._discriminate_train(d_params, d_batch_stats, real)  # pylint: disable=protected-access
+  fake_logits, _ = method._discriminate_train(d_params, bs, fake)  # pylint: disable=protected-access
+  terms = method.objective.fn(real_logits, fake_logits)
+  return float(jnp.mean(terms.d_real) + jnp.mean(terms.d_fake))
+
+
+def _g_loss(method, g_params, g_batch_stats, d_params, d_batch_stats, z):
+  fake, _ = method._generate_train(g_params, g_batch_stats, z)  # pylint: disable=protected-access
+  logits, _ = method._discriminate_train(d_params, d_batch_stats, fake)  # pylint: disable=protected-access
+  return float(jnp.mean(method.objective.fn(None, logits).g))
+
+
+def test_gan_updates_each_reduce_their_own_loss_on_a_fixed_batch():
+  """Trained on one fixed real batch, D's loss on (real, fixed fakes) falls with D's updates
+  and G's loss on fixed noise falls with G's updates (each against the current opponent)."""
+  _, method = _method('dcgan_mnist.py:smoke', **{'train.d_steps': 1})
+  state = method.create_state(jax.random.PRNGKey(0))
+  real = _images((16, 28, 28, 1))
+  z = jax.random.normal(jax.random.PRNGKey(5), (16, method.latent_dim))
+  fake, _ = method._generate_train(state.g_params, state.g_batch_stats, z)  # pylint: disable=protected-access
+  d_update = jax.jit(method._d_update)  # pylint: disable=protected-access
+  d_before = _d_loss(method, state.d_params, state.d_batch_stats, real, fake)
+  d_state = state
+  for i in range(10):
+    d_state, _ = d_update(d_state, real, jax.random.PRNGKey(i))
+  assert _d_loss(method, d_state.d_params, d_state.d_batch_stats, real, fake) < d_before
+  # G against the improved, now fixed, D.
+  g_update = jax.jit(method._g_update, static_argnums=1)  # pylint: disable=protected-access
+  g_before = _g_loss(method, d_state.g_params, d_state.g_batch_stats, d_state.d_params,
+                     d_state.d_batch_stats, z)
+  g_state = d_state
+  for i in range(10):
+    g_state, _ = g_update(g_state, 16, jax.random.PRNGKey(100 + i))
+  assert _g_loss(method, g_state.g_params, g_state.g_batch_stats, d_state.d_params,
+                 d_state.d_batch_stats, z) < g_before
+
+
+def test_gan_updates_touch_only_their_own_network(gan):
+  _, method, state = gan
+  real = _images((16, 28, 28, 1))
+  after_d, _ = jax.jit(method._d_update)(state, real, jax.random.PRNGKey(0))  # pylint: disable=protected-access
+  chex.assert_trees_all_equal(after_d.g_params, state.g_params)
+  chex.assert_trees_all_equal(after_d.g_batch_stats, state.g_batch_stats)
+  assert not np.allclose(after_d.d_batch_stats['BatchNorm_0']['mean'],
+                         state.d_batch_stats['BatchNorm_0']['mean'])
+  after_g, _ = jax.jit(method._g_update, static_argnums=1)(after_d, 16, jax.random.PRNGKey(1))  # pylint: disable=protected-access
+  chex.assert_trees_all_equal(after_g.d_params, after_d.d_params)
+  chex.assert_trees_all_equal(after_g.d_batch_stats, after_d.d_batch_stats)  # D's BN untouched
+  chex.assert_trees_all_equal(after_g.d_opt_state, after_d.d_opt_state)
+  assert not np.allclose(after_g.g_batch_stats['BatchNorm_0']['mean'],
+                         after_d.g_batch_stats['BatchNorm_0']['mean'])
+
+
+def test_gan_generate_shape_range_and_ema_choice(gan):
+  _, method, state = gan
+  state = state.replace(ema_params=jax.tree.map(jnp.zeros_like, state.ema_params))
+  ema = method.generate(state, jax.random.PRNGKey(0), 4)
+  raw = method.generate(state, jax.random.PRNGKey(0), 4, use_ema=False)
+  chex.assert_shape([ema, raw], (4, 28, 28, 1))
+  assert float(jnp.abs(raw).max()) <= 1.0
+  assert not np.allclose(ema, raw)
+
+
+def test_ema_update():
+  params, ema = {'w': jnp.array(2.0)}, {'w': jnp.array(0.0)}
+  # Before `start` the EMA copies the parameters.
+  np.testing.assert_allclose(common.ema_update(ema, params, 3, 0.9, start=10)['w'], 2.0)
+  # Warm-up: at n = step - start = 0 the decay is min(0.9, 1/10) = 0.1.
+  np.testing.assert_allclose(common.ema_update(ema, params, 10, 0.9, start=10)['w'], 1.8)
+  # Long after start: the configured decay.
+  np.testing.assert_allclose(common.ema_update(ema, params, 10_000, 0.9)['w'], 0.2, rtol=1e-6)
+
+
+def test_train_step_compiles_once(gan):
+  _, method, state = gan
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def step(state, batch):
+    return method.train_step(state, batch)
+
+  for seed in range(3):
+    state, _ = step(state, {'image': _images((3, 16, 28, 28, 1), seed)})
+
+
+def test_optimizer_choices():
+  cfg = configs.optimizer('rmsprop', learning_rate=5e-5, b2=0.9)
+  tx = common.make_optimizer(cfg)
+  params = {'w': jnp.ones(3)}
+  updates, _ = tx.update({'w': jnp.ones(3)}, tx.init(params), params)
+  assert float(updates['w'][0]) < 0
+  with pytest.raises(ValueError, match='unknown optimizer'):
+    common.make_optimizer(configs.optimizer('lbfgsx'))

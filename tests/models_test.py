@@ -1,0 +1,67 @@
+"""Shapes of every architecture, with chex."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+
+from genvision_jax import models
+from genvision_jax.models import layers
+
+
+@pytest.mark.parametrize('size,plan', [(28, (2, 7)), (32, (3, 4)), (64, (4, 4))])
+def test_upsampling_plan(size, plan):
+  assert layers.upsampling_plan(size) == plan
+
+
+def test_upsampling_plan_rejects_odd_sizes():
+  with pytest.raises(ValueError):
+    layers.upsampling_plan(27)
+
+
+@pytest.mark.parametrize('size,channels', [(28, 1), (32, 3), (64, 3)])
+def test_dcgan_shapes(size, channels):
+  g = models.DCGANGenerator(image_size=size, channels=channels, width=8)
+  d = models.DCGANDiscriminator(image_size=size, width=8)
+  z = jnp.ones((3, 10))
+  g_vars = g.init(jax.random.PRNGKey(0), z, train=False)
+  images, _ = g.apply(g_vars, z, train=True, mutable=['batch_stats'])
+  chex.assert_shape(images, (3, size, size, channels))
+  assert float(jnp.max(jnp.abs(images))) <= 1.0  # tanh output
+  d_vars = d.init(jax.random.PRNGKey(1), images, train=False)
+  logits, _ = d.apply(d_vars, images, train=True, mutable=['batch_stats'])
+  chex.assert_shape(logits, (3,))
+
+
+def test_dcgan_width_sets_channels():
+  g = models.DCGANGenerator(image_size=32, channels=3, width=8)
+  params = g.init(jax.random.PRNGKey(0), jnp.ones((1, 4)), train=False)['params']
+  # 32 px: 3 stages, base 4x4; dense to 4*4*(8*4) features, then 16, 8, then 3 channels.
+  chex.assert_shape(params['Dense_0']['kernel'], (4, 4 * 4 * 32))
+  chex.assert_shape(params['ConvTranspose_0']['kernel'], (4, 4, 32, 16))
+  chex.assert_shape(params['ConvTranspose_2']['kernel'], (4, 4, 8, 3))
+
+
+def test_discriminator_without_batchnorm_has_no_state():
+  d = models.DCGANDiscriminator(image_size=28, width=4, norm='none')
+  variables = d.init(jax.random.PRNGKey(0), jnp.ones((2, 28, 28, 1)), train=False)
+  assert 'batch_stats' not in variables
+
+
+@pytest.mark.parametrize('architecture', ['conv', 'mlp'])
+@pytest.mark.parametrize('likelihood', ['bernoulli', 'gaussian'])
+@pytest.mark.parametrize('size,channels', [(28, 1), (32, 3)])
+def test_vae_shapes(architecture, likelihood, size, channels):
+  vae = models.VAE(image_size=size, channels=channels, latent_dim=5, architecture=architecture,
+                   width=4, hidden=16, likelihood=likelihood)
+  x, z = jnp.zeros((2, size, size, channels)), jnp.zeros((2, 5))
+  params = vae.init(jax.random.PRNGKey(0), x, z)
+  mean, logvar = vae.apply(params, x, method=models.VAE.encode)
+  chex.assert_shape([mean, logvar], (2, 5))
+  out = vae.apply(params, z, method=models.VAE.decode)
+  if likelihood == 'bernoulli':
+    assert set(out) == {'logits'}
+  else:
+    assert set(out) == {'mean', 'logvar'}
+  for v in out.values():
+    chex.assert_shape(v, (2, size, size, channels))

@@ -1,0 +1,20 @@
+"""notebooks/quickstart.ipynb runs top to bottom and shows its figures."""
+
+import nbclient
+import nbformat
+
+from tests.conftest import REPO
+
+
+def test_quickstart_notebook_executes():
+  path = REPO / 'notebooks' / 'quickstart.ipynb'
+  nb = nbformat.read(path, as_version=4)
+  client = nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
+                                   resources={'metadata': {'path': str(path.parent)}})
+  client.execute()
+  outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.get('outputs', [])]
+  assert not [o for o in outputs if o.get('output_type') == 'error']
+  images = [o for o in outputs if 'image/png' in o.get('data', {})]
+  assert len(images) >= 3  # sample grid, loss curve, fresh samples
+  text = ''.join(o.get('text', '') for o in outputs)
+  assert 'loss' in text and 'final metrics' in text
