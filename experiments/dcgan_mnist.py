@@ -7,7 +7,7 @@
 
 import ml_collections
 
-from genvision_jax.configs import base_config, optimizer
+from genvision_jax.configs import base_config, optimizer, smoke_schedule
 
 
 def get_config(arg=None):
@@ -33,13 +33,8 @@ def get_config(arg=None):
     c.model.latent_dim = 8
     c.model.g_width = 4
     c.model.d_width = 4
-    c.train.num_steps = 6
-    c.train.batch_size = 16
+    smoke_schedule(c)
     c.train.d_steps = 2
-    c.train.log_every = 2
-    c.train.sample_every = 3
-    c.train.checkpoint_every = 3
-    c.train.num_samples = 16
   elif arg:
     raise ValueError(f"unknown variant '{arg}' of dcgan_mnist; use 'smoke'")
   return c

@@ -7,7 +7,7 @@
 
 import ml_collections
 
-from genvision_jax.configs import base_config, optimizer
+from genvision_jax.configs import base_config, optimizer, smoke_schedule
 
 
 def get_config(arg=None):
@@ -32,12 +32,7 @@ def get_config(arg=None):
     c.model.latent_dim = 4
     c.model.width = 4
     c.model.hidden = 16
-    c.train.num_steps = 6
-    c.train.batch_size = 16
-    c.train.log_every = 2
-    c.train.sample_every = 3
-    c.train.checkpoint_every = 3
-    c.train.num_samples = 16
+    smoke_schedule(c)
   elif arg:
     raise ValueError(f"unknown variant '{arg}' of vae_mnist; use 'smoke' or 'mlp'")
   return c

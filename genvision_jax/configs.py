@@ -55,6 +55,13 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def smoke_schedule(config) -> None:
+  """The schedule of every `:smoke` variant: a few small steps that still log, checkpoint
+  and sample (used by the tests)."""
+  config.train.update(dict(num_steps=6, batch_size=16, log_every=2, sample_every=3,
+                           checkpoint_every=3, num_samples=16))
+
+
 def import_experiment(name: str, next_to: str):
   """Imports experiments/NAME.py found beside the file `next_to` (variants build on others)."""
   path = os.path.join(os.path.dirname(os.path.abspath(next_to)), f'{name}.py')

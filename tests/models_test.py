@@ -1,6 +1,7 @@
 """Shapes of every architecture, with chex."""
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
@@ -65,3 +66,37 @@ def test_vae_shapes(architecture, likelihood, size, channels):
     assert set(out) == {'mean', 'logvar'}
   for v in out.values():
     chex.assert_shape(v, (2, size, size, channels))
+
+
+@pytest.mark.parametrize('shape,features,use_bias', [((2, 7, 7, 8), 4, False),
+                                                    ((1, 4, 5, 3), 6, True)])
+def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use_bias):
+  """Same parameters, same outputs and same gradients as nn.ConvTranspose(4x4, stride 2,
+  'SAME'); a kernel tap out of place would break this."""
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME',
+                               use_bias=use_bias)
+  fast = layers.UpConv2x(features, use_bias=use_bias)
+  params = reference.init(jax.random.PRNGKey(1), x)
+  if use_bias:
+    params = jax.tree.map(lambda p: p + 0.1, params)
+  chex.assert_trees_all_equal_shapes(params, fast.init(jax.random.PRNGKey(1), x))
+  y_ref, y_fast = reference.apply(params, x), fast.apply(params, x)
+  chex.assert_shape(y_fast, (shape[0], 2 * shape[1], 2 * shape[2], features))
+  chex.assert_trees_all_close(y_fast, y_ref, atol=1e-5)
+
+  def loss(module):
+    return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+  g_ref = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+  chex.assert_trees_all_close(g_fast, g_ref, atol=1e-4)
+
+
+def test_depth_to_space_order():
+  x = jnp.arange(2 * 2 * 4).reshape(1, 2, 2, 4)  # channel c = (row phase, col phase)
+  y = layers.depth_to_space(x, 2)
+  chex.assert_shape(y, (1, 4, 4, 1))
+  # Output pixel (2i + p, 2j + q) is channel 2p + q of input pixel (i, j).
+  assert int(y[0, 0, 1, 0]) == int(x[0, 0, 0, 1])
+  assert int(y[0, 1, 0, 0]) == int(x[0, 0, 0, 2])
+  assert int(y[0, 3, 2, 0]) == int(x[0, 1, 1, 2])
