@@ -17,6 +17,10 @@ from genvision_jax.methods import common
 from genvision_jax.models import layers, vae as vae_models
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+PLACEMENTS = ('auto', 'device', 'host')
+
+
 class ConfigError(ValueError):
   """An invalid config; the message names each bad field and what is allowed."""
 
@@ -38,6 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
       split='train',
       image_size=28,
       resize_method='resize',         # 'resize' (bilinear) or 'pad' (centred pad / crop)
+      placement='auto',               # 'device': split lives on the devices, batches gathered
+                                      # there; 'host': batches sent per step; 'auto': device
+                                      # when the split fits (<= 1 GiB as uint8)
   ))
   c.train = ml_collections.ConfigDict(dict(
       num_steps=2000,
@@ -51,6 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
       d_steps=1,             # discriminator updates per generator update (GANs)
       ema_decay=0.999,       # EMA of generator weights (GANs)
       ema_start=0,           # step from which the EMA averages (before: copies)
+      compute_dtype='float32',  # 'bfloat16': bf16 activations, float32 params/optimizer/losses
+      steps_per_dispatch=0,  # training steps per compiled call (lax.scan); 0 = by backend
   ))
   return c
 
@@ -133,6 +142,8 @@ def validate(config, device_count: int | None = None, process_count: int | None 
     except ValueError:
       errors.append(f'data.image_size={d.image_size} is not supported: the models halve it '
                     'at least once to a base of 4 or more (use e.g. 28, 32 or 64)')
+  need(d.placement in PLACEMENTS,
+       f'data.placement must be one of {PLACEMENTS} (got {d.placement!r})')
   need(d.resize_method in data_lib.RESIZE_METHODS,
        f'data.resize_method must be one of {data_lib.RESIZE_METHODS} (got {d.resize_method!r})')
   need(bool(d.name) and data_lib.known_dataset(d.name, d.data_dir),
@@ -145,6 +156,10 @@ def validate(config, device_count: int | None = None, process_count: int | None 
     positive_int(f'train.{key}', t[key])
   need(isinstance(t.seed, int) and t.seed >= 0, f'train.seed must be >= 0 (got {t.seed!r})')
   need(0.0 <= t.ema_decay < 1.0, f'train.ema_decay must be in [0, 1) (got {t.ema_decay!r})')
+  need(t.compute_dtype in COMPUTE_DTYPES, f'train.compute_dtype must be one of '
+       f'{COMPUTE_DTYPES} (got {t.compute_dtype!r})')
+  need(isinstance(t.steps_per_dispatch, int) and t.steps_per_dispatch >= 0,
+       f'train.steps_per_dispatch must be >= 0 (0 = by backend; got {t.steps_per_dispatch!r})')
   need(t.ema_start >= 0, f'train.ema_start must be >= 0 (got {t.ema_start!r})')
   if isinstance(t.batch_size, int) and t.batch_size > 0:
     device_count = device_count or jax.device_count()

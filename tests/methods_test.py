@@ -29,7 +29,7 @@ def _method(spec, **overrides):
 
 
 def test_vae_step_reduces_negative_elbo_on_a_fixed_batch():
-  config, method = _method('vae_mnist.py:smoke')
+  _, method = _method('vae_mnist.py:smoke', **{'optim.learning_rate': 1e-2})
   state = method.create_state(jax.random.PRNGKey(0))
   batch = {'image': _images((16, 28, 28, 1))}
   step = jax.jit(method.train_step)
@@ -37,7 +37,7 @@ def test_vae_step_reduces_negative_elbo_on_a_fixed_batch():
   for _ in range(30):
     state, metrics = step(state, batch)
     losses.append(float(metrics['loss']))
-  assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses
+  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
   assert int(state.step) == 30
 
 
@@ -175,3 +175,32 @@ def test_optimizer_choices():
   assert float(updates['w'][0]) < 0
   with pytest.raises(ValueError, match='unknown optimizer'):
     common.make_optimizer(configs.optimizer('lbfgsx'))
+
+
+@pytest.mark.parametrize('spec', ['vae_mnist.py:smoke', 'dcgan_mnist.py:smoke'])
+def test_bfloat16_step_is_finite_and_close_to_float32(spec):
+  lead = 2 if 'dcgan' in spec else None
+  images = _images((lead, 16, 28, 28, 1) if lead else (16, 28, 28, 1))
+  results = {}
+  for dtype in ('float32', 'bfloat16'):
+    _, method = _method(spec, **{'train.compute_dtype': dtype})
+    state = method.create_state(jax.random.PRNGKey(0))
+    new_state, metrics = jax.jit(method.train_step)(state, {'image': images})
+    results[dtype] = (state, new_state, metrics)
+  (s32, n32, m32), (s16, n16, m16) = results['float32'], results['bfloat16']
+  chex.assert_trees_all_equal(s32, s16)  # same float32 initial parameters
+  for leaf in jax.tree.leaves(n16):
+    assert leaf.dtype != jnp.bfloat16  # parameters and optimizer state stay float32
+    assert np.all(np.isfinite(leaf))
+  for key in m32:
+    assert m16[key].dtype == jnp.float32, key  # losses are reduced in float32
+    np.testing.assert_allclose(m16[key], m32[key], rtol=0.05, atol=0.05, err_msg=key)
+  # The update itself points the same way: cosine similarity of the parameter changes (the
+  # first Adam step is ~lr * sign(grad), so bf16 noise flips the sign of tiny gradients).
+  params = 'params' if lead is None else 'g_params'
+  d32 = jnp.concatenate([(a - b).ravel() for a, b in zip(
+      jax.tree.leaves(getattr(n32, params)), jax.tree.leaves(getattr(s32, params)))])
+  d16 = jnp.concatenate([(a - b).ravel() for a, b in zip(
+      jax.tree.leaves(getattr(n16, params)), jax.tree.leaves(getattr(s16, params)))])
+  cosine = float(d32 @ d16 / (jnp.linalg.norm(d32) * jnp.linalg.norm(d16)))
+  assert cosine > 0.9, cosine

@@ -39,8 +39,8 @@ def test_dcgan_width_sets_channels():
   params = g.init(jax.random.PRNGKey(0), jnp.ones((1, 4)), train=False)['params']
   # 32 px: 3 stages, base 4x4; dense to 4*4*(8*4) features, then 16, 8, then 3 channels.
   chex.assert_shape(params['Dense_0']['kernel'], (4, 4 * 4 * 32))
-  chex.assert_shape(params['ConvTranspose_0']['kernel'], (4, 4, 32, 16))
-  chex.assert_shape(params['ConvTranspose_2']['kernel'], (4, 4, 8, 3))
+  chex.assert_shape(params['UpConv2x_0']['kernel'], (4, 4, 32, 16))
+  chex.assert_shape(params['UpConv2x_2']['kernel'], (4, 4, 8, 3))
 
 
 def test_discriminator_without_batchnorm_has_no_state():

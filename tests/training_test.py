@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from genvision_jax import configs
 from genvision_jax import methods
 from genvision_jax import training
+from genvision_jax.training import sharding, steps
 from tests.conftest import REPO, experiment
 
 
@@ -123,7 +125,7 @@ _MULTI_DEVICE = textwrap.dedent('''
     for devices in (jax.devices()[:1], jax.devices()):
       mesh = sharding.make_mesh(devices)
       repl = sharding.replicated(mesh)
-      bsh = sharding.batch_sharding(mesh, leading_steps=bool(lead))
+      bsh = sharding.batch_sharding(mesh, leading_axes=int(bool(lead)))
       state = jax.jit(method.create_state, out_shardings=repl)(jax.random.PRNGKey(0))
       step = jax.jit(method.train_step, in_shardings=(repl, bsh), out_shardings=(repl, repl))
       b = jax.device_put(batch, bsh)
@@ -162,3 +164,66 @@ def test_workdir_config_round_trip(tmp_path):
   configs.validate(again)
   with pytest.raises(FileNotFoundError, match='not a run directory'):
     training.read_config(str(pathlib.Path(tmp_path) / 'nothing'))
+
+
+@pytest.mark.parametrize('spec', ['vae_mnist.py:smoke', 'dcgan_mnist.py:smoke'])
+def test_device_gathered_batches_equal_host_batches(spec):
+  config = _config(spec, **{'train.seed': 7})
+  split = training.open_data(config)
+  method = methods.create(config, split.image_shape, split.num_classes)
+  mesh = sharding.make_mesh()
+  lead = method.minibatches_per_step
+  batch_sh = sharding.batch_sharding(mesh, int(lead is not None))
+  dataset = training.loop._device_dataset(split, mesh)  # pylint: disable=protected-access
+  gather = jax.jit(steps.device_gather(method, config, split.num_examples, batch_sh))
+  state = method.create_state(jax.random.PRNGKey(0))
+  count = lead or 1
+  per_epoch = split.num_examples // config.train.batch_size
+  for step in (0, 1, per_epoch // count + 1):  # the last one is in the second epoch
+    got = gather(state.replace(step=jnp.asarray(step, jnp.int32)), dataset)
+    want = split.minibatches(step * count, count, config.train.batch_size, 7)
+    if lead is None:
+      want = {k: v[0] for k, v in want.items()}
+    np.testing.assert_array_equal(np.asarray(got['image']), want['image'])
+    np.testing.assert_array_equal(np.asarray(got['label']), want['label'])
+
+
+@pytest.mark.parametrize('spec', ['vae_mnist.py:smoke', 'dcgan_mnist.py:smoke'])
+def test_fused_steps_equal_single_steps_for_host_and_device_input(tmp_path, spec):
+  """k steps in one lax.scan call == k single calls; host-fed == device-gathered batches."""
+  results = {}
+  for placement in ('host', 'device'):
+    for k in (1, 3):
+      config = _config(spec, **{'train.steps_per_dispatch': k, 'data.placement': placement})
+      results[placement, k] = training.train_and_evaluate(
+          config, str(tmp_path / f'{placement}{k}'), verbose=False).state
+  reference = _leaves(results['host', 1])
+  for key, state in results.items():
+    for a, b in zip(reference, _leaves(state)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(key))
+  # Logging, checkpoints and samples happen at the dispatch boundaries that cross them.
+  records = [json.loads(line) for line in open(tmp_path / 'host3' / 'metrics.jsonl')]
+  assert [r['step'] for r in records] == [3, 6]
+  assert sorted(os.listdir(tmp_path / 'host3' / 'checkpoints')) == ['3', '6']
+
+
+class _CountTraces(methods.GANMethod):
+  """The GAN, failing if its train_step is traced more than once."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.train_step = chex.assert_max_traces(super().train_step, n=1)
+
+
+@pytest.mark.parametrize('placement,k', [('device', 1), ('host', 1), ('device', 2),
+                                         ('host', 2)])
+def test_loop_has_no_hidden_transfers_and_compiles_once(tmp_path, monkeypatch, placement, k):
+  chex.clear_trace_counter()
+  monkeypatch.setitem(methods.METHODS, 'gan_counted', _CountTraces)
+  config = _config('dcgan_mnist.py:smoke', **{'data.placement': placement,
+                                              'train.steps_per_dispatch': k})
+  with config.unlocked():
+    config.method = 'gan_counted'
+  result = training.train_and_evaluate(config, str(tmp_path), verbose=False,
+                                       transfer_guard=True)
+  assert int(result.state.step) == 6

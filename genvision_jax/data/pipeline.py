@@ -2,7 +2,8 @@
 
 Reading never needs TensorFlow: a split is opened with `tfds.data_source` (random access over
 ArrayRecord files). The minibatch with index `m` is a function of `(seed, m)` only: epoch
-`m // steps_per_epoch` is a seeded permutation of the split, so a resumed run sees exactly the
+`m // steps_per_epoch` is a permutation of the split drawn with jax.random from (seed, epoch)
+(`epoch_order`, computable on the host or inside a train step), so a resumed run sees exactly the
 batches an uninterrupted run would. Every process computes the same global indices and reads
 only its own contiguous slice of them.
 """
@@ -12,6 +13,7 @@ import functools
 import os
 from typing import Any
 
+import jax
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
@@ -144,9 +146,16 @@ def fit_to_size(image: np.ndarray, size: int, method: str) -> np.ndarray:
   raise DatasetError(f"unknown resize method '{method}'; use one of {RESIZE_METHODS}")
 
 
-def to_model_range(images: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return images.astype(np.float32) / 127.5 - 1.0
+# uint8 -> float32 in [-1, 1] as a table, so the host and the device paths agree bit for bit.
+UINT8_TO_MODEL_RANGE = (np.arange(256, dtype=np.float32) / np.float32(127.5) - 1).astype(
+    np.float32)
+
+
+def to_model_range(images):
+  """uint8 [0, 255] -> float32 [-1, 1] (numpy or jax arrays)."""
+  if isinstance(images, np.ndarray):
+    return UINT8_TO_MODEL_RANGE[images]
+  return jax.numpy.asarray(UINT8_TO_MODEL_RANGE)[images]
 
 
 @dataclasses.dataclass
@@ -180,6 +189,10 @@ class ImageSplit:
     labels = np.asarray([int(r.get('label', 0)) for r in records], np.int32)
     return images, labels
 
+  @property
+  def in_memory(self) -> bool:
+    return self._images is not None
+
   def load_into_memory(self) -> 'ImageSplit':
     """Reads (and resizes) the whole split once; later batches come from memory."""
     if self._images is None:
@@ -192,14 +205,15 @@ class ImageSplit:
     return {'image': self._images, 'label': self._labels}
 
   def minibatch_indices(self, index: int, batch_size: int, seed: int) -> np.ndarray:
-    """Global example indices of minibatch `index`: a function of (seed, index) only."""
+    """Global example indices of minibatch `index`: a function of (seed, index) only, the
+    same as `minibatch_indices` below computes on a device."""
     per_epoch = self.num_examples // batch_size
     if per_epoch < 1:
       raise DatasetError(
           f'batch size {batch_size} exceeds the {self.num_examples} examples of '
           f"'{self.name}' split '{self.split}'; lower train.batch_size.")
     epoch, position = divmod(int(index), per_epoch)
-    order = _epoch_order(self.num_examples, int(seed), epoch)
+    order = _host_epoch_order(self.num_examples, int(seed), epoch)
     return order[position * batch_size:(position + 1) * batch_size]
 
   def minibatch(self, index: int, batch_size: int, seed: int, process_index: int = 0,
@@ -219,9 +233,27 @@ class ImageSplit:
     return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
 
 
+def epoch_order(seed, epoch, num_examples: int):
+  """The order of the examples in `epoch`: a permutation drawn from (seed, epoch). Pure JAX,
+  so the device-resident input path computes the very same order inside the train step."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+  return jax.random.permutation(key, num_examples)
+
+
+def minibatch_indices(seed, index, batch_size: int, num_examples: int):
+  """Indices of minibatch `index` (may be traced): epoch index // (N // B), drop remainder."""
+  per_epoch = num_examples // batch_size
+  order = epoch_order(seed, index // per_epoch, num_examples)
+  return jax.lax.dynamic_slice(order, ((index % per_epoch) * batch_size,), (batch_size,))
+
+
 @functools.lru_cache(maxsize=4)
-def _epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+def _host_epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  with jax.default_device(jax.devices('cpu')[0]):
+    return np.asarray(_epoch_order_jit(seed, epoch, num_examples))
+
+
+_epoch_order_jit = jax.jit(epoch_order, static_argnums=2)
 
 
 def load_split(name: str, split: str, image_size: int, data_dir: str | None = None,

@@ -47,10 +47,11 @@ class GANMethod:
     self.ema_decay = float(config.train.ema_decay)
     self.ema_start = int(config.train.ema_start)
     self.objective = losses.GAN_OBJECTIVES[config.gan.loss]
+    dtype = jnp.dtype(config.train.compute_dtype)
     self.generator = models.GENERATORS[m.generator](
-        image_size=image_shape[0], channels=image_shape[-1], width=m.g_width)
+        image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype)
     self.discriminator = models.DISCRIMINATORS[m.discriminator](
-        image_size=image_shape[0], width=m.d_width, norm=m.d_norm)
+        image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype)
     self.g_tx = common.make_optimizer(config.optim.g)
     self.d_tx = common.make_optimizer(config.optim.d)
 

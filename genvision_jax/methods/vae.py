@@ -38,7 +38,8 @@ class VAEMethod:
     self.beta = float(config.vae.beta)
     self.model = VAE(image_size=image_shape[0], channels=image_shape[-1],
                      latent_dim=m.latent_dim, architecture=m.architecture, width=m.width,
-                     hidden=m.hidden, likelihood=m.likelihood)
+                     hidden=m.hidden, likelihood=m.likelihood,
+                     dtype=jnp.dtype(config.train.compute_dtype))
     self.tx = common.make_optimizer(config.optim)
 
   def create_state(self, rng, example_batch=None) -> VAEState:

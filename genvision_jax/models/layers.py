@@ -1,5 +1,7 @@
 """Building blocks shared by the architectures."""
 
+import contextlib
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -25,18 +27,125 @@ def upsampling_plan(image_size: int, min_base: int = 4) -> tuple[int, int]:
   return stages, base
 
 
-def norm_layer(kind: str, train: bool, name: str | None = None) -> Callable:
-  """'batch' (BatchNorm, running averages at eval), 'layer', or 'none' (identity)."""
+def norm_layer(kind: str, train: bool, dtype: Any = None, name: str | None = None) -> Callable:
+  """'batch' (BatchNorm, running averages at eval), 'layer', or 'none' (identity).
+
+  Statistics are computed in float32 even when `dtype` (the output dtype) is bfloat16.
+  """
   if kind == 'batch':
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                        name=name)
   if kind == 'layer':
-    return nn.LayerNorm(name=name)
+    return nn.LayerNorm(dtype=dtype, name=name)
   if kind == 'none':
     return lambda x: x
   raise ValueError(f"unknown normalization '{kind}'; use 'batch', 'layer' or 'none'")
 
 
 NORMS = ('batch', 'layer', 'none')
+
+
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+_LOOP_SAFE_CONVOLUTIONS = [False]
+
+
+@contextlib.contextmanager
+def loop_safe_convolutions():
+  """While tracing inside this context, `conv2d` uses `conv2d_loop_safe` (see there).
+
+  The training loop traces its fused multi-step function (a `lax.scan` over steps) under it;
+  single steps keep XLA's own convolution gradients, which are a little faster on CPU.
+  """
+  _LOOP_SAFE_CONVOLUTIONS.append(True)
+  try:
+    yield
+  finally:
+    _LOOP_SAFE_CONVOLUTIONS.pop()
+
+
+def conv2d(x, kernel, stride: int = 1):
+  """'SAME' 2-D convolution, NHWC x HWIO -> NHWC."""
+  if _LOOP_SAFE_CONVOLUTIONS[-1]:
+    return conv2d_loop_safe(x, kernel, stride)
+  pads = [_same_padding(x.shape[i + 1], kernel.shape[i], stride) for i in range(2)]
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads,
+                                      dimension_numbers=_NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_loop_safe(x, kernel, stride: int = 1):
+  """`conv2d` with the usual gradients, written so that every convolution of the backward
+  pass is itself NHWC x HWIO -> NHWC (operands transposed explicitly).
+
+  Why: inside a loop (`lax.scan` of fused training steps) XLA:CPU leaves autodiff's
+  transposed convolutions in other dimension orders (f01b_i01o->01bf, b01f_01oi->b01f) and
+  runs them through a generic emitter, measured 50x slower (a DCGAN step: 0.45 instead of
+  14 it/s, 26 s to compile). In this form the fused steps run at full speed. Same values as
+  `conv2d` (tested).
+  """
+  return _conv2d_fwd(x, kernel, stride)[0]
+
+
+def _conv2d_fwd(x, kernel, stride):
+  pads = [_same_padding(x.shape[i + 1], kernel.shape[i], stride) for i in range(2)]
+  y = jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads, dimension_numbers=_NHWC)
+  return y, (x, kernel)
+
+
+def _conv2d_bwd(stride, residuals, dy):
+  x, kernel = residuals
+  dx_pads, dw_pads = [], []
+  for i in range(2):
+    size, k, n_out = x.shape[i + 1], kernel.shape[i], dy.shape[i + 1]
+    lo, _ = _same_padding(size, k, stride)
+    span = (n_out - 1) * stride + 1  # extent of dy dilated by the stride
+    dx_pads.append((k - 1 - lo, size + lo - span))
+    dw_pads.append((lo, k - 1 + span - 1 - (size + lo - 1)))
+  # dx: dy (dilated by the stride) convolved with the flipped kernel, in and out swapped.
+  flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+  dx = jax.lax.conv_general_dilated(dy, flipped, (1, 1), dx_pads, lhs_dilation=(stride, stride),
+                                    dimension_numbers=_NHWC)
+  # dw[kh, kw, ci, co] = sum_{b, oh, ow} x[b, s*oh + kh - lo, s*ow + kw - lo, ci] dy[b, oh, ow, co]:
+  # a convolution with the input channels as batch and the batch as features.
+  dw = jax.lax.conv_general_dilated(x.transpose(3, 1, 2, 0), dy.transpose(1, 2, 0, 3), (1, 1),
+                                    dw_pads, rhs_dilation=(stride, stride),
+                                    dimension_numbers=_NHWC)
+  return dx.astype(x.dtype), dw.transpose(1, 2, 0, 3).astype(kernel.dtype)
+
+
+conv2d_loop_safe.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+class Conv(nn.Module):
+  """Drop-in for `nn.Conv(features, (k, k), strides=(s, s), padding='SAME')` (same parameter
+  names and shapes) computed by `conv2d`, whose backward pass stays fast inside fused loops."""
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv2d(x, kernel, self.strides)
+    return y + bias if bias is not None else y
 
 
 # Taps of a 4-tap, stride-2, 'SAME' transposed convolution along one axis, regrouped by output
@@ -88,8 +197,9 @@ class UpConv2x(nn.Module):
     bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = jax.lax.conv_general_dilated(
-        x, subpixel_kernel(kernel), window_strides=(1, 1), padding='SAME',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    y = depth_to_space(y, 2)
-    return y + bias if bias is not None else y
+    y = depth_to_space(conv2d(x, subpixel_kernel(kernel), 1), 2)
+    if bias is None:
+      return y
+    # The bias is added in float32: its gradient sums over every output pixel, a reduction
+    # that bfloat16 would truncate (measured: 16 instead of 260 on a 28x28 output).
+    return (y.astype(jnp.float32) + bias.astype(jnp.float32)).astype(y.dtype)

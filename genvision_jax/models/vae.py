@@ -5,12 +5,21 @@ live in `genvision_jax.losses`. `likelihood` selects the decoder output: 'bernou
 per-pixel logits, 'gaussian' a per-pixel mean and a learned per-channel log-variance.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
-from genvision_jax.models.layers import upsampling_plan
+from genvision_jax.models.layers import Conv, UpConv2x, upsampling_plan
 
 LIKELIHOODS = ('bernoulli', 'gaussian')
+
+
+def _gaussian_head(latent_dim, dtype, h):
+  """(mean, logvar) of q(z|x), in float32."""
+  mean = nn.Dense(latent_dim, dtype=dtype, name='mean')(h)
+  logvar = nn.Dense(latent_dim, dtype=dtype, name='logvar')(h)
+  return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
 class ConvEncoder(nn.Module):
@@ -18,15 +27,16 @@ class ConvEncoder(nn.Module):
   latent_dim: int
   width: int = 32
   hidden: int = 256
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     stages, _ = upsampling_plan(x.shape[1])
     h = x
     for i in range(stages):
-      h = nn.relu(nn.Conv(self.width * 2**i, (4, 4), strides=(2, 2), padding='SAME')(h))
-    h = nn.relu(nn.Dense(self.hidden)(h.reshape(x.shape[0], -1)))
-    return nn.Dense(self.latent_dim, name='mean')(h), nn.Dense(self.latent_dim, name='logvar')(h)
+      h = nn.relu(Conv(self.width * 2**i, 4, strides=2, dtype=self.dtype)(h))
+    h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h.reshape(x.shape[0], -1)))
+    return _gaussian_head(self.latent_dim, self.dtype, h)
 
 
 class ConvDecoder(nn.Module):
@@ -35,28 +45,31 @@ class ConvDecoder(nn.Module):
   channels: int
   width: int = 32
   hidden: int = 256
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z):
     stages, base = upsampling_plan(self.image_size)
     features = self.width * 2**(stages - 1)
-    h = nn.relu(nn.Dense(self.hidden)(z))
-    h = nn.relu(nn.Dense(base * base * features)(h)).reshape(z.shape[0], base, base, features)
+    h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(z))
+    h = nn.relu(nn.Dense(base * base * features, dtype=self.dtype)(h))
+    h = h.reshape(z.shape[0], base, base, features)
     for _ in range(stages - 1):
       features //= 2
-      h = nn.relu(nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME')(h))
-    return nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), padding='SAME')(h)
+      h = nn.relu(UpConv2x(features, dtype=self.dtype)(h))
+    return UpConv2x(self.channels, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class MLPEncoder(nn.Module):
   """Kingma & Welling's MLP encoder: flattened x -> tanh hidden layer -> (mean, logvar)."""
   latent_dim: int
   hidden: int = 500
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    h = nn.tanh(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(self.latent_dim, name='mean')(h), nn.Dense(self.latent_dim, name='logvar')(h)
+    h = nn.tanh(nn.Dense(self.hidden, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
+    return _gaussian_head(self.latent_dim, self.dtype, h)
 
 
 class MLPDecoder(nn.Module):
@@ -64,12 +77,14 @@ class MLPDecoder(nn.Module):
   image_size: int
   channels: int
   hidden: int = 500
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z):
-    h = nn.tanh(nn.Dense(self.hidden)(z))
-    out = nn.Dense(self.image_size * self.image_size * self.channels)(h)
-    return out.reshape(z.shape[0], self.image_size, self.image_size, self.channels)
+    h = nn.tanh(nn.Dense(self.hidden, dtype=self.dtype)(z))
+    out = nn.Dense(self.image_size * self.image_size * self.channels, dtype=self.dtype)(h)
+    out = out.reshape(z.shape[0], self.image_size, self.image_size, self.channels)
+    return out.astype(jnp.float32)
 
 
 class VAE(nn.Module):
@@ -85,14 +100,16 @@ class VAE(nn.Module):
   width: int = 32
   hidden: int = 256
   likelihood: str = 'bernoulli'
+  dtype: Any = jnp.float32  # compute dtype; parameters and outputs stay float32
 
   def setup(self):
     if self.architecture == 'conv':
-      self.encoder = ConvEncoder(self.latent_dim, self.width, self.hidden)
-      self.decoder = ConvDecoder(self.image_size, self.channels, self.width, self.hidden)
+      self.encoder = ConvEncoder(self.latent_dim, self.width, self.hidden, self.dtype)
+      self.decoder = ConvDecoder(self.image_size, self.channels, self.width, self.hidden,
+                                 self.dtype)
     elif self.architecture == 'mlp':
-      self.encoder = MLPEncoder(self.latent_dim, self.hidden)
-      self.decoder = MLPDecoder(self.image_size, self.channels, self.hidden)
+      self.encoder = MLPEncoder(self.latent_dim, self.hidden, self.dtype)
+      self.decoder = MLPDecoder(self.image_size, self.channels, self.hidden, self.dtype)
     else:
       raise ValueError(f"unknown VAE architecture '{self.architecture}'; use 'conv' or 'mlp'")
     if self.likelihood == 'gaussian':

@@ -7,6 +7,7 @@ writing metrics, sample grids and checkpoints. SIGTERM/SIGINT save a final check
 stop; a non-finite metric stops the run without overwriting the last good checkpoint.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -24,10 +25,13 @@ from genvision_jax import data as data_lib
 from genvision_jax import methods
 from genvision_jax import viz
 from genvision_jax.training import sharding
+from genvision_jax.training import steps
 from genvision_jax.training.checkpoints import Checkpoints
 from genvision_jax.training.writers import MetricsWriter, Progress, format_duration
 
-SAMPLE_SEED_SALT = 0x5A17  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
+SAMPLE_SEED_SALT = 0x5A17
+# data.placement='auto' keeps splits up to this size (uint8) on the devices.
+DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
 
 
 class NonFiniteError(RuntimeError):
@@ -102,15 +106,51 @@ def read_config(workdir: str):
     return configs.from_dict(json.load(f))
 
 
-def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
-                       devices=None) -> TrainResult:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint. See module doc."""
+def _crossed(before: int, after: int, every: int) -> bool:
+  """Whether a multiple of `every` lies in (before, after]."""
+  return after // every > before // every
+
+
+def place_on_device(config, data: data_lib.ImageSplit) -> bool:
+  placement = config.data.placement
+  if placement == 'auto':
+    size = data.num_examples * int(np.prod(data.image_shape))
+    return data.in_memory and size <= DEVICE_DATA_MAX_BYTES
+  return placement == 'device'
+
+
+def _device_dataset(data: data_lib.ImageSplit, mesh) -> dict:
+  """The split as uint8 images and int32 labels, sharded over the devices along the examples
+  (padded to a multiple of the device count); each process supplies its own rows."""
+  arrays = data.arrays()
+  n = data.num_examples
+  n_dev, n_proc, p = mesh.devices.size, jax.process_count(), jax.process_index()
+  padded = -(-n // n_dev) * n_dev
+  rows = padded // n_proc
+  sh = sharding.batch_sharding(mesh, leading_axes=0)
+  out = {}
+  for key, value in arrays.items():
+    value = np.concatenate([value, np.zeros((padded - n, *value.shape[1:]), value.dtype)])
+    out[key] = jax.make_array_from_process_local_data(sh, value[p * rows:(p + 1) * rows],
+                                                      value.shape)
+  return out
+
+
+def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=None,
+                       transfer_guard: bool = False) -> TrainResult:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint. See module doc.
+
+  transfer_guard: run every dispatch under jax.transfer_guard('disallow'), so that an
+    implicit host/device transfer inside the training loop is an error (used by tests).
+  """
   configs.validate(config, device_count=len(devices) if devices is not None else None)
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
   method = methods.create(config, data.image_shape, data.num_classes)
   lead = method.minibatches_per_step
   is_main = jax.process_index() == 0
+  k_fuse = steps.steps_per_dispatch(config)
+  on_device = place_on_device(config, data)
 
   os.makedirs(workdir, exist_ok=True)
   if is_main:
@@ -119,15 +159,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
 
   mesh = sharding.make_mesh(devices)
   repl = sharding.replicated(mesh)
-  batch_sh = sharding.batch_sharding(mesh, leading_steps=lead is not None)
-
-  def get_batch(step: int) -> dict:
-    count = lead or 1
-    local = data.minibatches(step * count, count, t.batch_size, t.seed, jax.process_index(),
-                             jax.process_count())
-    if lead is None:
-      local = {k: v[0] for k, v in local.items()}
-    return sharding.global_batch(local, batch_sh, leading_steps=lead is not None)
+  step_batch_sh = sharding.batch_sharding(mesh, leading_axes=int(lead is not None))
 
   init = jax.jit(method.create_state, out_shardings=repl)
   state = init(jax.random.PRNGKey(t.seed))
@@ -137,8 +169,37 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
     state = ckpts.restore(start, state)
     progress.message(f'resumed from {ckpts.directory}/{start}')
 
-  train_step = jax.jit(method.train_step, in_shardings=(repl, batch_sh),
-                       out_shardings=(repl, repl), donate_argnums=0)
+  if on_device:
+    dataset = _device_dataset(data, mesh)
+    gather = steps.device_gather(method, config, data.num_examples, step_batch_sh)
+  else:
+    dataset, gather = None, None
+  dispatches = {}
+
+  def dispatch_fn(k: int):
+    if k not in dispatches:
+      if on_device:
+        source_sh = sharding.batch_sharding(mesh, leading_axes=0)
+      else:
+        source_sh = sharding.batch_sharding(mesh, int(lead is not None) + int(k > 1))
+      dispatches[k] = jax.jit(steps.make_dispatch(method.train_step, k, gather),
+                              in_shardings=(repl, source_sh), out_shardings=(repl, repl),
+                              donate_argnums=0)
+    return dispatches[k]
+
+  def source_for(step: int, k: int):
+    if on_device:
+      return dataset
+    count = lead or 1
+    local = data.minibatches(step * count, k * count, t.batch_size, t.seed,
+                             jax.process_index(), jax.process_count())
+    # [k * count, b, ...] -> [k, count, b, ...], dropping the axes of size one not wanted.
+    local = {key: v.reshape(k, count, *v.shape[1:]) for key, v in local.items()}
+    local = {key: v[:, 0] if lead is None else v for key, v in local.items()}
+    local = {key: v[0] if k == 1 else v for key, v in local.items()}
+    axes = int(lead is not None) + int(k > 1)
+    return sharding.global_batch(local, sharding.batch_sharding(mesh, axes), axes)
+
   sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples),
                       out_shardings=repl)
   sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
@@ -147,11 +208,10 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
   def write_samples(step: int, state) -> None:
     images = np.asarray(jax.device_get(sample_fn(state, sample_rng)))
     if is_main:
-      path = viz.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'))
+      viz.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'))
       writer.image(step, 'samples', viz.image_grid(images))
-      del path
 
-  pending: list[dict] = []  # per-step device metrics since the last flush
+  pending: list[tuple[int, dict]] = []  # (steps in the dispatch, device metrics)
   pending_start = start
   last_metrics: dict = {}
   last_saved = start
@@ -166,7 +226,9 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
     nonlocal pending, pending_start
     if not pending:
       return {}
-    host = jax.device_get(pending)
+    host = []
+    for k, m in jax.device_get(pending):
+      host.extend([m] if k == 1 else [{key: v[i] for key, v in m.items()} for i in range(k)])
     bad = _first_nonfinite(host, pending_start + 1)
     if bad:
       bad_step, keys = bad
@@ -179,27 +241,36 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
     pending, pending_start = [], step
     return _mean_metrics(host)
 
+  def guard():
+    return jax.transfer_guard('disallow') if transfer_guard else contextlib.nullcontext()
+
   step = start
   try:
     with _StopFlag() as stop:
       while step < t.num_steps:
-        batch = get_batch(step)
+        k = min(k_fuse, t.num_steps - step)
+        source = source_for(step, k)
+        fn = dispatch_fn(k)
         if step == start:
           tic = time.perf_counter()
-          state, metrics = train_step(state, batch)
+          with guard():
+            state, metrics = fn(state, source)
           jax.block_until_ready(state)
           compile_seconds = time.perf_counter() - tic
-          progress.message(f'compiled and ran the first step in {compile_seconds:.1f}s')
+          progress.message(f'compiled and ran the first {k} step(s) in {compile_seconds:.1f}s'
+                           f' ({"device" if on_device else "host"} input, {k_fuse} step(s) '
+                           'per dispatch)')
           interval_clock = time.perf_counter()
         else:
-          state, metrics = train_step(state, batch)
-          interval_steps += 1
-        step += 1
-        pending.append(metrics)
+          with guard():
+            state, metrics = fn(state, source)
+          interval_steps += k
+        before, step = step, step + k
+        pending.append((k, metrics))
 
         done = step == t.num_steps
-        log_now = step % t.log_every == 0 or done
-        save_now = step % t.checkpoint_every == 0 or done or stop.signum is not None
+        log_now = _crossed(before, step, t.log_every) or done
+        save_now = _crossed(before, step, t.checkpoint_every) or done or stop.signum is not None
         if log_now or save_now:
           mean = flush(step)
           if log_now and mean:
@@ -217,7 +288,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True,
         if save_now:
           ckpts.save(step, state)
           last_saved = step
-        if step % t.sample_every == 0 or done:
+        if _crossed(before, step, t.sample_every) or done:
           write_samples(step, state)
         io_seconds += time.perf_counter() - tic
         if stop.signum is not None:

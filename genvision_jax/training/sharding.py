@@ -15,14 +15,15 @@ def replicated(mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh, leading_steps: bool) -> NamedSharding:
-  """Shards the batch axis: axis 0 of [B, ...], or axis 1 of [k, B, ...]."""
-  return NamedSharding(mesh, P(None, 'data') if leading_steps else P('data'))
+def batch_sharding(mesh, leading_axes: int = 0) -> NamedSharding:
+  """Shards the batch axis, which follows `leading_axes` unsharded axes (fused steps, the
+  D minibatches of a GAN step): [B, ...] -> P('data'), [k, B, ...] -> P(None, 'data'), ..."""
+  return NamedSharding(mesh, P(*([None] * leading_axes), 'data'))
 
 
-def global_batch(local: dict, sharding: NamedSharding, leading_steps: bool) -> dict:
+def global_batch(local: dict, sharding: NamedSharding, leading_axes: int = 0) -> dict:
   """Assembles a global batch from each process's local slice of it."""
-  axis = 1 if leading_steps else 0
+  axis = leading_axes
   out = {}
   for key, value in local.items():
     shape = list(value.shape)
