@@ -60,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
       ema_start=0,           # step from which the EMA averages (before: copies)
       compute_dtype='float32',  # 'bfloat16': bf16 activations, float32 params/optimizer/losses
       steps_per_dispatch=0,  # training steps per compiled call (lax.scan); 0 = by backend
+      profile_steps=0,       # > 0: a JAX profiler trace of that many steps in DIR/profile
   ))
   return c
 
@@ -160,6 +161,8 @@ def validate(config, device_count: int | None = None, process_count: int | None 
        f'{COMPUTE_DTYPES} (got {t.compute_dtype!r})')
   need(isinstance(t.steps_per_dispatch, int) and t.steps_per_dispatch >= 0,
        f'train.steps_per_dispatch must be >= 0 (0 = by backend; got {t.steps_per_dispatch!r})')
+  need(isinstance(t.profile_steps, int) and t.profile_steps >= 0,
+       f'train.profile_steps must be >= 0 (got {t.profile_steps!r})')
   need(t.ema_start >= 0, f'train.ema_start must be >= 0 (got {t.ema_start!r})')
   if isinstance(t.batch_size, int) and t.batch_size > 0:
     device_count = device_count or jax.device_count()

@@ -1,6 +1,7 @@
 """The `genvision` command line: a thin layer over the library.
 
   genvision train --config=experiments/NAME.py[:variant] --workdir=DIR [--config.a.b=value ...]
+      [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
   genvision prepare --dataset=NAME [--data_dir=DIR]
 
@@ -31,6 +32,13 @@ _STEP = flags.DEFINE_integer('step', None, 'sample: checkpoint step (default: la
 _EMA = flags.DEFINE_boolean('ema', True, 'sample: use the EMA generator weights (GANs).')
 _DATASET = flags.DEFINE_string('dataset', None, 'prepare: TFDS dataset name.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'prepare: TFDS data directory.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'train: multi-process run; host:port of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'train: number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'train: index of this process.')
+_DISTRIBUTED = flags.DEFINE_boolean(
+    'distributed', False, 'train: join a multi-process run detected from the environment '
+    '(TPU VM pod slice, SLURM, Open MPI).')
 
 
 class UsageError(Exception):
@@ -113,6 +121,12 @@ def _dispatch(command: str) -> None:
   if command == 'train':
     if _CONFIG.value is None or not _WORKDIR.value:
       raise UsageError('train needs --config=experiments/NAME.py and --workdir=DIR')
+    from genvision_jax.training import distributed  # pylint: disable=g-import-not-at-top
+    try:
+      distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                             auto=_DISTRIBUTED.value)
+    except ValueError as e:
+      raise UsageError(str(e)) from None
     train(_CONFIG.value, _WORKDIR.value)
   elif command == 'sample':
     if not _WORKDIR.value:

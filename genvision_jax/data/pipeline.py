@@ -249,7 +249,7 @@ def minibatch_indices(seed, index, batch_size: int, num_examples: int):
 
 @functools.lru_cache(maxsize=4)
 def _host_epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  with jax.default_device(jax.devices('cpu')[0]):
+  with jax.default_device(jax.local_devices(backend='cpu')[0]):
     return np.asarray(_epoch_order_jit(seed, epoch, num_examples))
 
 

@@ -245,6 +245,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     return jax.transfer_guard('disallow') if transfer_guard else contextlib.nullcontext()
 
   step = start
+  profiling = False
   try:
     with _StopFlag() as stop:
       while step < t.num_steps:
@@ -267,6 +268,16 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
           interval_steps += k
         before, step = step, step + k
         pending.append((k, metrics))
+        if t.profile_steps and is_main:  # trace from the 2nd dispatch on (after compiling)
+          if before == start and step < t.num_steps:
+            jax.profiler.start_trace(os.path.join(workdir, 'profile'))
+            profiling = True
+          elif profiling and step - start > t.profile_steps:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+            profiling = False
+            progress.message(f'wrote a profile of steps {start + 2}..{step} to '
+                             f'{workdir}/profile (tensorboard --logdir {workdir}/profile)')
 
         done = step == t.num_steps
         log_now = _crossed(before, step, t.log_every) or done
@@ -303,6 +314,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
           raise Interrupted(f'{name} at step {step}: saved checkpoint {ckpts.directory}/'
                             f'{step}; rerun the same command to resume.')
   finally:
+    if profiling:
+      jax.profiler.stop_trace()
     writer.close()
     ckpts.close()
 

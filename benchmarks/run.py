@@ -1,0 +1,259 @@
+"""Training throughput of genvision_jax's VAE and DCGAN steps, side by side with PyTorch.
+
+  pip install -e ".[bench]"             # torch==2.13.0 (CPU build) for the reference
+  python benchmarks/run.py              # batch 64 and 256, 1 and 50 fused steps -> RESULTS.md
+  python benchmarks/run.py --batch_sizes=64 --fused=1 --no_torch
+
+For each model and batch size: compile time of the jitted step (first call), iterations/s and
+real images/s with the data already on the device, for one step per call and for k steps
+fused in one call (lax.scan); achieved FLOP/s counting useful FLOPs analytically (XLA's cost
+analysis is printed too, but it counts the zeros of transposed convolutions and other waste)
+against the machine's measured matmul peak; and the same networks, optimizers and losses in
+PyTorch eager (benchmarks/torch_reference.py) on the same number of threads. Not part of the
+test suite. Results are machine specific: rerun on yours.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from genvision_jax import configs, methods
+from genvision_jax.models import layers
+from genvision_jax.training import steps
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = {'vae': 'vae_mnist.py', 'dcgan': 'dcgan_mnist.py'}
+
+
+# -- useful FLOPs, counted from the architecture ------------------------------------------------
+
+def _conv(h_out, c_in, c_out, taps):
+  return 2 * h_out * h_out * c_in * c_out * taps
+
+
+def dcgan_forward_flops(config, size=28, channels=1):
+  """(F_G, F_D): forward FLOPs per example. Transposed 4x4 stride-2 convolutions count the
+  4 taps that meet real input pixels per output pixel."""
+  m = config.model
+  stages, base = layers.upsampling_plan(size)
+  feats = m.g_width * 2**(stages - 1)
+  f_g = 2 * m.latent_dim * base * base * feats
+  h = base
+  for _ in range(stages - 1):
+    f_g += _conv(2 * h, feats, feats // 2, 4)
+    feats //= 2
+    h *= 2
+  f_g += _conv(2 * h, feats, channels, 4)
+  f_d, h, c_in = 0, size, channels
+  for i in range(stages):
+    h //= 2
+    f_d += _conv(h, c_in, m.d_width * 2**i, 16)
+    c_in = m.d_width * 2**i
+  f_d += 2 * h * h * c_in
+  return f_g, f_d
+
+
+def vae_forward_flops(config, size=28, channels=1):
+  m = config.model
+  stages, base = layers.upsampling_plan(size)
+  flops, h, c_in = 0, size, channels
+  for i in range(stages):
+    h //= 2
+    flops += _conv(h, c_in, m.width * 2**i, 16)
+    c_in = m.width * 2**i
+  flops += 2 * h * h * c_in * m.hidden + 2 * 2 * m.hidden * m.latent_dim  # dense, mean+logvar
+  feats = m.width * 2**(stages - 1)
+  flops += 2 * m.latent_dim * m.hidden + 2 * m.hidden * base * base * feats
+  h = base
+  for _ in range(stages - 1):
+    flops += _conv(2 * h, feats, feats // 2, 4)
+    feats //= 2
+    h *= 2
+  flops += _conv(2 * h, feats, channels, 4)
+  return flops
+
+
+def useful_flops_per_iteration(name, config, batch_size):
+  """Training FLOPs of one iteration: backward ~ 2x forward. DCGAN (k = 1): the D update runs
+  G forward and D forward+backward on real and fake; the G update runs G and D forward, D
+  backward to its input and G backward: 4 F_G + 8 F_D per example."""
+  if name == 'vae':
+    return 3 * vae_forward_flops(config) * batch_size
+  f_g, f_d = dcgan_forward_flops(config)
+  return (4 * f_g + 8 * f_d) * batch_size
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+def measured_peak_gflops(n=2048, reps=10):
+  """float32 matmul throughput of XLA on this machine (the attainable peak)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  tic = time.perf_counter()
+  for _ in range(reps):
+    out = f(a)
+  out.block_until_ready()
+  return 2 * n**3 * reps / (time.perf_counter() - tic) / 1e9
+
+
+def _time_calls(fn, args_fn, min_seconds=4.0, min_calls=3):
+  calls, elapsed = 0, 0.0
+  while calls < min_calls or elapsed < min_seconds:
+    args = args_fn()
+    tic = time.perf_counter()
+    out = fn(*args)
+    jax.block_until_ready(out)
+    elapsed += time.perf_counter() - tic
+    calls += 1
+  return calls, elapsed
+
+
+def bench_jax(name, batch_size, k, min_seconds):
+  config = configs.load(os.path.join(REPO, 'experiments', EXPERIMENTS[name]),
+                        {'train.batch_size': batch_size})
+  method = methods.create(config, (28, 28, 1))
+  lead = method.minibatches_per_step
+  shape = ((lead,) if lead else ()) + (batch_size, 28, 28, 1)
+  if k > 1:
+    shape = (k,) + shape
+  batch = {'image': jax.device_put(
+      np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))}
+  fn = jax.jit(steps.make_dispatch(method.train_step, k), donate_argnums=0)
+  state = jax.jit(method.create_state)(jax.random.PRNGKey(0))
+  holder = {'state': state}
+
+  def call(batch):
+    holder['state'], metrics = fn(holder['state'], batch)
+    return metrics
+
+  tic = time.perf_counter()
+  jax.block_until_ready(call(batch))
+  compile_s = time.perf_counter() - tic
+  jax.block_until_ready(call(batch))  # warm-up
+  calls, elapsed = _time_calls(call, lambda: (batch,), min_seconds)
+  it_s = calls * k / elapsed
+  result = {'framework': 'jax', 'model': name, 'batch': batch_size, 'fused_k': k,
+            'compile_s': round(compile_s, 2), 'it_per_s': round(it_s, 2),
+            'images_per_s': round(it_s * batch_size * (lead or 1), 1)}
+  if k == 1:
+    one = {'image': batch['image']}
+    xla = fn.lower(holder['state'], one).compile().cost_analysis()
+    xla = xla[0] if isinstance(xla, (list, tuple)) else xla
+    useful = useful_flops_per_iteration(name, config, batch_size)
+    result.update(useful_gflop_per_it=round(useful / 1e9, 3),
+                  xla_gflop_per_it=round(float(xla.get('flops', 0.0)) / 1e9, 3))
+  return result
+
+
+def bench_torch(name, batch_size, threads, min_seconds):
+  import torch  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import torch_reference  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(threads)
+  torch.manual_seed(0)
+  images = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+  step = torch_reference.VAEStep() if name == 'vae' else torch_reference.DCGANStep()
+  step(images)
+  step(images)
+  calls, elapsed = 0, 0.0
+  while calls < 3 or elapsed < min_seconds:
+    tic = time.perf_counter()
+    step(images)
+    elapsed += time.perf_counter() - tic
+    calls += 1
+  it_s = calls / elapsed
+  return {'framework': f'torch {torch.__version__} eager', 'model': name, 'batch': batch_size,
+          'fused_k': 1, 'it_per_s': round(it_s, 2), 'images_per_s': round(it_s * batch_size, 1),
+          'threads': threads}
+
+
+def machine_description():
+  cpu = platform.processor() or platform.machine()
+  try:
+    out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+    cpu = next((l.split(':', 1)[1].strip() for l in out.splitlines()
+                if l.startswith('Model name')), cpu)
+    flags = next((l for l in out.splitlines() if l.startswith('Flags')), '')
+    isa = [f for f in ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_bf16') if f' {f}' in flags]
+  except OSError:
+    isa = []
+  return {'cpu': cpu, 'cores': os.cpu_count(), 'isa': isa, 'python': platform.python_version(),
+          'jax': jax.__version__, 'backend': jax.default_backend(),
+          'devices': jax.device_count()}
+
+
+def write_results(path, machine, peak, rows, command):
+  lines = [
+      '# Benchmark results', '',
+      f'Measured {datetime.date.today().isoformat()} with `{command}`.', '',
+      f"Machine: {machine['cpu']}, {machine['cores']} cores ({', '.join(machine['isa'])}), "
+      f"Python {machine['python']}, jax {machine['jax']} ({machine['backend']}, "
+      f"{machine['devices']} device(s)). Measured float32 matmul peak of XLA: "
+      f'{peak:.0f} GFLOP/s.', '',
+      'Iterations/s of one training iteration (DCGAN: one D and one G update), data on the '
+      'device. Useful FLOPs are counted from the architecture (transposed convolutions: 4 '
+      'taps per output pixel); XLA\'s own count is shown for comparison.', '',
+      '| model | batch | framework | fused k | compile s | it/s | images/s | useful GFLOP/it '
+      '| achieved GFLOP/s | % of peak | JAX/PyTorch |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+  for r in rows:
+    gflop = next((x['useful_gflop_per_it'] for x in rows if x['model'] == r['model'] and
+                  x['batch'] == r['batch'] and 'useful_gflop_per_it' in x), None)
+    achieved = gflop * r['it_per_s'] if gflop else None
+    ref = next((x for x in rows if x['model'] == r['model'] and x['batch'] == r['batch'] and
+                x['framework'].startswith('torch')), None)
+    ratio = (f"{r['it_per_s'] / ref['it_per_s']:.2f}x" if ref and r['framework'] == 'jax'
+             else '')
+    lines.append(
+        f"| {r['model']} | {r['batch']} | {r['framework']} | {r['fused_k']} | "
+        f"{r.get('compile_s', '')} | {r['it_per_s']} | {r['images_per_s']} | "
+        f"{gflop if gflop is not None else ''} | "
+        f"{f'{achieved:.1f}' if achieved else ''} | "
+        f"{f'{100 * achieved / peak:.0f} %' if achieved else ''} | {ratio} |")
+  xla = [r for r in rows if 'xla_gflop_per_it' in r]
+  if xla:
+    lines += ['', 'XLA cost analysis of the single step (GFLOP per iteration): ' + ', '.join(
+        f"{r['model']} b{r['batch']}: {r['xla_gflop_per_it']} (useful {r['useful_gflop_per_it']})"
+        for r in xla) + '.']
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--models', default='vae,dcgan')
+  parser.add_argument('--batch_sizes', default='64,256')
+  parser.add_argument('--fused', default='1,50', help='steps per dispatch to measure')
+  parser.add_argument('--seconds', type=float, default=4.0, help='minimum timing per case')
+  parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--out', default=os.path.join(REPO, 'benchmarks', 'RESULTS.md'))
+  args = parser.parse_args()
+  command = 'python benchmarks/run.py ' + ' '.join(sys.argv[1:])
+  machine = machine_description()
+  peak = measured_peak_gflops()
+  print(json.dumps({**machine, 'matmul_peak_gflops': round(peak, 1)}), flush=True)
+  rows = []
+  for name in args.models.split(','):
+    for batch in map(int, args.batch_sizes.split(',')):
+      for k in map(int, args.fused.split(',')):
+        rows.append(bench_jax(name, batch, k, args.seconds))
+        print(json.dumps(rows[-1]), flush=True)
+      if not args.no_torch:
+        rows.append(bench_torch(name, batch, os.cpu_count(), args.seconds))
+        print(json.dumps(rows[-1]), flush=True)
+  write_results(args.out, machine, peak, rows, command.strip())
+  print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+  main()
