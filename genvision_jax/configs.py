@@ -44,7 +44,7 @@ def base_config() -> ml_collections.ConfigDict:
       resize_method='resize',         # 'resize' (bilinear) or 'pad' (centred pad / crop)
       placement='auto',               # 'device': split lives on the devices, batches gathered
                                       # there; 'host': batches sent per step; 'auto': device
-                                      # when the split fits (<= 1 GiB as uint8)
+                                      # on GPU/TPU when the split fits (<= 1 GiB as uint8)
   ))
   c.train = ml_collections.ConfigDict(dict(
       num_steps=2000,

@@ -112,10 +112,16 @@ def _crossed(before: int, after: int, every: int) -> bool:
 
 
 def place_on_device(config, data: data_lib.ImageSplit) -> bool:
+  """data.placement: 'device', 'host', or 'auto' = device on GPU/TPU when the split fits.
+
+  On CPU the "device" is host memory, and gathering inside the step measured slower than
+  feeding the batch (DCGAN on 2 cores: 11.0 vs 13.2 steps/s), so 'auto' feeds from the host.
+  """
   placement = config.data.placement
   if placement == 'auto':
     size = data.num_examples * int(np.prod(data.image_shape))
-    return data.in_memory and size <= DEVICE_DATA_MAX_BYTES
+    return (jax.default_backend() != 'cpu' and data.in_memory
+            and size <= DEVICE_DATA_MAX_BYTES)
   return placement == 'device'
 
 
