@@ -1,5 +1,7 @@
 """The offline TFDS builder, deterministic sharded batches, resizing, missing datasets."""
 
+import pathlib
+import sys
 import time
 
 import chex
@@ -120,3 +122,18 @@ def test_known_dataset(data_dir):
   assert data.known_dataset('mnist')
   assert data.known_dataset(data.DEFAULT_DATASET)
   assert not data.known_dataset('no_such_dataset_xyz', data_dir)
+
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'tfds'
+
+
+def test_image_feature_dataset_prepared_elsewhere_reads_without_tensorflow():
+  """tiny_images was prepared with TensorFlow (tfds Image feature, PNG bytes, like mnist and
+  cifar10; tests/fixtures/make_tiny_images.py); it reads here through tfds.data_source."""
+  assert data.known_dataset('tiny_images', str(FIXTURES))
+  split = data.load_split('tiny_images', 'train', 28, str(FIXTURES))
+  assert (split.num_examples, split.image_shape, split.num_classes) == (40, (28, 28, 3), 3)
+  batch = split.minibatch(0, 8, seed=0)
+  chex.assert_shape(batch['image'], (8, 28, 28, 3))
+  assert -1.0 <= batch['image'].min() < batch['image'].max() <= 1.0
+  assert 'tensorflow' not in sys.modules
