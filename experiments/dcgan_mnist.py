@@ -21,7 +21,12 @@ def get_config(arg=None):
       d_width=64,        # channels of D's first layer (doubles per stage)
       d_norm='batch',    # 'batch', 'layer' or 'none'
   ))
-  c.gan = ml_collections.ConfigDict(dict(loss='non_saturating'))
+  c.gan = ml_collections.ConfigDict(dict(
+      loss='non_saturating',  # minimax, non_saturating, wgan, lsgan, hinge
+      penalty='none',         # none, gradient (WGAN-GP), dragan, r1; needs d_norm != batch
+      penalty_weight=10.0,
+      clip_value=0.0,         # WGAN weight clipping of D's parameters (0 = off)
+  ))
   c.optim = ml_collections.ConfigDict(dict(
       g=optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
       d=optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999),

@@ -73,9 +73,11 @@ def smoke_schedule(config) -> None:
 
 
 def import_experiment(name: str, next_to: str):
-  """Imports experiments/NAME.py found beside the file `next_to` (variants build on others)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(next_to)), f'{name}.py')
-  module_spec = importlib.util.spec_from_file_location(f'_genvision_experiment_{name}', path)
+  """Imports the experiment NAME.py relative to the folder of `next_to` (variants build on
+  others; NAME may be a relative path such as '../dcgan_mnist')."""
+  path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(next_to)), f'{name}.py'))
+  module_name = '_genvision_experiment_' + ''.join(c if c.isalnum() else '_' for c in name)
+  module_spec = importlib.util.spec_from_file_location(module_name, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module
@@ -203,8 +205,18 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
     need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
          f'(got {m.d_norm!r})')
-    need(config.gan.loss in losses.GAN_OBJECTIVES, 'gan.loss must be one of '
-         f'{sorted(losses.GAN_OBJECTIVES)} (got {config.gan.loss!r})')
+    g = config.gan
+    need(g.loss in losses.GAN_OBJECTIVES, 'gan.loss must be one of '
+         f'{sorted(losses.GAN_OBJECTIVES)} (got {g.loss!r})')
+    need(g.penalty in losses.GAN_PENALTIES, 'gan.penalty must be one of '
+         f'{sorted(losses.GAN_PENALTIES)} (got {g.penalty!r})')
+    need(g.penalty_weight >= 0, f'gan.penalty_weight must be >= 0 (got {g.penalty_weight!r})')
+    need(g.clip_value >= 0, f'gan.clip_value must be >= 0 (0 = no clipping; got '
+         f'{g.clip_value!r})')
+    need(g.penalty == 'none' or m.d_norm != 'batch',
+         f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
+         'example, but BatchNorm makes each output depend on the whole batch; use '
+         '--config.model.d_norm=layer (or none)')
     check_optimizer('optim.g', config.optim.g)
     check_optimizer('optim.d', config.optim.d)
 

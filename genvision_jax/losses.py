@@ -7,7 +7,8 @@ are summed over all non-batch axes, in nats.
 Contents: the VAE pieces (reparameterization, diagonal-Gaussian KL, Bernoulli and Gaussian
 log-likelihoods, the ELBO with beta) and the GAN objective table, one signature for all:
 `objective(real_logits, fake_logits) -> GANLoss(d_real, d_fake, g)`, chosen by name from
-`GAN_OBJECTIVES` (`config.gan.loss`).
+`GAN_OBJECTIVES` (`config.gan.loss`), with the discriminator penalties of `GAN_PENALTIES`
+(`config.gan.penalty`): WGAN-GP = 'wgan' + 'gradient', DRAGAN = 'minimax' + 'dragan'.
 """
 
 import math
@@ -96,6 +97,64 @@ def non_saturating(real_logits, fake_logits) -> GANLoss:
   return GANLoss(d_real, jax.nn.softplus(fake_logits), jax.nn.softplus(-fake_logits))
 
 
+def wgan(real_logits, fake_logits) -> GANLoss:
+  """Wasserstein GAN (Arjovsky et al. 2017): the critic maximizes E[D(x)] - E[D(G(z))] over
+  1-Lipschitz functions (weight clipping or a gradient penalty enforces it); G minimizes
+  -E[D(G(z))]."""
+  d_real = None if real_logits is None else -real_logits
+  return GANLoss(d_real, fake_logits, -fake_logits)
+
+
+def lsgan(real_logits, fake_logits) -> GANLoss:
+  """Least squares GAN (Mao et al. 2017, targets 0/1): D minimizes (D(x) - 1)^2 + D(G(z))^2,
+  G minimizes (D(G(z)) - 1)^2. (The notes' table prints the signs wrongly; these are the
+  paper's, and Lucic et al.'s, losses.)"""
+  d_real = None if real_logits is None else (real_logits - 1.0)**2
+  return GANLoss(d_real, fake_logits**2, (fake_logits - 1.0)**2)
+
+
+def hinge(real_logits, fake_logits) -> GANLoss:
+  """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D minimizes relu(1 - D(x)) +
+  relu(1 + D(G(z))); G minimizes -D(G(z))."""
+  d_real = None if real_logits is None else jax.nn.relu(1.0 - real_logits)
+  return GANLoss(d_real, jax.nn.relu(1.0 + fake_logits), -fake_logits)
+
+
+# ----------------------------------------------------------------------------------------------
+# Penalties on the discriminator (added to its loss as weight * mean(penalty)). `critic` maps
+# images [B, ...] to raw outputs [B] (logits, never probabilities).
+
+
+def _input_grad_norm(critic, x):
+  """Per-example L2 norm of d critic(x) / dx over all non-batch axes."""
+  grads = jax.grad(lambda v: jnp.sum(critic(v)))(x)
+  return jnp.sqrt(jnp.sum(grads.reshape(x.shape[0], -1)**2, axis=-1) + 1e-12)
+
+
+def gradient_penalty(critic, real, fake, rng):
+  """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)||_2 - 1)^2 at x_hat = a x + (1 - a) x~,
+  one a ~ U(0, 1) per example. Per example; computed in float32."""
+  alpha = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1), jnp.float32)
+  x_hat = alpha * real.astype(jnp.float32) + (1.0 - alpha) * fake.astype(jnp.float32)
+  return (_input_grad_norm(critic, x_hat) - 1.0)**2
+
+
+def dragan_penalty(critic, real, fake, rng, c: float = 0.5):
+  """DRAGAN (Kodali et al. 2017): (||grad D(x_hat)||_2 - 1)^2 at perturbed real data
+  x_hat = x + c * std(x) * eps, eps ~ N(0, I) (the notes' x_hat ~ p_d + N(0, c), with c in
+  units of the data's standard deviation)."""
+  del fake
+  real = real.astype(jnp.float32)
+  x_hat = real + c * jnp.std(real) * jax.random.normal(rng, real.shape, jnp.float32)
+  return (_input_grad_norm(critic, x_hat) - 1.0)**2
+
+
+def r1_penalty(critic, real, fake=None, rng=None):
+  """R1 (Mescheder et al. 2018): 1/2 ||grad D(x)||^2 on real data."""
+  del fake, rng
+  return 0.5 * _input_grad_norm(critic, real.astype(jnp.float32))**2
+
+
 class GANObjective(NamedTuple):
   """An entry of the objective table.
 
@@ -110,4 +169,15 @@ class GANObjective(NamedTuple):
 GAN_OBJECTIVES: dict[str, GANObjective] = {
     'minimax': GANObjective(minimax),
     'non_saturating': GANObjective(non_saturating),
+    'wgan': GANObjective(wgan),
+    'lsgan': GANObjective(lsgan),
+    'hinge': GANObjective(hinge),
+}
+
+# config.gan.penalty -> penalty(critic, real, fake, rng) -> [B]; 'none' adds nothing.
+GAN_PENALTIES = {
+    'none': None,
+    'gradient': gradient_penalty,   # WGAN-GP: on interpolates of real and fake
+    'dragan': dragan_penalty,       # on perturbed real data
+    'r1': r1_penalty,               # on real data
 }

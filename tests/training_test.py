@@ -227,3 +227,10 @@ def test_loop_has_no_hidden_transfers_and_compiles_once(tmp_path, monkeypatch, p
   result = training.train_and_evaluate(config, str(tmp_path), verbose=False,
                                        transfer_guard=True)
   assert int(result.state.step) == 6
+
+
+def test_profile_steps_writes_a_trace(tmp_path):
+  config = _config('vae_mnist.py:smoke', **{'train.profile_steps': 2})
+  training.train_and_evaluate(config, str(tmp_path), verbose=False)
+  traces = list((tmp_path / 'profile').rglob('*.xplane.pb'))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0

@@ -47,6 +47,9 @@ class GANMethod:
     self.ema_decay = float(config.train.ema_decay)
     self.ema_start = int(config.train.ema_start)
     self.objective = losses.GAN_OBJECTIVES[config.gan.loss]
+    self.penalty = losses.GAN_PENALTIES[config.gan.penalty]
+    self.penalty_weight = float(config.gan.penalty_weight)
+    self.clip_value = float(config.gan.clip_value)  # WGAN weight clipping (0: off)
     dtype = jnp.dtype(config.train.compute_dtype)
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype)
@@ -87,7 +90,8 @@ class GANMethod:
 
   def _d_update(self, state: GANState, real, rng):
     """One discriminator update on one real minibatch and fresh noise."""
-    z = jax.random.normal(rng, (real.shape[0], self.latent_dim))
+    z_rng, penalty_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (real.shape[0], self.latent_dim))
     fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z)
     fake = jax.lax.stop_gradient(fake)
 
@@ -96,13 +100,20 @@ class GANMethod:
       fake_logits, bs = self._discriminate_train(d_params, bs, fake)
       terms = self.objective.fn(real_logits, fake_logits)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
-      return loss, (bs, terms, real_logits, fake_logits)
+      penalty = jnp.zeros(())
+      if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
+        critic = lambda x: self._discriminate_train(d_params, bs, x)[0]
+        penalty = jnp.mean(self.penalty(critic, real, fake, penalty_rng))
+      return loss + self.penalty_weight * penalty, (bs, terms, real_logits, fake_logits,
+                                                    penalty)
 
-    (loss, (bs, terms, real_logits, fake_logits)), grads = jax.value_and_grad(
+    (loss, (bs, terms, real_logits, fake_logits, penalty)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.d_params)
     updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
-    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                          d_opt_state=opt_state, d_batch_stats=bs,
+    d_params = optax.apply_updates(state.d_params, updates)
+    if self.clip_value > 0:
+      d_params = jax.tree.map(lambda p: jnp.clip(p, -self.clip_value, self.clip_value), d_params)
+    state = state.replace(d_params=d_params, d_opt_state=opt_state, d_batch_stats=bs,
                           d_updates=state.d_updates + 1)
     metrics = {
         'd_loss': loss, 'd_loss_real': jnp.mean(terms.d_real),
@@ -110,6 +121,8 @@ class GANMethod:
         'd_real_logit': jnp.mean(real_logits), 'd_fake_logit': jnp.mean(fake_logits),
         'd_grad_norm': common.global_norm(grads),
     }
+    if self.penalty is not None:
+      metrics['d_penalty'] = penalty
     return state, metrics
 
   def _g_update(self, state: GANState, batch_size: int, rng):

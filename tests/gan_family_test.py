@@ -1,0 +1,131 @@
+"""The GAN loss table beyond minimax/non-saturating, its penalties, and the configs of
+experiments/gan/: hand-computed values, gradient signs, the gradient-penalty norm against a
+linear critic, weight clipping, and every config's :smoke run through the CLI."""
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genvision_jax import configs, losses, methods
+from tests.conftest import REPO, run_cli
+
+GAN_CONFIGS = sorted(p.name for p in (REPO / 'experiments' / 'gan').glob('*_mnist.py'))
+
+
+def test_wgan_lsgan_hinge_hand_values():
+  real, fake = jnp.array([2.0, -0.5]), jnp.array([0.5, -3.0])
+  w = losses.wgan(real, fake)
+  np.testing.assert_allclose(w.d_real, [-2.0, 0.5])
+  np.testing.assert_allclose(w.d_fake, [0.5, -3.0])
+  np.testing.assert_allclose(w.g, [-0.5, 3.0])
+  ls = losses.lsgan(real, fake)
+  np.testing.assert_allclose(ls.d_real, [1.0, 2.25])   # (D(x) - 1)^2
+  np.testing.assert_allclose(ls.d_fake, [0.25, 9.0])   # D(G(z))^2
+  np.testing.assert_allclose(ls.g, [0.25, 16.0])       # (D(G(z)) - 1)^2
+  h = losses.hinge(real, fake)
+  np.testing.assert_allclose(h.d_real, [0.0, 1.5])     # relu(1 - D(x))
+  np.testing.assert_allclose(h.d_fake, [1.5, 0.0])     # relu(1 + D(G(z)))
+  np.testing.assert_allclose(h.g, [-0.5, 3.0])
+
+
+@pytest.mark.parametrize('name', ['wgan', 'lsgan', 'hinge'])
+def test_gradient_signs(name):
+  """D lowers its loss by raising real outputs and lowering fake ones (inside the margins);
+  G lowers its loss by raising the fake output."""
+  fn = losses.GAN_OBJECTIVES[name].fn
+  at = jnp.array([0.3])
+  assert float(jax.grad(lambda r: fn(r, at).d_real.sum())(at)[0]) < 0
+  assert float(jax.grad(lambda f: fn(at, f).d_fake.sum())(at)[0]) > 0
+  assert float(jax.grad(lambda f: fn(None, f).g.sum())(at)[0]) < 0
+
+
+def test_gradient_penalty_of_a_linear_critic():
+  """D(x) = <w, x>: the gradient is w at every interpolate, so the penalty is (||w|| - 1)^2,
+  with the norm over all of H, W and C. A norm over one axis only gives other values."""
+  w = jax.random.normal(jax.random.PRNGKey(0), (6, 5, 2))
+  critic = lambda x: jnp.einsum('bhwc,hwc->b', x, w)
+  real = jax.random.normal(jax.random.PRNGKey(1), (4, 6, 5, 2))
+  fake = jax.random.normal(jax.random.PRNGKey(2), (4, 6, 5, 2))
+  penalty = losses.gradient_penalty(critic, real, fake, jax.random.PRNGKey(3))
+  chex.assert_shape(penalty, (4,))
+  expected = (float(jnp.linalg.norm(w)) - 1.0)**2
+  np.testing.assert_allclose(penalty, expected, rtol=1e-5)
+  wrong_axis = (jnp.linalg.norm(w, axis=-1) - 1.0)**2  # the classic mistake
+  assert not np.allclose(float(wrong_axis.mean()), expected, rtol=1e-2)
+  # The same on perturbed real data (DRAGAN); R1 is half the squared norm.
+  np.testing.assert_allclose(losses.dragan_penalty(critic, real, fake, jax.random.PRNGKey(4)),
+                             expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.r1_penalty(critic, real), 0.5 * float(jnp.sum(w**2)),
+                             rtol=1e-5)
+
+
+def test_gradient_penalty_is_on_raw_outputs_and_interpolates():
+  """A critic that is linear on one image's line: D(x) = 2 <x, 1> / n. Its gradient norm is
+  2/sqrt(n) everywhere -> (2/sqrt(n) - 1)^2; a sigmoid on the output would change it."""
+  n = 4 * 4
+  critic = lambda x: 2.0 * jnp.sum(x.reshape(x.shape[0], -1), -1) / n
+  x = jnp.zeros((3, 4, 4, 1))
+  penalty = losses.gradient_penalty(critic, x, x + 1.0, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(penalty, (2.0 / math.sqrt(n) - 1.0)**2, rtol=1e-5)
+  sigmoid_critic = lambda v: jax.nn.sigmoid(critic(v))
+  assert not np.allclose(losses.gradient_penalty(sigmoid_critic, x, x + 1.0,
+                                                 jax.random.PRNGKey(0)), penalty)
+
+
+def _method(name, **overrides):
+  config = configs.load(str(REPO / 'experiments' / 'gan' / name), overrides)
+  configs.validate(config)
+  return config, methods.create(config, (28, 28, 1))
+
+
+def _batch(method, seed=0):
+  shape = (method.d_steps, 16, 28, 28, 1)
+  return {'image': jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, shape), jnp.float32)}
+
+
+def test_weight_clipping_bounds_the_critic_after_an_update():
+  _, method = _method('wgan_mnist.py:smoke', **{'optim.d.learning_rate': 0.5})
+  state = method.create_state(jax.random.PRNGKey(0))
+  state, _ = jax.jit(method.train_step)(state, _batch(method))
+  leaves = jax.tree.leaves(state.d_params)
+  assert max(float(jnp.max(jnp.abs(p))) for p in leaves) <= 0.01 + 1e-7
+  assert any(float(jnp.max(jnp.abs(p))) == pytest.approx(0.01) for p in leaves)
+
+
+def test_wgan_gp_step_reports_and_adds_the_penalty():
+  _, method = _method('wgan_gp_mnist.py:smoke')
+  state = method.create_state(jax.random.PRNGKey(0))
+  state, metrics = jax.jit(method.train_step)(state, _batch(method))
+  assert float(metrics['d_penalty']) > 0
+  # d_loss includes 10 * penalty on top of the two WGAN terms.
+  np.testing.assert_allclose(
+      metrics['d_loss'],
+      metrics['d_loss_real'] + metrics['d_loss_fake'] + 10 * metrics['d_penalty'], rtol=1e-4)
+  assert (int(state.d_updates), int(state.g_updates)) == (2, 1)
+
+
+def test_wgan_defaults_follow_the_papers():
+  config, _ = _method('wgan_mnist.py')
+  assert config.train.d_steps == 5 and config.gan.clip_value == 0.01
+  assert config.optim.d.name == 'rmsprop' and config.optim.d.learning_rate == 5e-5
+  config, _ = _method('wgan_gp_mnist.py')
+  assert config.train.d_steps == 5 and config.model.d_norm == 'layer'
+  assert (config.optim.d.b1, config.optim.d.b2, config.optim.d.learning_rate) == (0.0, 0.9, 1e-4)
+
+
+def test_batchnorm_with_a_gradient_penalty_is_rejected():
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'wgan_gp_mnist.py'),
+                        {'model.d_norm': 'batch'})
+  with pytest.raises(configs.ConfigError, match='d_norm=layer'):
+    configs.validate(config)
+
+
+@pytest.mark.parametrize('name', GAN_CONFIGS)
+def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name):
+  proc = run_cli('train', f'--config=experiments/gan/{name}:smoke', f'--workdir={tmp_path}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'step 6/6' in proc.stdout and 'non-finite' not in proc.stderr
