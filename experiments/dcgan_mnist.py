@@ -20,6 +20,9 @@ def get_config(arg=None):
       g_width=64,        # channels of G's last hidden layer (doubles towards z)
       d_width=64,        # channels of D's first layer (doubles per stage)
       d_norm='batch',    # 'batch', 'layer' or 'none'
+      conditional=False,            # class-conditional G and D (labelled data)
+      g_conditioning='embedding',   # 'embedding' (concatenated to z) or 'cbn'
+      d_conditioning='projection',  # 'projection' or 'concat' (one-hot planes)
   ))
   c.gan = ml_collections.ConfigDict(dict(
       loss='non_saturating',  # minimax, non_saturating, wgan, lsgan, hinge

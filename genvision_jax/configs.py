@@ -205,6 +205,11 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
     need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
          f'(got {m.d_norm!r})')
+    if m.get('conditional', False):
+      need(m.g_conditioning in models.dcgan.G_CONDITIONING, 'model.g_conditioning must be one '
+           f'of {models.dcgan.G_CONDITIONING} (got {m.g_conditioning!r})')
+      need(m.d_conditioning in models.dcgan.D_CONDITIONING, 'model.d_conditioning must be one '
+           f'of {models.dcgan.D_CONDITIONING} (got {m.d_conditioning!r})')
     g = config.gan
     need(g.loss in losses.GAN_OBJECTIVES, 'gan.loss must be one of '
          f'{sorted(losses.GAN_OBJECTIVES)} (got {g.loss!r})')

@@ -3,6 +3,7 @@
   genvision train --config=experiments/NAME.py[:variant] --workdir=DIR [--config.a.b=value ...]
       [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
+      [--label=C | --class_grid]
   genvision prepare --dataset=NAME [--data_dir=DIR]
 
 Every expected failure (bad config, missing dataset, corrupt checkpoint, non-finite loss,
@@ -30,6 +31,9 @@ _OUT = flags.DEFINE_string('out', None, 'sample: output PNG (default WORKDIR/sam
 _SEED = flags.DEFINE_integer('seed', 0, 'sample: random seed of the latents.')
 _STEP = flags.DEFINE_integer('step', None, 'sample: checkpoint step (default: latest).')
 _EMA = flags.DEFINE_boolean('ema', True, 'sample: use the EMA generator weights (GANs).')
+_LABEL = flags.DEFINE_integer('label', None, 'sample: class of every image (conditional models).')
+_CLASS_GRID = flags.DEFINE_boolean(
+    'class_grid', False, 'sample: one row per class, --num images per row (conditional models).')
 _DATASET = flags.DEFINE_string('dataset', None, 'prepare: TFDS dataset name.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'prepare: TFDS data directory.')
 _COORDINATOR = flags.DEFINE_string(
@@ -103,16 +107,30 @@ def train(config, workdir: str) -> None:
 
 
 def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
-           use_ema: bool) -> str:
+           use_ema: bool, label: int | None = None, class_grid: bool = False) -> str:
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import generate_images, load_run  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training.loop import class_grid_labels  # pylint: disable=g-import-not-at-top
   if num < 1:
     raise UsageError(f'--num must be >= 1 (got {num})')
   config, method, state = load_run(workdir, step)
   kwargs = {'use_ema': use_ema} if config.method == 'gan' else {}
+  classes = getattr(method, 'num_classes', 0)
+  if (label is not None or class_grid) and not classes:
+    raise UsageError(f'{workdir} holds an unconditional model: --label and --class_grid need '
+                     'one trained with --config.model.conditional=True')
+  if label is not None and not 0 <= label < classes:
+    raise UsageError(f'--label must be in [0, {classes}) (got {label})')
+  ncol = None
+  if class_grid:
+    num *= classes
+    grid_kwargs, ncol = class_grid_labels(method, num)
+    kwargs.update(grid_kwargs)
+  elif label is not None:
+    kwargs['label'] = label
   images = generate_images(method, state, num, seed, **kwargs)
   out = out or os.path.join(workdir, 'sample.png')
-  viz.save_image_grid(images, out)
+  viz.save_image_grid(images, out, ncol=ncol)
   return out
 
 
@@ -131,8 +149,9 @@ def _dispatch(command: str) -> None:
   elif command == 'sample':
     if not _WORKDIR.value:
       raise UsageError('sample needs --workdir=DIR of a trained run')
-    out = sample(_WORKDIR.value, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value)
-    print(f'wrote {_NUM.value} samples to {out}')
+    out = sample(_WORKDIR.value, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
+                 _LABEL.value, _CLASS_GRID.value)
+    print(f'wrote samples to {out}')
   elif command == 'prepare':
     if not _DATASET.value:
       raise UsageError('prepare needs --dataset=NAME (e.g. mnist, cifar10, '

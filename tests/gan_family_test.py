@@ -129,3 +129,52 @@ def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name):
   proc = run_cli('train', f'--config=experiments/gan/{name}:smoke', f'--workdir={tmp_path}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 6/6' in proc.stdout and 'non-finite' not in proc.stderr
+
+
+@pytest.mark.parametrize('g_cond,d_cond', [('embedding', 'projection'), ('cbn', 'concat')])
+def test_conditional_outputs_depend_on_the_label(g_cond, d_cond):
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'cgan_mnist.py:smoke'),
+                        {'model.g_conditioning': g_cond, 'model.d_conditioning': d_cond})
+  method = methods.create(config, (28, 28, 1), num_classes=10)
+  state = method.create_state(jax.random.PRNGKey(0))
+  batch = _batch(method)
+  batch['label'] = jnp.tile(jnp.arange(16) % 10, (method.d_steps, 1))
+  state, _ = jax.jit(method.train_step)(state, batch)
+  # Conditional BatchNorm starts as the identity (zero tables); give it trained-like values.
+  def randomize(path, p):
+    names = jax.tree_util.keystr(path)
+    if "'gamma'" in names or "'beta'" in names:
+      return 0.3 * jax.random.normal(jax.random.PRNGKey(len(names)), p.shape)
+    return p
+  state = state.replace(g_params=jax.tree_util.tree_map_with_path(randomize, state.g_params))
+  a = method.generate(state, jax.random.PRNGKey(1), 4, use_ema=False, label=3)
+  b = method.generate(state, jax.random.PRNGKey(1), 4, use_ema=False, label=7)
+  chex.assert_shape(a, (4, 28, 28, 1))
+  assert float(jnp.max(jnp.abs(a - b))) > 1e-2 * float(jnp.max(jnp.abs(a)))  # relative
+  x = batch['image'][0][:4]
+  la, _ = method._discriminate_train(state.d_params, state.d_batch_stats, x, jnp.full(4, 3))  # pylint: disable=protected-access
+  lb, _ = method._discriminate_train(state.d_params, state.d_batch_stats, x, jnp.full(4, 7))  # pylint: disable=protected-access
+  assert float(jnp.max(jnp.abs(la - lb))) > 1e-6
+
+
+def test_unconditional_gan_rejects_a_label():
+  _, method = _method('non_saturating_mnist.py:smoke')
+  state = method.create_state(jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match='unconditional'):
+    method.generate(state, jax.random.PRNGKey(0), 2, label=3)
+
+
+def test_sample_a_label_and_a_class_grid_from_a_conditional_run(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  proc = run_cli('train', '--config=experiments/gan/cgan_mnist.py:smoke', f'--workdir={tmp_path}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_cli('sample', f'--workdir={tmp_path}', '--label=7', '--num=4',
+                 f'--out={tmp_path / "sevens.png"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_cli('sample', f'--workdir={tmp_path}', '--class_grid', '--num=3',
+                 f'--out={tmp_path / "grid.png"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  grid = np.asarray(Image.open(tmp_path / 'grid.png'))
+  assert grid.shape == (2 * (10 * 30 + 2), 2 * (3 * 30 + 2))  # 10 rows (classes) x 3 columns
+  proc = run_cli('sample', f'--workdir={tmp_path}', '--label=12')
+  assert proc.returncode == 2 and 'label must be in [0, 10)' in proc.stderr

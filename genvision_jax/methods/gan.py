@@ -37,8 +37,11 @@ class GANMethod:
   `config.gan`, `config.optim.{g,d}` and `config.train.{d_steps,ema_decay,ema_start}`."""
 
   def __init__(self, config, image_shape, num_classes=0):
-    del num_classes
     m = config.model
+    # Class-conditional when model.conditional: labels go into G and D.
+    self.num_classes = int(num_classes) if m.get('conditional', False) else 0
+    if m.get('conditional', False) and self.num_classes < 1:
+      raise ValueError('model.conditional needs a labelled dataset (num_classes > 0)')
     self.config = config
     self.image_shape = tuple(image_shape)
     self.latent_dim = m.latent_dim
@@ -51,18 +54,23 @@ class GANMethod:
     self.penalty_weight = float(config.gan.penalty_weight)
     self.clip_value = float(config.gan.clip_value)  # WGAN weight clipping (0: off)
     dtype = jnp.dtype(config.train.compute_dtype)
+    cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     self.generator = models.GENERATORS[m.generator](
-        image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype)
+        image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
+        **cond, **({'conditioning': m.g_conditioning} if cond else {}))
     self.discriminator = models.DISCRIMINATORS[m.discriminator](
-        image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype)
+        image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype,
+        **cond, **({'conditioning': m.d_conditioning} if cond else {}))
     self.g_tx = common.make_optimizer(config.optim.g)
     self.d_tx = common.make_optimizer(config.optim.d)
 
   def create_state(self, rng, example_batch=None) -> GANState:
     del example_batch
     g_rng, d_rng, state_rng = jax.random.split(rng, 3)
-    g_vars = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim)), train=False)
-    d_vars = self.discriminator.init(d_rng, jnp.zeros((1, *self.image_shape)), train=False)
+    labels = jnp.zeros((1,), jnp.int32) if self.num_classes else None
+    g_vars = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim)), labels, train=False)
+    d_vars = self.discriminator.init(d_rng, jnp.zeros((1, *self.image_shape)), labels,
+                                     train=False)
     g_params, d_params = g_vars['params'], d_vars['params']
     return GANState(
         step=jnp.zeros((), jnp.int32),
@@ -75,34 +83,36 @@ class GANMethod:
 
   # -- pieces --------------------------------------------------------------------------------
 
-  def _generate_train(self, g_params, g_batch_stats, z):
+  def _generate_train(self, g_params, g_batch_stats, z, labels=None):
     """G in training mode; returns images and G's updated batch statistics."""
     images, mutated = self.generator.apply(
-        {'params': g_params, 'batch_stats': g_batch_stats}, z, train=True,
+        {'params': g_params, 'batch_stats': g_batch_stats}, z, labels, train=True,
         mutable=['batch_stats'])
     return images, mutated.get('batch_stats', {})
 
-  def _discriminate_train(self, d_params, d_batch_stats, images):
+  def _discriminate_train(self, d_params, d_batch_stats, images, labels=None):
     logits, mutated = self.discriminator.apply(
-        {'params': d_params, 'batch_stats': d_batch_stats}, images, train=True,
+        {'params': d_params, 'batch_stats': d_batch_stats}, images, labels, train=True,
         mutable=['batch_stats'])
     return logits, mutated.get('batch_stats', {})
 
-  def _d_update(self, state: GANState, real, rng):
-    """One discriminator update on one real minibatch and fresh noise."""
+  def _d_update(self, state: GANState, real, rng, labels=None):
+    """One discriminator update on one real minibatch and fresh noise. A conditional GAN
+    generates its fakes for the real batch's labels."""
+    labels = labels if self.num_classes else None
     z_rng, penalty_rng = jax.random.split(rng)
     z = jax.random.normal(z_rng, (real.shape[0], self.latent_dim))
-    fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z)
+    fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z, labels)
     fake = jax.lax.stop_gradient(fake)
 
     def loss_fn(d_params):
-      real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real)
-      fake_logits, bs = self._discriminate_train(d_params, bs, fake)
+      real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real, labels)
+      fake_logits, bs = self._discriminate_train(d_params, bs, fake, labels)
       terms = self.objective.fn(real_logits, fake_logits)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
-        critic = lambda x: self._discriminate_train(d_params, bs, x)[0]
+        critic = lambda x: self._discriminate_train(d_params, bs, x, labels)[0]
         penalty = jnp.mean(self.penalty(critic, real, fake, penalty_rng))
       return loss + self.penalty_weight * penalty, (bs, terms, real_logits, fake_logits,
                                                     penalty)
@@ -127,11 +137,14 @@ class GANMethod:
 
   def _g_update(self, state: GANState, batch_size: int, rng):
     """One generator update; D runs in training mode but its statistics are not kept."""
-    z = jax.random.normal(rng, (batch_size, self.latent_dim))
+    z_rng, label_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (batch_size, self.latent_dim))
+    labels = self.sample_labels(label_rng, batch_size)
 
     def loss_fn(g_params):
-      fake, g_bs = self._generate_train(g_params, state.g_batch_stats, z)
-      fake_logits, _ = self._discriminate_train(state.d_params, state.d_batch_stats, fake)
+      fake, g_bs = self._generate_train(g_params, state.g_batch_stats, z, labels)
+      fake_logits, _ = self._discriminate_train(state.d_params, state.d_batch_stats, fake,
+                                                labels)
       loss = jnp.mean(self.objective.fn(None, fake_logits).g)
       return loss, g_bs
 
@@ -154,8 +167,10 @@ class GANMethod:
     rng = jax.random.fold_in(state.rng, state.step)
     keys = jax.random.split(rng, self.d_steps + 1)
     d_metrics = []
+    labels = batch.get('label')
     for i in range(self.d_steps):  # static and small: unrolled
-      state, m = self._d_update(state, real[i], keys[i])
+      state, m = self._d_update(state, real[i], keys[i],
+                                None if labels is None else labels[i])
       d_metrics.append(m)
     state, g_metrics = self._g_update(state, real.shape[1], keys[-1])
     metrics = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *d_metrics)
@@ -163,11 +178,29 @@ class GANMethod:
     metrics['loss'] = metrics['d_loss'] + metrics['g_loss']
     return state.replace(step=state.step + 1), metrics
 
-  def generate(self, state: GANState, rng, num: int, use_ema: bool = True, **conditioning):
-    """num images G(z), z ~ N(0, I), in [-1, 1]; BatchNorm uses its running statistics."""
-    if conditioning:
-      raise ValueError(f'this GAN is unconditional; got {sorted(conditioning)}')
-    z = jax.random.normal(rng, (num, self.latent_dim))
+  def sample_labels(self, rng, num: int):
+    """Uniform class labels [num] for a conditional GAN; None otherwise."""
+    if not self.num_classes:
+      return None
+    return jax.random.randint(rng, (num,), 0, self.num_classes)
+
+  def generate(self, state: GANState, rng, num: int, use_ema: bool = True, label=None):
+    """num images G(z), z ~ N(0, I), in [-1, 1]; BatchNorm uses its running statistics.
+
+    label: for a conditional GAN, one class for all images, or an array of num labels;
+      None draws them uniformly.
+    """
+    z_rng, label_rng = jax.random.split(rng)
+    if not self.num_classes:
+      if label is not None:
+        raise ValueError('this GAN is unconditional: it takes no label '
+                         '(train with --config.model.conditional=True)')
+      labels = None
+    elif label is None:
+      labels = self.sample_labels(label_rng, num)
+    else:
+      labels = jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
+    z = jax.random.normal(z_rng, (num, self.latent_dim))
     params = state.ema_params if use_ema else state.g_params
     return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
-                                train=False)
+                                labels, train=False)

@@ -153,6 +153,10 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   configs.validate(config, device_count=len(devices) if devices is not None else None)
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
+  if config.get('model', {}).get('conditional', False) and data.num_classes < 1:
+    raise configs.ConfigError(
+        f"model.conditional=True needs labels, but dataset '{data.name}' has none; use a "
+        'labelled dataset or --config.model.conditional=False')
   method = methods.create(config, data.image_shape, data.num_classes)
   lead = method.minibatches_per_step
   is_main = jax.process_index() == 0
@@ -207,7 +211,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     axes = int(lead is not None) + int(k > 1)
     return sharding.global_batch(local, sharding.batch_sharding(mesh, axes), axes)
 
-  sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples),
+  sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
+  sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
                       out_shardings=repl)
   sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
   writer = MetricsWriter(workdir, enabled=is_main)
@@ -215,8 +220,9 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   def write_samples(step: int, state) -> None:
     images = np.asarray(jax.device_get(sample_fn(state, sample_rng)))
     if is_main:
-      viz.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'))
-      writer.image(step, 'samples', viz.image_grid(images))
+      viz.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
+                          ncol=sample_cols)
+      writer.image(step, 'samples', viz.image_grid(images, sample_cols))
 
   pending: list[tuple[int, dict]] = []  # (steps in the dispatch, device metrics)
   pending_start = start
@@ -335,6 +341,18 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
                      f'{t.num_steps}); raise --config.train.num_steps to train further.')
   return TrainResult(state=state, step=step, metrics=last_metrics, steps_per_sec=rate,
                      compile_seconds=compile_seconds)
+
+
+def class_grid_labels(method, num: int):
+  """(generate kwargs, columns) for a sample grid: one row per class for a conditional model
+  (num // num_classes columns, at least 1), a square grid otherwise."""
+  classes = getattr(method, 'num_classes', 0)
+  if not classes:
+    return {}, None
+  cols = max(1, num // classes)
+  labels = np.repeat(np.arange(classes), cols)[:num]
+  labels = np.concatenate([labels, np.zeros(num - len(labels), np.int64)]).astype(np.int32)
+  return {'label': labels}, cols
 
 
 def load_run(workdir: str, step: int | None = None):
