@@ -4,6 +4,8 @@
       [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
       [--label=C | --class_grid]
+  genvision interpolate --workdir=DIR [--rows=4] [--steps=8] [--mode=slerp|lerp]
+      [--arithmetic] [--out=FILE.png] [--seed=S] [--label=C]
   genvision prepare --dataset=NAME [--data_dir=DIR]
 
 Every expected failure (bad config, missing dataset, corrupt checkpoint, non-finite loss,
@@ -19,7 +21,7 @@ from absl import logging
 from ml_collections import config_flags
 
 USAGE = __doc__.split('\n\n')[1]
-COMMANDS = ('train', 'sample', 'prepare')
+COMMANDS = ('train', 'sample', 'interpolate', 'prepare')
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,6 +36,11 @@ _EMA = flags.DEFINE_boolean('ema', True, 'sample: use the EMA generator weights 
 _LABEL = flags.DEFINE_integer('label', None, 'sample: class of every image (conditional models).')
 _CLASS_GRID = flags.DEFINE_boolean(
     'class_grid', False, 'sample: one row per class, --num images per row (conditional models).')
+_ROWS = flags.DEFINE_integer('rows', 4, 'interpolate: number of strips.')
+_STEPS = flags.DEFINE_integer('steps', 8, 'interpolate: images per strip.')
+_MODE = flags.DEFINE_enum('mode', 'slerp', ['slerp', 'lerp'], 'interpolate: path.')
+_ARITHMETIC = flags.DEFINE_boolean(
+    'arithmetic', False, 'interpolate: strips G(a), G(b), G(c), G(a - b + c) instead.')
 _DATASET = flags.DEFINE_string('dataset', None, 'prepare: TFDS dataset name.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'prepare: TFDS data directory.')
 _COORDINATOR = flags.DEFINE_string(
@@ -134,6 +141,35 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
   return out
 
 
+def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool,
+                out: str | None, seed: int, label: int | None, use_ema: bool) -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  from genvision_jax import latent, viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run  # pylint: disable=g-import-not-at-top
+  if rows < 1 or steps < 2:
+    raise UsageError(f'--rows must be >= 1 and --steps >= 2 (got {rows}, {steps})')
+  config, method, state = load_run(workdir)
+  kwargs = {'use_ema': use_ema} if config.method == 'gan' else {}
+  classes = getattr(method, 'num_classes', 0)
+  cols = 4 if arithmetic else steps
+  if classes:
+    if label is not None and not 0 <= label < classes:
+      raise UsageError(f'--label must be in [0, {classes}) (got {label})')
+    kwargs['labels'] = jax.numpy.full((rows * cols,), 0 if label is None else label)
+  elif label is not None:
+    raise UsageError(f'{workdir} holds an unconditional model: it takes no --label')
+  rng = jax.random.PRNGKey(seed)
+  if arithmetic:
+    images = jax.jit(lambda s, r: latent.arithmetic_images(method, s, r, rows, **kwargs))(
+        state, rng)
+  else:
+    images = jax.jit(lambda s, r: latent.interpolation_images(method, s, r, rows, steps, mode,
+                                                              **kwargs))(state, rng)
+  out = out or os.path.join(workdir, 'arithmetic.png' if arithmetic else f'{mode}.png')
+  viz.save_image_grid(jax.device_get(images), out, ncol=cols)
+  return out
+
+
 def _dispatch(command: str) -> None:
   from genvision_jax import configs, data  # pylint: disable=g-import-not-at-top
   if command == 'train':
@@ -152,6 +188,12 @@ def _dispatch(command: str) -> None:
     out = sample(_WORKDIR.value, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
                  _LABEL.value, _CLASS_GRID.value)
     print(f'wrote samples to {out}')
+  elif command == 'interpolate':
+    if not _WORKDIR.value:
+      raise UsageError('interpolate needs --workdir=DIR of a trained run')
+    out = interpolate(_WORKDIR.value, _ROWS.value, _STEPS.value, _MODE.value, _ARITHMETIC.value,
+                      _OUT.value, _SEED.value, _LABEL.value, _EMA.value)
+    print(f'wrote {out}')
   elif command == 'prepare':
     if not _DATASET.value:
       raise UsageError('prepare needs --dataset=NAME (e.g. mnist, cifar10, '

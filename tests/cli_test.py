@@ -30,6 +30,13 @@ def test_train_then_sample(tmp_path, spec):
   # 3x3 grid of 28 px images with 2 px padding, upscaled 2x.
   assert image.shape == (2 * (3 * 30 + 2), 2 * (3 * 30 + 2))
   assert image.std() > 0
+  if 'beta' in spec:
+    return
+  for extra, (rows, cols) in [(['--mode=lerp', '--steps=5'], (2, 5)), (['--arithmetic'], (2, 4))]:
+    out = tmp_path / f'strip{cols}.png'
+    proc = run_cli('interpolate', f'--workdir={workdir}', '--rows=2', f'--out={out}', *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert np.asarray(Image.open(out)).shape == (2 * (rows * 30 + 2), 2 * (cols * 30 + 2))
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path):

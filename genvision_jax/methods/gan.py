@@ -201,6 +201,10 @@ class GANMethod:
     else:
       labels = jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
     z = jax.random.normal(z_rng, (num, self.latent_dim))
+    return self.decode(state, z, use_ema=use_ema, labels=labels)
+
+  def decode(self, state: GANState, z, use_ema: bool = True, labels=None):
+    """G(z) in [-1, 1] for given latents [N, latent_dim] (labels [N] if conditional)."""
     params = state.ema_params if use_ema else state.g_params
     return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
                                 labels, train=False)
