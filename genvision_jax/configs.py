@@ -205,6 +205,12 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
     need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
          f'(got {m.d_norm!r})')
+    positive_int('model.d_layers', m.d_layers)
+    need(m.discriminator != 'patchgan' or not m.get('conditional', False),
+         'model.discriminator=patchgan is unconditional; drop model.conditional')
+    if m.discriminator == 'patchgan' and isinstance(m.d_layers, int) and m.d_layers > 0:
+      need(d.image_size % 2**m.d_layers == 0, f'model.d_layers={m.d_layers} halves '
+           f'data.image_size={d.image_size} too often; use fewer layers')
     if m.get('conditional', False):
       need(m.g_conditioning in models.dcgan.G_CONDITIONING, 'model.g_conditioning must be one '
            f'of {models.dcgan.G_CONDITIONING} (got {m.g_conditioning!r})')

@@ -4,6 +4,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from genvision_jax import models
@@ -100,3 +101,31 @@ def test_depth_to_space_order():
   assert int(y[0, 0, 1, 0]) == int(x[0, 0, 0, 1])
   assert int(y[0, 1, 0, 0]) == int(x[0, 0, 0, 2])
   assert int(y[0, 3, 2, 0]) == int(x[0, 1, 1, 2])
+
+
+@pytest.mark.parametrize('size,n_layers', [(28, 2), (32, 3), (64, 3)])
+def test_patchgan_shapes_and_receptive_field(size, n_layers):
+  from genvision_jax.models import patchgan  # pylint: disable=g-import-not-at-top
+  d = models.PatchDiscriminator(image_size=size, width=4, layers=n_layers)
+  x = jnp.zeros((2, size, size, 3))
+  variables = d.init(jax.random.PRNGKey(0), x, train=False)
+  logits, _ = d.apply(variables, x, train=True, mutable=['batch_stats'])
+  chex.assert_shape(logits, (2, size // 2**n_layers, size // 2**n_layers))
+  assert patchgan.receptive_field(3) == 70  # pix2pix's 70x70 PatchGAN
+  # Empirically: a pixel change moves only the logits whose patch contains it.
+  if size == 64:
+    f = lambda x: d.apply(variables, x, train=False)
+    g = jax.grad(lambda x: f(x)[0, 4, 4])(jax.random.normal(jax.random.PRNGKey(1), x.shape))
+    rows = np.nonzero(np.abs(np.asarray(g[0])).sum(axis=(1, 2)))[0]
+    assert 0 < rows.max() - rows.min() + 1 <= patchgan.receptive_field(3)
+
+
+def test_spectral_norm_discriminator_keeps_its_state_in_batch_stats():
+  d = models.DCGANDiscriminator(image_size=28, width=4, norm='none', spectral_norm=True)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  variables = d.init(jax.random.PRNGKey(1), x, train=False)
+  assert 'batch_stats' in variables  # the power-iteration vectors
+  _, updated = d.apply(variables, x, train=True, mutable=['batch_stats'])
+  leaves_before = jax.tree.leaves(variables['batch_stats'])
+  leaves_after = jax.tree.leaves(updated['batch_stats'])
+  assert any(not np.allclose(a, b) for a, b in zip(leaves_before, leaves_after))

@@ -3,7 +3,8 @@
 One `train_step` runs `config.train.d_steps` discriminator updates, each on its own real
 minibatch and fresh noise, then one generator update, all in one compiled function. Each
 network has its own optax optimizer and its own BatchNorm statistics: D's statistics change
-only in D updates and G's only in G updates. The state keeps an EMA of the generator weights
+only in D updates and G's only in G updates. Discriminators may return one logit per image
+or per patch (PatchGAN): the objectives are elementwise and reduced by the mean. The state keeps an EMA of the generator weights
 and counters of the D and G updates made.
 """
 
@@ -15,6 +16,11 @@ import optax
 from genvision_jax import losses
 from genvision_jax.methods import common
 from genvision_jax import models
+
+
+def _per_example(logits):
+  """[B] logits, or [B, h, w] patch logits averaged per example (PatchGAN)."""
+  return logits.reshape(logits.shape[0], -1).mean(axis=-1)
 
 
 @flax.struct.dataclass
@@ -58,8 +64,10 @@ class GANMethod:
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
         **cond, **({'conditioning': m.g_conditioning} if cond else {}))
+    d_extra = {'layers': m.d_layers} if m.discriminator == 'patchgan' else {}
     self.discriminator = models.DISCRIMINATORS[m.discriminator](
         image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype,
+        spectral_norm=m.d_spectral_norm, **d_extra,
         **cond, **({'conditioning': m.d_conditioning} if cond else {}))
     self.g_tx = common.make_optimizer(config.optim.g)
     self.d_tx = common.make_optimizer(config.optim.d)
@@ -112,7 +120,7 @@ class GANMethod:
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
-        critic = lambda x: self._discriminate_train(d_params, bs, x, labels)[0]
+        critic = lambda x: _per_example(self._discriminate_train(d_params, bs, x, labels)[0])
         penalty = jnp.mean(self.penalty(critic, real, fake, penalty_rng))
       return loss + self.penalty_weight * penalty, (bs, terms, real_logits, fake_logits,
                                                     penalty)

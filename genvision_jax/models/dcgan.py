@@ -13,13 +13,14 @@ added to the logit (Miyato & Koyama 2018, 'projection') or by one-hot label plan
 concatenated to the image ('concat').
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genvision_jax.models.layers import Conv, UpConv2x, norm_layer, upsampling_plan
+from genvision_jax.models.layers import Conv, UpConv2x, norm_layer, spectral, upsampling_plan
 
 _INIT = nn.initializers.normal(0.02)  # DCGAN paper: weights from N(0, 0.02).
 
@@ -90,22 +91,24 @@ class Discriminator(nn.Module):
   dtype: Any = jnp.float32
   num_classes: int = 0
   conditioning: str = 'projection'
+  spectral_norm: bool = False  # Miyato et al. 2018: every layer's weight / its top singular value
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     stages, _ = upsampling_plan(self.image_size)
+    layer = functools.partial(spectral, enabled=self.spectral_norm, train=train)
     h = x
     if self.num_classes > 0 and self.conditioning == 'concat':
       planes = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)[:, None, None, :]
       h = jnp.concatenate([h, jnp.broadcast_to(planes, (*x.shape[:3], self.num_classes))], -1)
     for i in range(stages):
-      h = Conv(self.width * 2**i, 4, strides=2, kernel_init=_INIT,
-               use_bias=(i == 0 or self.norm == 'none'), dtype=self.dtype)(h)
+      h = layer(Conv(self.width * 2**i, 4, strides=2, kernel_init=_INIT,
+                     use_bias=(i == 0 or self.norm == 'none'), dtype=self.dtype), h)
       if i > 0:
         h = norm_layer(self.norm, train, self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape(h.shape[0], -1)
-    logits = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)(h)[:, 0].astype(jnp.float32)
+    logits = layer(nn.Dense(1, kernel_init=_INIT, dtype=self.dtype), h)[:, 0].astype(jnp.float32)
     if self.num_classes > 0 and self.conditioning == 'projection':
       embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=_INIT,
                        name='label_projection')(labels)

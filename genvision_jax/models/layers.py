@@ -45,6 +45,14 @@ def norm_layer(kind: str, train: bool, dtype: Any = None, name: str | None = Non
 NORMS = ('batch', 'layer', 'none')
 
 
+def spectral(layer: nn.Module, x, enabled: bool, train: bool):
+  """layer(x), with spectral normalization of its weights when `enabled` (flax SpectralNorm:
+  one power iteration per training call; its vectors live in the batch_stats collection)."""
+  if not enabled:
+    return layer(x)
+  return nn.SpectralNorm(layer, n_steps=1)(x, update_stats=train)
+
+
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
