@@ -31,6 +31,8 @@ def get_config(arg=None):
       penalty='none',         # none, gradient (WGAN-GP), dragan, r1; needs d_norm != batch
       penalty_weight=10.0,
       clip_value=0.0,         # WGAN weight clipping of D's parameters (0 = off)
+      began_gamma=0.5,        # BEGAN: equilibrium E[L(G(z))] = gamma E[L(x)]
+      began_lambda_k=0.001,   # BEGAN: gain of the k_t control
   ))
   c.optim = ml_collections.ConfigDict(dict(
       g=optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999),

@@ -112,9 +112,31 @@ def set_field(config, dotted: str, value):
   node[leaf] = value
 
 
+# Fields added after the first release, with the values that reproduce older runs: a run
+# directory written before a field existed still loads (`from_dict`).
+_LATER_DEFAULTS = {
+    'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
+                began_lambda_k=0.001),
+    'model@gan': dict(conditional=False, g_conditioning='embedding',
+                      d_conditioning='projection', d_spectral_norm=False, d_layers=2),
+}
+
+
 def from_dict(d: dict) -> ml_collections.ConfigDict:
-  """A locked ConfigDict from the config.json of a run directory."""
+  """A locked ConfigDict from the config.json of a run directory, with fields added since
+  that run was written filled in with their defaults."""
   config = ml_collections.ConfigDict(d)
+  base = base_config()
+  for section in ('data', 'train'):
+    for key, value in base[section].items():
+      if key not in config[section]:
+        config[section][key] = value
+  if config.get('method') == 'gan':
+    for section, defaults in (('gan', _LATER_DEFAULTS['gan']),
+                              ('model', _LATER_DEFAULTS['model@gan'])):
+      for key, value in defaults.items():
+        if key not in config[section]:
+          config[section][key] = value
   config.lock()
   return config
 
@@ -224,6 +246,11 @@ def validate(config, device_count: int | None = None, process_count: int | None 
     need(g.penalty_weight >= 0, f'gan.penalty_weight must be >= 0 (got {g.penalty_weight!r})')
     need(g.clip_value >= 0, f'gan.clip_value must be >= 0 (0 = no clipping; got '
          f'{g.clip_value!r})')
+    need((g.loss == 'began') == (m.discriminator == 'began'),
+         "gan.loss='began' and model.discriminator='began' (an autoencoder) go together "
+         f'(got gan.loss={g.loss!r}, model.discriminator={m.discriminator!r})')
+    need(0 < g.began_gamma <= 1, f'gan.began_gamma must be in (0, 1] (got {g.began_gamma!r})')
+    need(g.began_lambda_k >= 0, f'gan.began_lambda_k must be >= 0 (got {g.began_lambda_k!r})')
     need(g.penalty == 'none' or m.d_norm != 'batch',
          f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
          'example, but BatchNorm makes each output depend on the whole batch; use '

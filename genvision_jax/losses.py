@@ -120,6 +120,30 @@ def hinge(real_logits, fake_logits) -> GANLoss:
   return GANLoss(d_real, jax.nn.relu(1.0 + fake_logits), -fake_logits)
 
 
+def reconstruction_energy(x, reconstruction):
+  """BEGAN's energy of an autoencoder discriminator: mean |x - AE(x)| per example."""
+  diff = jnp.abs(x.astype(jnp.float32) - reconstruction.astype(jnp.float32))
+  return jnp.mean(diff.reshape(x.shape[0], -1), axis=-1)
+
+
+def began(real_energy, fake_energy, k=0.0) -> GANLoss:
+  """BEGAN (Berthelot et al. 2017) on autoencoder energies L(.): D minimizes
+  L(x) - k_t L(G(z)), G minimizes L(G(z)). k_t follows `began_k_update`."""
+  d_real = None if real_energy is None else real_energy
+  return GANLoss(d_real, -k * fake_energy, fake_energy)
+
+
+def began_k_update(k, real_energy_mean, fake_energy_mean, gamma: float, lambda_k: float):
+  """Proportional control of the equilibrium E[L(G(z))] = gamma E[L(x)]:
+  k <- clip(k + lambda_k (gamma L(x) - L(G(z))), 0, 1)."""
+  return jnp.clip(k + lambda_k * (gamma * real_energy_mean - fake_energy_mean), 0.0, 1.0)
+
+
+def began_convergence(real_energy_mean, fake_energy_mean, gamma: float):
+  """M_global = L(x) + |gamma L(x) - L(G(z))|: falls as training converges."""
+  return real_energy_mean + jnp.abs(gamma * real_energy_mean - fake_energy_mean)
+
+
 # ----------------------------------------------------------------------------------------------
 # Penalties on the discriminator (added to its loss as weight * mean(penalty)). `critic` maps
 # images [B, ...] to raw outputs [B] (logits, never probabilities).
@@ -172,6 +196,8 @@ GAN_OBJECTIVES: dict[str, GANObjective] = {
     'wgan': GANObjective(wgan),
     'lsgan': GANObjective(lsgan),
     'hinge': GANObjective(hinge),
+    # Needs model.discriminator='began' (an autoencoder); its "logits" are energies.
+    'began': GANObjective(began),
 }
 
 # config.gan.penalty -> penalty(critic, real, fake, rng) -> [B]; 'none' adds nothing.

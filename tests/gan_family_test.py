@@ -178,3 +178,38 @@ def test_sample_a_label_and_a_class_grid_from_a_conditional_run(tmp_path):
   assert grid.shape == (2 * (10 * 30 + 2), 2 * (3 * 30 + 2))  # 10 rows (classes) x 3 columns
   proc = run_cli('sample', f'--workdir={tmp_path}', '--label=12')
   assert proc.returncode == 2 and 'label must be in [0, 10)' in proc.stderr
+
+
+def test_began_hand_values_and_k_control():
+  real_e, fake_e = jnp.array([0.2, 0.4]), jnp.array([0.1, 0.3])
+  terms = losses.began(real_e, fake_e, k=0.5)
+  np.testing.assert_allclose(terms.d_real, [0.2, 0.4])
+  np.testing.assert_allclose(terms.d_fake, [-0.05, -0.15])
+  np.testing.assert_allclose(terms.g, [0.1, 0.3])
+  # k + lambda (gamma L(x) - L(G(z))) = 0.5 + 0.1 (0.5 * 0.3 - 0.2) = 0.495
+  np.testing.assert_allclose(losses.began_k_update(0.5, 0.3, 0.2, 0.5, 0.1), 0.495, rtol=1e-6)
+  assert float(losses.began_k_update(0.0, 0.0, 1.0, 0.5, 10.0)) == 0.0  # clipped below
+  assert float(losses.began_k_update(1.0, 1.0, 0.0, 0.5, 10.0)) == 1.0  # and above
+  np.testing.assert_allclose(losses.began_convergence(0.3, 0.2, 0.5), 0.3 + 0.05, rtol=1e-6)
+  x = jnp.ones((2, 3, 3, 1))
+  np.testing.assert_allclose(losses.reconstruction_energy(x, x * 0.5), [0.5, 0.5])
+
+
+def test_began_k_stays_in_the_unit_interval_during_training():
+  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0})
+  state = method.create_state(jax.random.PRNGKey(0))
+  step = jax.jit(method.train_step)
+  ks = []
+  for i in range(6):
+    state, metrics = step(state, _batch(method, seed=i))
+    ks.append(float(metrics['began_k']))
+    assert np.isfinite(float(metrics['began_m_global']))
+  assert all(0.0 <= k <= 1.0 for k in ks), ks
+  assert max(ks) > 0.0  # it moved off its initial 0 (and was clipped at 1 with this gain)
+
+
+def test_began_needs_its_autoencoder_discriminator():
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'began_mnist.py'),
+                        {'model.discriminator': 'dcgan'})
+  with pytest.raises(configs.ConfigError, match='go together'):
+    configs.validate(config)

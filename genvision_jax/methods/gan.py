@@ -36,6 +36,7 @@ class GANState:
   d_updates: jax.Array
   g_updates: jax.Array
   rng: jax.Array
+  began_k: jax.Array  # BEGAN's k_t (stays 0 for other objectives)
 
 
 class GANMethod:
@@ -59,6 +60,10 @@ class GANMethod:
     self.penalty = losses.GAN_PENALTIES[config.gan.penalty]
     self.penalty_weight = float(config.gan.penalty_weight)
     self.clip_value = float(config.gan.clip_value)  # WGAN weight clipping (0: off)
+    # BEGAN: the discriminator is an autoencoder and its outputs are reconstruction energies.
+    self.began = config.gan.loss == 'began'
+    self.began_gamma = float(config.gan.get('began_gamma', 0.5))
+    self.began_lambda_k = float(config.gan.get('began_lambda_k', 0.001))
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     self.generator = models.GENERATORS[m.generator](
@@ -87,7 +92,7 @@ class GANMethod:
         g_opt_state=self.g_tx.init(g_params), d_opt_state=self.d_tx.init(d_params),
         ema_params=g_params,
         d_updates=jnp.zeros((), jnp.int32), g_updates=jnp.zeros((), jnp.int32),
-        rng=state_rng)
+        rng=state_rng, began_k=jnp.zeros((), jnp.float32))
 
   # -- pieces --------------------------------------------------------------------------------
 
@@ -99,9 +104,13 @@ class GANMethod:
     return images, mutated.get('batch_stats', {})
 
   def _discriminate_train(self, d_params, d_batch_stats, images, labels=None):
+    """D's outputs in training mode (logits; BEGAN: reconstruction energies) and its
+    updated batch statistics."""
     logits, mutated = self.discriminator.apply(
         {'params': d_params, 'batch_stats': d_batch_stats}, images, labels, train=True,
         mutable=['batch_stats'])
+    if self.began:
+      logits = losses.reconstruction_energy(images, logits)
     return logits, mutated.get('batch_stats', {})
 
   def _d_update(self, state: GANState, real, rng, labels=None):
@@ -116,7 +125,8 @@ class GANMethod:
     def loss_fn(d_params):
       real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real, labels)
       fake_logits, bs = self._discriminate_train(d_params, bs, fake, labels)
-      terms = self.objective.fn(real_logits, fake_logits)
+      extra = {'k': state.began_k} if self.began else {}
+      terms = self.objective.fn(real_logits, fake_logits, **extra)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
@@ -141,6 +151,12 @@ class GANMethod:
     }
     if self.penalty is not None:
       metrics['d_penalty'] = penalty
+    if self.began:
+      real_e, fake_e = jnp.mean(real_logits), jnp.mean(fake_logits)
+      state = state.replace(began_k=losses.began_k_update(
+          state.began_k, real_e, fake_e, self.began_gamma, self.began_lambda_k))
+      metrics['began_k'] = state.began_k
+      metrics['began_m_global'] = losses.began_convergence(real_e, fake_e, self.began_gamma)
     return state, metrics
 
   def _g_update(self, state: GANState, batch_size: int, rng):

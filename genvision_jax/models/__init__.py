@@ -1,6 +1,6 @@
 """Flax linen architectures: no losses, no optimizers."""
 
-from genvision_jax.models import dcgan, layers, patchgan, vae
+from genvision_jax.models import began, dcgan, layers, patchgan, vae
 from genvision_jax.models.dcgan import Discriminator as DCGANDiscriminator
 from genvision_jax.models.dcgan import Generator as DCGANGenerator
 from genvision_jax.models.vae import VAE
@@ -8,4 +8,7 @@ from genvision_jax.models.vae import VAE
 GENERATORS = {'dcgan': DCGANGenerator}
 from genvision_jax.models.patchgan import PatchDiscriminator
 
-DISCRIMINATORS = {'dcgan': DCGANDiscriminator, 'patchgan': PatchDiscriminator}
+from genvision_jax.models.began import AutoencoderDiscriminator
+
+DISCRIMINATORS = {'dcgan': DCGANDiscriminator, 'patchgan': PatchDiscriminator,
+                  'began': AutoencoderDiscriminator}
