@@ -179,25 +179,16 @@ def r1_penalty(critic, real, fake=None, rng=None):
   return 0.5 * _input_grad_norm(critic, real.astype(jnp.float32))**2
 
 
-class GANObjective(NamedTuple):
-  """An entry of the objective table.
-
-  fn: (real_logits, fake_logits) -> GANLoss.
-  generator_needs_real: whether the generator term reads real_logits (if not, the generator
-    step may pass None and skip the discriminator pass on real data).
-  """
-  fn: Callable[..., GANLoss]
-  generator_needs_real: bool = False
-
-
-GAN_OBJECTIVES: dict[str, GANObjective] = {
-    'minimax': GANObjective(minimax),
-    'non_saturating': GANObjective(non_saturating),
-    'wgan': GANObjective(wgan),
-    'lsgan': GANObjective(lsgan),
-    'hinge': GANObjective(hinge),
+# config.gan.loss -> objective(real_logits, fake_logits) -> GANLoss. The generator step passes
+# real_logits=None: no generator term of the table reads the real data's outputs.
+GAN_OBJECTIVES: dict[str, Callable[..., GANLoss]] = {
+    'minimax': minimax,
+    'non_saturating': non_saturating,
+    'wgan': wgan,
+    'lsgan': lsgan,
+    'hinge': hinge,
     # Needs model.discriminator='began' (an autoencoder); its "logits" are energies.
-    'began': GANObjective(began),
+    'began': began,
 }
 
 # config.gan.penalty -> penalty(critic, real, fake, rng) -> [B]; 'none' adds nothing.

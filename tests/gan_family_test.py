@@ -36,7 +36,7 @@ def test_wgan_lsgan_hinge_hand_values():
 def test_gradient_signs(name):
   """D lowers its loss by raising real outputs and lowering fake ones (inside the margins);
   G lowers its loss by raising the fake output."""
-  fn = losses.GAN_OBJECTIVES[name].fn
+  fn = losses.GAN_OBJECTIVES[name]
   at = jnp.array([0.3])
   assert float(jax.grad(lambda r: fn(r, at).d_real.sum())(at)[0]) < 0
   assert float(jax.grad(lambda f: fn(at, f).d_fake.sum())(at)[0]) > 0

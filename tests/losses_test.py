@@ -83,7 +83,7 @@ def test_elbo_with_beta():
 
 @pytest.mark.parametrize('name', ['minimax', 'non_saturating'])
 def test_gan_discriminator_loss_hand_values(name):
-  fn = losses.GAN_OBJECTIVES[name].fn
+  fn = losses.GAN_OBJECTIVES[name]
   # D(x) = sigmoid(0) = 1/2 on both: loss log 2 on each side.
   out = fn(jnp.zeros(4), jnp.zeros(4))
   chex.assert_shape([out.d_real, out.d_fake, out.g], (4,))

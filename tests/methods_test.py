@@ -84,14 +84,14 @@ def test_gan_rejects_batches_without_the_d_steps_axis(gan):
 def _d_loss(method, d_params, d_batch_stats, real, fake):
   real_logits, bs = method._discriminate_train(d_params, d_batch_stats, real)  # pylint: disable=protected-access
   fake_logits, _ = method._discriminate_train(d_params, bs, fake)  # pylint: disable=protected-access
-  terms = method.objective.fn(real_logits, fake_logits)
+  terms = method.objective(real_logits, fake_logits)
   return float(jnp.mean(terms.d_real) + jnp.mean(terms.d_fake))
 
 
 def _g_loss(method, g_params, g_batch_stats, d_params, d_batch_stats, z):
   fake, _ = method._generate_train(g_params, g_batch_stats, z)  # pylint: disable=protected-access
   logits, _ = method._discriminate_train(d_params, d_batch_stats, fake)  # pylint: disable=protected-access
-  return float(jnp.mean(method.objective.fn(None, logits).g))
+  return float(jnp.mean(method.objective(None, logits).g))
 
 
 def test_gan_updates_each_reduce_their_own_loss_on_a_fixed_batch():

@@ -4,6 +4,7 @@ Each method object offers:
   create_state(rng, example_batch=None) -> State     (a flax.struct.dataclass pytree)
   train_step(state, batch) -> (State, metrics)       pure and jit-able
   generate(state, rng, num, **conditioning) -> images in [-1, 1]
+  decode(state, z, ...) -> images in [-1, 1] for given latents (generator / VAE decoder)
   minibatches_per_step: None (batch is [B, ...]) or k (batch is [k, B, ...])
 """
 

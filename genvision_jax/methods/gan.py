@@ -126,7 +126,7 @@ class GANMethod:
       real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real, labels)
       fake_logits, bs = self._discriminate_train(d_params, bs, fake, labels)
       extra = {'k': state.began_k} if self.began else {}
-      terms = self.objective.fn(real_logits, fake_logits, **extra)
+      terms = self.objective(real_logits, fake_logits, **extra)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
@@ -169,7 +169,7 @@ class GANMethod:
       fake, g_bs = self._generate_train(g_params, state.g_batch_stats, z, labels)
       fake_logits, _ = self._discriminate_train(state.d_params, state.d_batch_stats, fake,
                                                 labels)
-      loss = jnp.mean(self.objective.fn(None, fake_logits).g)
+      loss = jnp.mean(self.objective(None, fake_logits).g)
       return loss, g_bs
 
     (loss, g_bs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
