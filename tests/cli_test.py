@@ -24,7 +24,10 @@ def test_train_then_sample(tmp_path, spec):
   assert 'step 4/4' in proc.stdout
   assert (workdir / 'samples' / 'step_0000004.png').exists()
   out = tmp_path / 'grid.png'
-  proc = run_cli('sample', f'--workdir={workdir}', '--num=9', f'--out={out}', '--seed=3')
+  # Sampling needs the run directory only, not the dataset.
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / 'no_data_here'))
+  proc = run_cli('sample', f'--workdir={workdir}', '--num=9', f'--out={out}', '--seed=3',
+                 env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   image = np.asarray(Image.open(out))
   # 3x3 grid of 28 px images with 2 px padding, upscaled 2x.

@@ -65,6 +65,8 @@ def test_run_directory_contents(tmp_path):
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['4', '6']  # latest 2 kept
   assert sorted(os.listdir(tmp_path / 'samples')) == ['step_0000003.png', 'step_0000006.png']
   assert any(name.startswith('events.') for name in os.listdir(tmp_path))
+  assert json.load(open(tmp_path / 'data_info.json')) == {
+      'image_shape': [28, 28, 1], 'num_classes': 10, 'num_examples': 4500}
   assert int(result.state.d_updates) == 12 and int(result.state.g_updates) == 6
   # Rerunning a finished run does nothing and keeps everything.
   again = training.train_and_evaluate(config, str(tmp_path), verbose=False)

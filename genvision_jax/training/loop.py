@@ -30,6 +30,7 @@ from genvision_jax.training.checkpoints import Checkpoints
 from genvision_jax.training.writers import MetricsWriter, Progress, format_duration
 
 SAMPLE_SEED_SALT = 0x5A17
+DATA_INFO = 'data_info.json'  # image shape and classes of the training data, for sampling
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
 DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
 
@@ -166,6 +167,9 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   os.makedirs(workdir, exist_ok=True)
   if is_main:
     write_config(config, workdir)
+    with open(os.path.join(workdir, DATA_INFO), 'w') as f:
+      json.dump({'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
+                 'num_examples': data.num_examples}, f)
   progress = Progress(t.num_steps, enabled=verbose and is_main)
 
   mesh = sharding.make_mesh(devices)
@@ -358,10 +362,17 @@ def class_grid_labels(method, num: int):
 def load_run(workdir: str, step: int | None = None):
   """(config, method, state) of a run directory at its latest (or the given) checkpoint."""
   config = read_config(workdir)
-  d = config.data
-  data = data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None, d.resize_method,
-                             in_memory=False)
-  method = methods.create(config, data.image_shape, data.num_classes)
+  info_path = os.path.join(workdir, DATA_INFO)
+  if os.path.isfile(info_path):  # no need for the dataset itself
+    with open(info_path) as f:
+      info = json.load(f)
+    image_shape, num_classes = tuple(info['image_shape']), info['num_classes']
+  else:
+    d = config.data
+    data = data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None,
+                               d.resize_method, in_memory=False)
+    image_shape, num_classes = data.image_shape, data.num_classes
+  method = methods.create(config, image_shape, num_classes)
   mesh = sharding.make_mesh()
   state = jax.jit(method.create_state, out_shardings=sharding.replicated(mesh))(
       jax.random.PRNGKey(config.train.seed))
