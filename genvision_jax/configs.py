@@ -131,7 +131,7 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     for key, value in base[section].items():
       if key not in config[section]:
         config[section][key] = value
-  if config.get('method') == 'gan':
+  if config.get('method') in ('gan', 'sdgan'):
     for section, defaults in (('gan', _LATER_DEFAULTS['gan']),
                               ('model', _LATER_DEFAULTS['model@gan'])):
       for key, value in defaults.items():
@@ -217,7 +217,13 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
     need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
     check_optimizer('optim', config.optim)
-  elif config.get('method') == 'gan':
+  elif config.get('method') in ('gan', 'sdgan'):
+    if config.method == 'sdgan':
+      positive_int('sdgan.identity_dim', config.sdgan.identity_dim)
+      need(config.sdgan.identity_dim < m.latent_dim, 'sdgan.identity_dim must be smaller than '
+           f'model.latent_dim={m.latent_dim} (the rest is the observation part)')
+      need(not m.get('conditional', False), 'SD-GAN is not class-conditional: drop '
+           'model.conditional (labels only pair the real images)')
     positive_int('model.latent_dim', m.latent_dim)
     positive_int('model.g_width', m.g_width)
     positive_int('model.d_width', m.d_width)

@@ -213,3 +213,28 @@ def test_began_needs_its_autoencoder_discriminator():
                         {'model.discriminator': 'dcgan'})
   with pytest.raises(configs.ConfigError, match='go together'):
     configs.validate(config)
+
+
+def test_sdgan_pairs_and_identity_rows():
+  from genvision_jax.methods import sdgan  # pylint: disable=g-import-not-at-top
+  labels = jnp.array([0, 1, 0, 2, 1, 0])
+  partner = sdgan.same_label_partners(labels, jax.random.PRNGKey(0))
+  assert np.all(labels[partner] == labels)
+  assert np.all((partner != jnp.arange(6)) | (labels == 2))  # 2 is alone: paired with itself
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'))
+  configs.validate(config)
+  method = methods.create(config, (28, 28, 1), num_classes=10)
+  state = method.create_state(jax.random.PRNGKey(0))
+  batch = _batch(method)
+  batch['label'] = jnp.tile(jnp.arange(16) % 10, (method.d_steps, 1))
+  state, metrics = jax.jit(method.train_step)(state, batch)
+  assert np.isfinite(float(metrics['d_loss'])) and int(state.d_updates) == method.d_steps
+  # Fake pairs share z_I: the first identity_dim coordinates of pair members are equal.
+  z = method.paired_latents(jax.random.PRNGKey(1), 3)
+  k = method.identity_dim
+  np.testing.assert_array_equal(z[:3, :k], z[3:, :k])
+  assert not np.allclose(z[:3, k:], z[3:, k:])
+  # D judges pairs: 2 channels for grey digits.
+  assert method.d_input_shape == (28, 28, 2)
+  images = method.generate(state, jax.random.PRNGKey(2), 16)
+  chex.assert_shape(images, (16, 28, 28, 1))

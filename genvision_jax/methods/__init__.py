@@ -9,9 +9,10 @@ Each method object offers:
 """
 
 from genvision_jax.methods.gan import GANMethod, GANState
+from genvision_jax.methods.sdgan import SDGANMethod
 from genvision_jax.methods.vae import VAEMethod, VAEState
 
-METHODS = {'vae': VAEMethod, 'gan': GANMethod}
+METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod}
 
 
 def create(config, image_shape, num_classes=0):

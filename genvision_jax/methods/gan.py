@@ -52,6 +52,7 @@ class GANMethod:
     self.config = config
     self.image_shape = tuple(image_shape)
     self.latent_dim = m.latent_dim
+    self.d_input_shape = self.image_shape  # what D sees (SD-GAN: image pairs)
     self.d_steps = int(config.train.d_steps)
     self.minibatches_per_step = self.d_steps  # batch['image'] is [d_steps, B, H, W, C]
     self.ema_decay = float(config.train.ema_decay)
@@ -82,7 +83,7 @@ class GANMethod:
     g_rng, d_rng, state_rng = jax.random.split(rng, 3)
     labels = jnp.zeros((1,), jnp.int32) if self.num_classes else None
     g_vars = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim)), labels, train=False)
-    d_vars = self.discriminator.init(d_rng, jnp.zeros((1, *self.image_shape)), labels,
+    d_vars = self.discriminator.init(d_rng, jnp.zeros((1, *self.d_input_shape)), labels,
                                      train=False)
     g_params, d_params = g_vars['params'], d_vars['params']
     return GANState(
@@ -116,11 +117,9 @@ class GANMethod:
   def _d_update(self, state: GANState, real, rng, labels=None):
     """One discriminator update on one real minibatch and fresh noise. A conditional GAN
     generates its fakes for the real batch's labels."""
-    labels = labels if self.num_classes else None
     z_rng, penalty_rng = jax.random.split(rng)
-    z = jax.random.normal(z_rng, (real.shape[0], self.latent_dim))
-    fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z, labels)
-    fake = jax.lax.stop_gradient(fake)
+    real, fake = self.d_inputs(state, real, labels, z_rng)
+    labels = labels if self.num_classes else None  # D is conditioned only in a cGAN
 
     def loss_fn(d_params):
       real_logits, bs = self._discriminate_train(d_params, state.d_batch_stats, real, labels)
@@ -162,11 +161,10 @@ class GANMethod:
   def _g_update(self, state: GANState, batch_size: int, rng):
     """One generator update; D runs in training mode but its statistics are not kept."""
     z_rng, label_rng = jax.random.split(rng)
-    z = jax.random.normal(z_rng, (batch_size, self.latent_dim))
     labels = self.sample_labels(label_rng, batch_size)
 
     def loss_fn(g_params):
-      fake, g_bs = self._generate_train(g_params, state.g_batch_stats, z, labels)
+      fake, g_bs = self.g_inputs(g_params, state.g_batch_stats, z_rng, batch_size, labels)
       fake_logits, _ = self._discriminate_train(state.d_params, state.d_batch_stats, fake,
                                                 labels)
       loss = jnp.mean(self.objective(None, fake_logits).g)
@@ -180,6 +178,18 @@ class GANMethod:
     state = state.replace(g_params=g_params, g_opt_state=opt_state, g_batch_stats=g_bs,
                           ema_params=ema, g_updates=state.g_updates + 1)
     return state, {'g_loss': loss, 'g_grad_norm': common.global_norm(grads)}
+
+  def d_inputs(self, state: GANState, real, labels, rng):
+    """(real, fake) inputs of a D update: the real minibatch and G(z) for fresh noise."""
+    z = jax.random.normal(rng, (real.shape[0], self.latent_dim))
+    labels = labels if self.num_classes else None
+    fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z, labels)
+    return real, jax.lax.stop_gradient(fake)
+
+  def g_inputs(self, g_params, g_batch_stats, rng, batch_size: int, labels):
+    """(fake inputs of D, G's new batch statistics) for a G update."""
+    z = jax.random.normal(rng, (batch_size, self.latent_dim))
+    return self._generate_train(g_params, g_batch_stats, z, labels)
 
   # -- the step ------------------------------------------------------------------------------
 
