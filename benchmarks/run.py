@@ -40,46 +40,45 @@ def _conv(h_out, c_in, c_out, taps):
   return 2 * h_out * h_out * c_in * c_out * taps
 
 
+def _down_flops(size, channels, width, stages):
+  """Strided 4x4 convolutions, width * 2**i channels: (FLOPs, final size, final channels)."""
+  flops, h, c_in = 0, size, channels
+  for i in range(stages):
+    h //= 2
+    flops += _conv(h, c_in, width * 2**i, 16)
+    c_in = width * 2**i
+  return flops, h, c_in
+
+
+def _up_flops(base, features, channels, stages):
+  """Transposed 4x4 stride-2 convolutions from base x base x features to the image; they count
+  the 4 taps that meet real input pixels per output pixel."""
+  flops, h = 0, base
+  for _ in range(stages - 1):
+    flops += _conv(2 * h, features, features // 2, 4)
+    features //= 2
+    h *= 2
+  return flops + _conv(2 * h, features, channels, 4)
+
+
 def dcgan_forward_flops(config, size=28, channels=1):
-  """(F_G, F_D): forward FLOPs per example. Transposed 4x4 stride-2 convolutions count the
-  4 taps that meet real input pixels per output pixel."""
+  """(F_G, F_D): forward FLOPs per example."""
   m = config.model
   stages, base = layers.upsampling_plan(size)
   feats = m.g_width * 2**(stages - 1)
-  f_g = 2 * m.latent_dim * base * base * feats
-  h = base
-  for _ in range(stages - 1):
-    f_g += _conv(2 * h, feats, feats // 2, 4)
-    feats //= 2
-    h *= 2
-  f_g += _conv(2 * h, feats, channels, 4)
-  f_d, h, c_in = 0, size, channels
-  for i in range(stages):
-    h //= 2
-    f_d += _conv(h, c_in, m.d_width * 2**i, 16)
-    c_in = m.d_width * 2**i
-  f_d += 2 * h * h * c_in
-  return f_g, f_d
+  f_g = 2 * m.latent_dim * base * base * feats + _up_flops(base, feats, channels, stages)
+  f_d, h, c_in = _down_flops(size, channels, m.d_width, stages)
+  return f_g, f_d + 2 * h * h * c_in
 
 
 def vae_forward_flops(config, size=28, channels=1):
   m = config.model
   stages, base = layers.upsampling_plan(size)
-  flops, h, c_in = 0, size, channels
-  for i in range(stages):
-    h //= 2
-    flops += _conv(h, c_in, m.width * 2**i, 16)
-    c_in = m.width * 2**i
+  flops, h, c_in = _down_flops(size, channels, m.width, stages)
   flops += 2 * h * h * c_in * m.hidden + 2 * 2 * m.hidden * m.latent_dim  # dense, mean+logvar
   feats = m.width * 2**(stages - 1)
   flops += 2 * m.latent_dim * m.hidden + 2 * m.hidden * base * base * feats
-  h = base
-  for _ in range(stages - 1):
-    flops += _conv(2 * h, feats, feats // 2, 4)
-    feats //= 2
-    h *= 2
-  flops += _conv(2 * h, feats, channels, 4)
-  return flops
+  return flops + _up_flops(base, feats, channels, stages)
 
 
 def useful_flops_per_iteration(name, config, batch_size):

@@ -4,6 +4,7 @@ Pure functions on latent arrays; decode the results with a method's `decode(stat
 generator or VAE decoder) and lay them out with `viz.save_image_grid(..., ncol=steps)`.
 """
 
+import jax
 import jax.numpy as jnp
 
 MODES = ('lerp', 'slerp')
@@ -50,7 +51,6 @@ def arithmetic(a, b, c):
 def interpolation_images(method, state, rng, rows: int, steps: int, mode: str = 'slerp',
                          **decode_kwargs):
   """rows strips of `steps` images decoded along paths between random N(0, I) latents."""
-  import jax  # pylint: disable=g-import-not-at-top
   k0, k1 = jax.random.split(rng)
   z0 = jax.random.normal(k0, (rows, method.latent_dim))
   z1 = jax.random.normal(k1, (rows, method.latent_dim))
@@ -59,7 +59,6 @@ def interpolation_images(method, state, rng, rows: int, steps: int, mode: str = 
 
 def arithmetic_images(method, state, rng, rows: int, **decode_kwargs):
   """rows strips [G(a), G(b), G(c), G(a - b + c)] for random latents a, b, c."""
-  import jax  # pylint: disable=g-import-not-at-top
   a, b, c = (jax.random.normal(k, (rows, method.latent_dim)) for k in jax.random.split(rng, 3))
   z = jnp.stack([a, b, c, arithmetic(a, b, c)], axis=1).reshape(-1, method.latent_dim)
   return method.decode(state, z, **decode_kwargs)

@@ -63,7 +63,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(tmp_path):
   proc = run_cli('train', f'--config={experiment("vae_mnist.py:smoke")}', f'--workdir={workdir}',
                  f'--config.train.num_steps={saved[0] + 2}')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert f'resumed from' in proc.stdout and f'step {saved[0] + 2}/' in proc.stdout
+  assert 'resumed from' in proc.stdout and f'step {saved[0] + 2}/' in proc.stdout
 
 
 BAD_CONFIGS = [

@@ -107,8 +107,3 @@ class VAEMethod:
   def decode(self, state: VAEState, z):
     """Mean of p(x | z) in [-1, 1] for given latents [N, latent_dim]."""
     return self.decode_mean(state.params, z)
-
-  def encode(self, state: VAEState, images):
-    """Mean of q(z | x) for images in [-1, 1]."""
-    mean, _ = self.model.apply({'params': state.params}, images, method=VAE.encode)
-    return mean

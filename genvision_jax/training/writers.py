@@ -4,7 +4,6 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -73,13 +72,3 @@ class Progress:
   def message(self, text: str) -> None:
     if self.enabled:
       print(text, file=self.stream, flush=True)
-
-
-class Stopwatch:
-  def __init__(self):
-    self.start = time.perf_counter()
-
-  def lap(self) -> float:
-    now = time.perf_counter()
-    elapsed, self.start = now - self.start, now
-    return elapsed
