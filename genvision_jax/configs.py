@@ -122,6 +122,9 @@ _LATER_DEFAULTS = {
 }
 
 
+GAN_METHODS = ('gan', 'sdgan', 'progan')
+
+
 def from_dict(d: dict) -> ml_collections.ConfigDict:
   """A locked ConfigDict from the config.json of a run directory, with fields added since
   that run was written filled in with their defaults."""
@@ -131,7 +134,7 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     for key, value in base[section].items():
       if key not in config[section]:
         config[section][key] = value
-  if config.get('method') in ('gan', 'sdgan'):
+  if config.get('method') in GAN_METHODS:
     for section, defaults in (('gan', _LATER_DEFAULTS['gan']),
                               ('model', _LATER_DEFAULTS['model@gan'])):
       for key, value in defaults.items():
@@ -217,7 +220,18 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
     need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
     check_optimizer('optim', config.optim)
-  elif config.get('method') in ('gan', 'sdgan'):
+  elif config.get('method') in GAN_METHODS:
+    if config.method == 'progan':
+      p = config.progan
+      positive_int('progan.stable_steps', p.stable_steps)
+      positive_int('progan.fade_steps', p.fade_steps)
+      need(m.generator == 'progan' and m.discriminator == 'progan',
+           "method='progan' grows model.generator='progan' and model.discriminator='progan' "
+           f'(got {m.generator!r}, {m.discriminator!r})')
+      need(m.d_norm == 'none' and not m.d_spectral_norm, "the progressive discriminator has "
+           "no normalization layers: use model.d_norm='none', model.d_spectral_norm=False")
+      need(not m.get('conditional', False), 'progressive growing is unconditional: drop '
+           'model.conditional')
     if config.method == 'sdgan':
       positive_int('sdgan.identity_dim', config.sdgan.identity_dim)
       need(config.sdgan.identity_dim < m.latent_dim, 'sdgan.identity_dim must be smaller than '

@@ -113,6 +113,13 @@ def train(config, workdir: str) -> None:
   train_and_evaluate(config, workdir)
 
 
+def _ema_kwargs(method, use_ema: bool) -> dict:
+  """{'use_ema': ...} for methods whose generate/decode choose EMA or raw weights."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  return ({'use_ema': use_ema} if 'use_ema' in inspect.signature(method.generate).parameters
+          else {})
+
+
 def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
            use_ema: bool, label: int | None = None, class_grid: bool = False) -> str:
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
@@ -121,7 +128,7 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
   if num < 1:
     raise UsageError(f'--num must be >= 1 (got {num})')
   config, method, state = load_run(workdir, step)
-  kwargs = {'use_ema': use_ema} if config.method == 'gan' else {}
+  kwargs = _ema_kwargs(method, use_ema)
   classes = getattr(method, 'num_classes', 0)
   if (label is not None or class_grid) and not classes:
     raise UsageError(f'{workdir} holds an unconditional model: --label and --class_grid need '
@@ -149,7 +156,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
   if rows < 1 or steps < 2:
     raise UsageError(f'--rows must be >= 1 and --steps >= 2 (got {rows}, {steps})')
   config, method, state = load_run(workdir)
-  kwargs = {'use_ema': use_ema} if config.method == 'gan' else {}
+  kwargs = _ema_kwargs(method, use_ema)
   classes = getattr(method, 'num_classes', 0)
   cols = 4 if arithmetic else steps
   if classes:

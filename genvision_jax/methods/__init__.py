@@ -9,10 +9,11 @@ Each method object offers:
 """
 
 from genvision_jax.methods.gan import GANMethod, GANState
+from genvision_jax.methods.progan import ProGANMethod
 from genvision_jax.methods.sdgan import SDGANMethod
 from genvision_jax.methods.vae import VAEMethod, VAEState
 
-METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod}
+METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod}
 
 
 def create(config, image_shape, num_classes=0):

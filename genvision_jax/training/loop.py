@@ -191,16 +191,18 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     dataset, gather = None, None
   dispatches = {}
 
-  def dispatch_fn(k: int):
-    if k not in dispatches:
+  def dispatch_fn(k: int, phase):
+    """The compiled dispatch of k steps in `phase` (None unless the method has phases)."""
+    if (k, phase) not in dispatches:
       if on_device:
         source_sh = sharding.batch_sharding(mesh, leading_axes=0)
       else:
         source_sh = sharding.batch_sharding(mesh, int(lead is not None) + int(k > 1))
-      dispatches[k] = jax.jit(steps.make_dispatch(method.train_step, k, gather),
-                              in_shardings=(repl, source_sh), out_shardings=(repl, repl),
-                              donate_argnums=0)
-    return dispatches[k]
+      train_step = method.train_step if phase is None else method.train_step_for(phase)
+      dispatches[k, phase] = jax.jit(steps.make_dispatch(train_step, k, gather),
+                                     in_shardings=(repl, source_sh),
+                                     out_shardings=(repl, repl), donate_argnums=0)
+    return dispatches[k, phase]
 
   def source_for(step: int, k: int):
     if on_device:
@@ -267,9 +269,24 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     with _StopFlag() as stop:
       while step < t.num_steps:
         k = min(k_fuse, t.num_steps - step)
+        phase = steps.phase_at(method, step)
+        if phase is not None:  # a dispatch never crosses into the next phase
+          end = method.phase_end(step)
+          k = k if end is None else min(k, end - step)
         source = source_for(step, k)
-        fn = dispatch_fn(k)
-        if step == start:
+        new_phase = (k, phase) not in dispatches and step != start
+        fn = dispatch_fn(k, phase)
+        if new_phase and phase is not None:  # a later phase compiles mid-run: time it apart
+          tic = time.perf_counter()
+          with guard():
+            state, metrics = fn(state, source)
+          jax.block_until_ready(state)
+          took = time.perf_counter() - tic
+          compile_seconds += took
+          io_seconds += took  # neither its time nor its steps count towards steps/s
+          progress.message(f'compiled and ran the first step(s) of phase {phase} in '
+                           f'{took:.1f}s')
+        elif step == start:
           tic = time.perf_counter()
           with guard():
             state, metrics = fn(state, source)

@@ -31,6 +31,17 @@ def steps_per_dispatch(config) -> int:
   return AUTO_STEPS_PER_DISPATCH.get(jax.default_backend(), AUTO_STEPS_PER_DISPATCH_ACCELERATOR)
 
 
+def phase_at(method, step: int):
+  """The method's training phase at `step` (a hashable, e.g. ProGAN's stage), or None.
+
+  Methods whose step changes shape over training (progressive growing) define
+  `phase(step)`, `phase_end(step)` (first step of the next phase, None for the last) and
+  `train_step_for(phase)`; the loop compiles one dispatch per phase and never lets a fused
+  dispatch cross a phase boundary.
+  """
+  return method.phase(step) if hasattr(method, 'phase') else None
+
+
 def device_gather(method, config, num_examples: int, batch_sharding):
   """fn(state, dataset) -> batch: this step's minibatches gathered on the devices."""
   t = config.train
