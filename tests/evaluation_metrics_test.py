@@ -62,6 +62,8 @@ def test_frechet_distance_closed_form_for_commuting_covariances():
   q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(4, 4)))
   s1, s2 = q @ np.diag(a) @ q.T, q @ np.diag(b) @ q.T
   assert metrics.frechet_distance(q @ mu1, s1, q @ mu2, s2) == pytest.approx(expected, rel=1e-9)
+  assert metrics.frechet_distance(q @ mu1, s1, q @ mu2, s2, method='eigh') == pytest.approx(
+      expected, rel=1e-9)
 
 
 def test_frechet_distance_adds_eps_when_the_square_root_is_not_finite(monkeypatch):
@@ -95,6 +97,9 @@ def test_frechet_distance_matches_pytorch_fid(name):
     warnings.simplefilter('ignore')  # the rank-deficient case warns, by design
     fid = metrics.frechet_distance_from_features(x1, x2)
   assert fid == pytest.approx(c['fid'], rel=1e-6)
+  if name == 'fid':  # the eigenvalue route agrees on full-rank covariances
+    fast = metrics.frechet_distance_from_features(x1, x2, method='eigh')
+    assert fast == pytest.approx(c['fid'], rel=1e-9)
 
 
 def test_frechet_distance_warns_about_too_few_samples():
