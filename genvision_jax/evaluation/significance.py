@@ -148,8 +148,8 @@ def bootstrap_interval(fn: Callable[..., float], *samples, num_resamples: int = 
   the generated set against fixed real features. The interval is the (1 - confidence)/2 and
   (1 + confidence)/2 quantiles of fn over the resamples.
 
-  Caveat for distances such as FID and KID's biased cousins: a resampled set holds only ~63%
-  distinct rows, so such metrics are biased upwards on resamples; the spread of `values` is
+  Caveat for plug-in distances such as FID (and k-NN metrics): a resampled set holds only ~63%
+  distinct rows, so such metrics shift on resamples (FID upwards); the spread of `values` is
   the useful part (compare models through the same procedure, or prefer paired per-example
   metrics with `paired_bootstrap`). Cost: num_resamples evaluations of fn.
   """
