@@ -1,0 +1,14 @@
+"""Evaluation: sample-quality metrics on feature arrays and the significance tests that say
+whether one model is really better than another.
+
+  metrics.py        FID, KID, Inception Score, precision/recall, density/coverage, the classifier
+                    two-sample test, mode coverage and the IWAE bound; pure functions of arrays
+                    (features, logits, labels, log-weights) with float64 statistics.
+  significance.py   the paired bootstrap test of the notes, bootstrap intervals of set-level
+                    metrics, intervals and tests across training seeds, histograms.
+"""
+
+from genvision_jax.evaluation import metrics
+from genvision_jax.evaluation import significance
+
+__all__ = ['metrics', 'significance']
