@@ -341,7 +341,7 @@ def load_state_dict_arrays(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 def _missing_weights_message(path: str | None) -> str:
   where = (f"pytorch-fid's Inception weights were not found at '{path}'." if path else
            "No path to pytorch-fid's Inception weights was given.")
-  return (f'{where} They are never downloaded at run time. Download them once (~92 MB) from\n'
+  return (f'{where} They are never downloaded at run time. Download them once (96 MB) from\n'
           f'  {FID_WEIGHTS_URL}\n'
           f'and pass the file: InceptionFeatures(weights_path=PATH) / '
           f'load_pytorch_fid_weights(PATH), or set the environment variable {WEIGHTS_ENV}=PATH. '
@@ -376,7 +376,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   except Exception as e:  # torch raises UnpicklingError, RuntimeError, ... on a bad file.
     raise InceptionWeightsError(
         f"cannot read '{path}' as a PyTorch state dict with torch.load(weights_only=True): "
-        f'{e}') from e
+        f'{type(e).__name__}: {e}') from e
   if not isinstance(state, Mapping):
     raise InceptionWeightsError(f"'{path}' holds a {type(state).__name__}, not a state dict")
   return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
@@ -424,8 +424,9 @@ class InceptionFeatures:
 
   Images go through `preprocess` (resize to 299, pytorch-fid's scaling) and `InceptionV3` in
   batches of `batch_size` (the last one zero-padded, also when there are fewer images than
-  `batch_size`), one jit compile per input image shape. Throughput on a 2-core CPU is about
-  0.1 s per image (299x299 costs ~5.7 GFLOP), so a 10k-sample FID takes ~20 minutes there.
+  `batch_size`), one jit compile per input image shape. A 299x299 image costs ~11 GFLOP
+  (5.7 G multiply-adds): measured ~0.3 s per image on a shared 2-core CPU
+  (`benchmarks/inception_features.py`), so 10,000 samples take the best part of an hour there.
   `variables` (e.g. from `load_state_dict_arrays`) replaces the weight file.
   """
 
