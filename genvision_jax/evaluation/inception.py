@@ -269,12 +269,8 @@ def _torch_name(path: tuple[str, ...]) -> str:
   return '.'.join([*modules, _LEAF_TO_TORCH[(collection, leaf)]])
 
 
-def _kernel_to_torch(array):
-  """flax kernel -> PyTorch layout: HWIO -> OIHW (conv), [in, out] -> [out, in] (Linear)."""
-  return array.transpose(3, 2, 0, 1) if array.ndim == 4 else array.T
-
-
 def _kernel_from_torch(array):
+  """PyTorch layout -> flax kernel: OIHW -> HWIO (conv), [out, in] -> [in, out] (Linear)."""
   return array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
 
 
