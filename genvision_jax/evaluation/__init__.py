@@ -1,6 +1,7 @@
-"""Evaluation: sample-quality metrics on feature arrays and the significance tests that say
-whether one model is really better than another.
+"""Evaluation: feature extractors, sample-quality metrics on feature arrays and the
+significance tests that say whether one model is really better than another.
 
+  inception.py      the FID Inception-v3 of pytorch-fid in flax, with its weight loader
   metrics.py        FID, KID, Inception Score, precision/recall, density/coverage, the classifier
                     two-sample test, mode coverage and the IWAE bound; pure functions of arrays
                     (features, logits, labels, log-weights) with float64 statistics.
