@@ -6,7 +6,13 @@
       [--label=C | --class_grid]
   genvision interpolate --workdir=DIR [--rows=4] [--steps=8] [--mode=slerp|lerp]
       [--arithmetic] [--out=FILE.png] [--seed=S] [--label=C]
+  genvision evaluate --workdir=DIR [--num_samples=1000] [--metrics=fd,kid,...]
+      [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
+  genvision compare DIR_A DIR_B ... [--out=FILE.png] [--metrics=...]
+      (each DIR an evaluated run, or a directory of evaluated seed runs)
   genvision prepare --dataset=NAME [--data_dir=DIR]
+
+`genvision train ... --seeds=N` trains N runs DIR/seed_0 .. DIR/seed_{N-1} (train.seed + i).
 
 Every expected failure (bad config, missing dataset, corrupt checkpoint, non-finite loss,
 interruption) ends with one line naming the cause and the fix, and no traceback.
@@ -21,7 +27,7 @@ from absl import logging
 from ml_collections import config_flags
 
 USAGE = __doc__.split('\n\n')[1]
-COMMANDS = ('train', 'sample', 'interpolate', 'prepare')
+COMMANDS = ('train', 'sample', 'interpolate', 'evaluate', 'compare', 'prepare')
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
@@ -41,6 +47,22 @@ _STEPS = flags.DEFINE_integer('steps', 8, 'interpolate: images per strip.')
 _MODE = flags.DEFINE_enum('mode', 'slerp', ['slerp', 'lerp'], 'interpolate: path.')
 _ARITHMETIC = flags.DEFINE_boolean(
     'arithmetic', False, 'interpolate: strips G(a), G(b), G(c), G(a - b + c) instead.')
+_SEEDS = flags.DEFINE_integer(
+    'seeds', None, 'train: train N runs WORKDIR/seed_i with train.seed + i, one after another.')
+_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1000, 'evaluate: generated samples.')
+_METRICS = flags.DEFINE_list(
+    'metrics', None, 'evaluate: metric groups (fd, kid, manifold, c2st, score, modes, '
+    'likelihood; default all); compare: metric names to tabulate (default all shared).')
+_FEATURES = flags.DEFINE_list(
+    'features', None, 'evaluate: feature networks (digits_cnn, inception); default digits_cnn '
+    'for grey images, inception otherwise.')
+_INCEPTION = flags.DEFINE_string(
+    'inception_weights', None, "evaluate: pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+    '(or its .npz conversion); default $GENVISION_INCEPTION_WEIGHTS.')
+_REFERENCE = flags.DEFINE_string('reference_split', 'train', 'evaluate: reference data split.')
+_BOOTSTRAP = flags.DEFINE_integer(
+    'bootstrap', 200, 'evaluate: bootstrap resamples of the generated set for intervals.')
+_IWAE = flags.DEFINE_integer('iwae_samples', 64, 'evaluate: importance samples (VAE bound).')
 _DATASET = flags.DEFINE_string('dataset', None, 'prepare: TFDS dataset name.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'prepare: TFDS data directory.')
 _COORDINATOR = flags.DEFINE_string(
@@ -106,11 +128,45 @@ def precheck_config_args(argv: list[str]) -> None:
         raise configs.ConfigError(f"unknown config key '{key}' in {spec}{hint}")
 
 
-def train(config, workdir: str) -> None:
+def train(config, workdir: str, seeds: int | None = None) -> None:
   from genvision_jax import configs  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
   configs.validate(config)
-  train_and_evaluate(config, workdir)
+  if seeds is None:
+    train_and_evaluate(config, workdir)
+    return
+  if seeds < 1:
+    raise UsageError(f'--seeds must be >= 1 (got {seeds})')
+  base = config.train.seed
+  for i in range(seeds):  # one run directory per seed; each resumes if it exists
+    run = config.copy_and_resolve_references()
+    run.train.seed = base + i
+    run.lock()
+    print(f'seed {i + 1}/{seeds}: train.seed={base + i} -> {workdir}/seed_{i}', flush=True)
+    train_and_evaluate(run, os.path.join(workdir, f'seed_{i}'))
+
+
+def evaluate(workdir: str) -> str:
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  result = runner.evaluate_run(
+      workdir, num_samples=_NUM_SAMPLES.value, metrics=_METRICS.value, features=_FEATURES.value,
+      seed=_SEED.value, use_ema=_EMA.value, step=_STEP.value,
+      reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
+      iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value)
+  intervals = result['intervals']
+  for name, value in result['metrics'].items():
+    ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals
+          else '')
+    print(f'{name:32s} {value:.5g}{ci}')
+  return os.path.join(workdir, runner.EVAL_DIR, 'metrics.json')
+
+
+def compare(paths: list[str]) -> str:
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  out = _OUT.value or 'compare.png'
+  result = runner.compare(paths, metric_names=_METRICS.value, out=out)
+  print(result['table'])
+  return out
 
 
 def _ema_kwargs(method, use_ema: bool) -> dict:
@@ -177,7 +233,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
   return out
 
 
-def _dispatch(command: str) -> None:
+def _dispatch(command: str, positional: list[str]) -> None:
   from genvision_jax import configs, data  # pylint: disable=g-import-not-at-top
   if command == 'train':
     if _CONFIG.value is None or not _WORKDIR.value:
@@ -188,7 +244,16 @@ def _dispatch(command: str) -> None:
                              auto=_DISTRIBUTED.value)
     except ValueError as e:
       raise UsageError(str(e)) from None
-    train(_CONFIG.value, _WORKDIR.value)
+    train(_CONFIG.value, _WORKDIR.value, _SEEDS.value)
+  elif command == 'evaluate':
+    if not _WORKDIR.value:
+      raise UsageError('evaluate needs --workdir=DIR of a trained run')
+    print(f'wrote {evaluate(_WORKDIR.value)}')
+  elif command == 'compare':
+    if not positional:
+      raise UsageError('compare needs run or group directories: genvision compare DIR_A '
+                       'DIR_B ...')
+    print(f'wrote {compare(positional)}')
   elif command == 'sample':
     if not _WORKDIR.value:
       raise UsageError('sample needs --workdir=DIR of a trained run')
@@ -223,16 +288,19 @@ def run(argv=None) -> int:
     return 2
   _quiet_libraries()
   from genvision_jax import configs, data, training  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation.runner import EvaluationError  # pylint: disable=g-import-not-at-top
   try:
     precheck_config_args(argv[2:])
-    FLAGS(argv[:1] + argv[2:])
+    positional = FLAGS(argv[:1] + argv[2:])[1:]
+    if positional and command != 'compare':
+      raise flags.Error(f'unexpected arguments {positional}')
   except (flags.Error, configs.ConfigError) as e:
     print(f'{prog} {command}: error: {e}', file=sys.stderr)
     return 2
 
   try:
-    _dispatch(command)
-  except (UsageError, configs.ConfigError) as e:
+    _dispatch(command, positional)
+  except (UsageError, configs.ConfigError, EvaluationError) as e:
     print(f'{prog} {command}: error: {e}', file=sys.stderr)
     return 2
   except training.Interrupted as e:

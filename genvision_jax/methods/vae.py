@@ -107,3 +107,20 @@ class VAEMethod:
   def decode(self, state: VAEState, z):
     """Mean of p(x | z) in [-1, 1] for given latents [N, latent_dim]."""
     return self.decode_mean(state.params, z)
+
+  def log_importance_weights(self, state: VAEState, images, rng, num_samples: int):
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for z_i ~ q(z | x), i < k:
+    [B, k] log-weights of the importance-weighted bound (Burda et al. 2016), in nats.
+    `evaluation.metrics.iwae_bound` turns them into log p(x) >= log mean_i w_i; with k = 1
+    their mean is the ELBO (beta = 1)."""
+    mean, logvar = self.model.apply({'params': state.params}, images, method=VAE.encode)
+
+    def one(key):
+      z = losses.reparameterize(key, mean, logvar)
+      decoded = self.model.apply({'params': state.params}, z, method=VAE.decode)
+      zeros = jnp.zeros_like(z)
+      return (self.log_likelihood(decoded, images)
+              + losses.gaussian_log_likelihood(z, zeros, zeros)
+              - losses.gaussian_log_likelihood(z, mean, logvar))
+
+    return jax.vmap(one, out_axes=1)(jax.random.split(rng, num_samples))

@@ -1,0 +1,438 @@
+"""`genvision evaluate` and `genvision compare`: the evaluation driver around the pure metrics.
+
+evaluate_run(workdir) samples the run's latest checkpoint, embeds samples and reference
+images with a feature network, and writes
+
+  DIR/eval/metrics.json      {'protocol': {...}, 'metrics': {name: value},
+                              'intervals': {name: [low, high]}, 'details': {...}}
+  DIR/eval/per_example.npz   per-reference-example values (paired across runs evaluated on the
+                             same reference set) and bootstrap replicates of set-level metrics
+  DIR/eval/samples.png, DIR/eval/class_histogram.png
+
+Metric names carry the feature network: `digits_cnn/fd` is the Fréchet distance in the
+features of the shipped digit classifier (offline; comparable only with other `digits_cnn`
+numbers); `inception/fd` is FID proper (pytorch-fid's network and weights, given by path).
+
+compare(paths) reads those files for runs, or for groups of runs (a directory whose
+subdirectories are the seeds of one model, as `genvision train --seeds=N` writes them), and
+tests the differences: across seeds with Welch's t-test (Lucic et al. 2018 compare
+distributions over seeds), within single runs with the paired bootstrap of the notes on
+per-example values.
+
+Reference features are cached by content hash (images + feature weights) in
+$GENVISION_CACHE (default ~/.cache/genvision_jax).
+"""
+
+import hashlib
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from genvision_jax.evaluation import metrics as M
+from genvision_jax.evaluation import significance as S
+
+FEATURE_NETWORKS = ('digits_cnn', 'inception')
+METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood')
+EVAL_DIR = 'eval'
+# Direction of each metric (for tests and tables); names are matched on their last part.
+HIGHER_IS_BETTER = {
+    'fd': False, 'kid': False, 'precision': True, 'recall': True, 'density': True,
+    'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
+    'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
+    'bits_per_dim': False, 'nn_distance': False,
+}
+
+
+class EvaluationError(ValueError):
+  """An evaluation cannot run as asked; the message names the cause and the fix."""
+
+
+def cache_dir() -> str:
+  return os.path.expanduser(os.environ.get('GENVISION_CACHE', '~/.cache/genvision_jax'))
+
+
+def _feature_network(name: str, inception_weights: str | None):
+  if name == 'digits_cnn':
+    from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
+    net = digits.DigitFeatures()
+    return net, 'features', digits.WEIGHTS
+  if name == 'inception':
+    from genvision_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
+    path = inception.resolve_weights_path(inception_weights)
+    net = inception.InceptionFeatures(path)
+    return net, 'pool3', path
+  raise EvaluationError(f'unknown feature network {name!r}; use one of {FEATURE_NETWORKS}')
+
+
+def _file_digest(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def reference_features(name: str, net, feature_key: str, weights_path: str,
+                       images_uint8: np.ndarray, to_model_range) -> dict[str, np.ndarray]:
+  """Features and logits of the reference images, computed once per (images, weights)."""
+  key = hashlib.sha256()
+  key.update(images_uint8.tobytes())
+  key.update(str(images_uint8.shape).encode())
+  key.update(_file_digest(weights_path).encode())
+  path = os.path.join(cache_dir(), 'reference', f'{name}_{key.hexdigest()[:24]}.npz')
+  if os.path.isfile(path):
+    try:
+      with np.load(path, allow_pickle=False) as f:
+        return {'features': f['features'], 'logits': f['logits']}
+    except (OSError, ValueError, KeyError):
+      pass  # unreadable cache entry: recompute and overwrite it
+  out = net(to_model_range(images_uint8))
+  result = {'features': out[feature_key], 'logits': out['logits']}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = path + f'.tmp{os.getpid()}.npz'
+  np.savez(tmp, **result)
+  os.replace(tmp, path)
+  return result
+
+
+def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 500):
+  from genvision_jax.training import generate_images  # pylint: disable=g-import-not-at-top
+  import inspect  # pylint: disable=g-import-not-at-top
+  kwargs = ({'use_ema': use_ema} if 'use_ema' in inspect.signature(method.generate).parameters
+            else {})
+  parts = []
+  for i, start in enumerate(range(0, num, chunk)):
+    parts.append(generate_images(method, state, min(chunk, num - start), seed * 1000 + i,
+                                 **kwargs))
+  return np.concatenate(parts)
+
+
+def _nearest_distances(reference, generated, block: int = 2048) -> np.ndarray:
+  """Distance from each reference feature vector to its nearest generated one, [N_ref]."""
+  g2 = np.sum(generated**2, axis=1)
+  out = []
+  for i in range(0, len(reference), block):
+    r = reference[i:i + block]
+    d2 = np.sum(r**2, axis=1)[:, None] + g2[None, :] - 2.0 * r @ generated.T
+    out.append(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
+  return np.concatenate(out)
+
+
+def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
+                    bootstrap: int, num_classes: int, real_labels=None):
+  """Metrics of generated vs reference features (+ logits): (values, intervals, per-example,
+  details), names prefixed with the feature network."""
+  values, intervals, per_example, details = {}, {}, {}, {}
+  rf, ff = np.asarray(real['features'], np.float64), np.asarray(fake['features'], np.float64)
+  if 'fd' in groups:
+    values[f'{prefix}/fd'] = M.frechet_distance_from_features(rf, ff)
+    if bootstrap:
+      mu_r, sigma_r = M.feature_statistics(rf)
+      fd = lambda f: M.frechet_distance(mu_r, sigma_r, *M.feature_statistics(f))
+      b = S.bootstrap_interval(fd, ff, num_resamples=bootstrap, rng=rng_seed)
+      intervals[f'{prefix}/fd'] = [b.low, b.high]
+      per_example[f'{prefix}/fd_bootstrap'] = b.values
+  if 'kid' in groups:
+    size = min(1000, len(rf), len(ff))
+    kid = M.kernel_inception_distance(rf, ff, num_subsets=100, subset_size=size, rng=rng_seed)
+    values[f'{prefix}/kid'] = kid.mean
+    values[f'{prefix}/kid_std'] = kid.std
+  if 'manifold' in groups:
+    values.update({f'{prefix}/{k}': v for k, v in M.manifold_metrics(rf, ff)._asdict().items()})
+    per_example[f'{prefix}/nn_distance'] = _nearest_distances(rf, ff)
+  if 'c2st' in groups:
+    c2st = M.classifier_two_sample_test(rf, ff, rng=rng_seed)
+    values[f'{prefix}/c2st_accuracy'] = c2st.accuracy
+    values[f'{prefix}/c2st_p_value'] = c2st.p_value
+  if 'score' in groups:
+    score = M.inception_score(fake['logits'], splits=10)
+    values[f'{prefix}/score'] = score.mean
+    values[f'{prefix}/score_std'] = score.std
+  if 'modes' in groups and num_classes and real_labels is not None and prefix == 'digits_cnn':
+    data_dist = np.bincount(real_labels, minlength=num_classes) / len(real_labels)
+    modes = M.mode_coverage(np.argmax(fake['logits'], -1), data_dist, min_count=1)
+    values[f'{prefix}/classes_covered'] = int(modes.num_covered)
+    values[f'{prefix}/kl_data_to_samples'] = modes.kl_data_to_samples
+    values[f'{prefix}/kl_samples_to_data'] = modes.kl_samples_to_data
+    details['class_histogram'] = modes.histogram.tolist()
+    details['data_class_distribution'] = data_dist.tolist()
+  return values, intervals, per_example, details
+
+
+def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=None,
+                 seed: int = 0, use_ema: bool = True, step: int | None = None,
+                 reference_split: str = 'train', inception_weights: str | None = None,
+                 iwae_samples: int = 64, bootstrap: int = 200, verbose: bool = True) -> dict:
+  """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run  # pylint: disable=g-import-not-at-top
+  groups = tuple(metrics or METRIC_GROUPS)
+  unknown = sorted(set(groups) - set(METRIC_GROUPS))
+  if unknown:
+    raise EvaluationError(f'unknown metrics {unknown}; choose from {", ".join(METRIC_GROUPS)}')
+  if num_samples < 10:
+    raise EvaluationError(f'--num_samples must be >= 10 (got {num_samples})')
+  tic = time.time()
+  say = print if verbose else (lambda *a, **k: None)
+  config, method, state = load_run(workdir, step)
+  d = config.data
+  ref = data_lib.load_split(d.name, reference_split, d.image_size, d.data_dir or None,
+                            d.resize_method)
+  ref_arrays = ref.arrays()
+  if features is None:
+    features = ('digits_cnn',) if ref.image_shape[-1] == 1 else ('inception',)
+  unknown = sorted(set(features) - set(FEATURE_NETWORKS))
+  if unknown:
+    raise EvaluationError(f'unknown feature networks {unknown}; use {FEATURE_NETWORKS}')
+
+  values, intervals, per_example, details = {}, {}, {}, {}
+  gen_seconds = 0.0
+  if set(groups) - {'likelihood'}:
+    t0 = time.time()
+    images = _generate(method, state, num_samples, seed, use_ema)
+    gen_seconds = time.time() - t0
+    say(f'generated {num_samples} samples in {gen_seconds:.1f}s')
+    out_dir = os.path.join(workdir, EVAL_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+    viz.save_image_grid(images[:64], os.path.join(out_dir, 'samples.png'))
+    for name in features:
+      t0 = time.time()
+      net, key, weights = _feature_network(name, inception_weights)
+      real = reference_features(name, net, key, weights, ref_arrays['image'], data_lib.to_model_range)
+      out = net(images)
+      fake = {'features': out[key], 'logits': out['logits']}
+      v, i, p, det = feature_metrics(name, real, fake, groups, seed, bootstrap, ref.num_classes,
+                                     ref_arrays['label'] if ref.num_classes else None)
+      values.update(v)
+      intervals.update(i)
+      per_example.update(p)
+      details.update(det)
+      say(f'{name}: features and metrics in {time.time() - t0:.1f}s')
+  if 'likelihood' in groups and hasattr(method, 'log_importance_weights'):
+    t0 = time.time()
+    test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
+                               d.resize_method).arrays()
+    x = data_lib.to_model_range(test['image'])
+    fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
+    log_w = np.concatenate([
+        np.asarray(fn(state, x[i:i + 100], jax.random.PRNGKey(seed + i)), np.float64)
+        for i in range(0, len(x), 100)])
+    iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
+    values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())
+    per_example['iwae'], per_example['elbo'] = iwae, elbo
+    details['iwae_samples'] = iwae_samples
+    say(f'IWAE (k={iwae_samples}) and ELBO on {len(x)} test images in {time.time() - t0:.1f}s')
+
+  result = {
+      'protocol': {
+          'workdir': os.path.abspath(workdir), 'checkpoint_step': int(jax.device_get(state.step)),
+          'weights': 'ema' if use_ema and 'use_ema' in _generate_params(method) else 'raw',
+          'num_samples': num_samples, 'seed': seed, 'dataset': d.name,
+          'reference_split': reference_split, 'reference_examples': ref.num_examples,
+          'feature_networks': list(features), 'metrics': list(groups),
+          'bootstrap_resamples': bootstrap, 'method': config.method,
+          'seconds': round(time.time() - tic, 1), 'generate_seconds': round(gen_seconds, 1),
+      },
+      'metrics': {k: float(v) for k, v in values.items()},
+      'intervals': {k: [float(a), float(b)] for k, (a, b) in intervals.items()},
+      'details': details,
+  }
+  out_dir = os.path.join(workdir, EVAL_DIR)
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
+    json.dump(result, f, indent=1)
+  np.savez(os.path.join(out_dir, 'per_example.npz'), **per_example)
+  if 'class_histogram' in details:
+    _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))
+  return result
+
+
+def _generate_params(method):
+  import inspect  # pylint: disable=g-import-not-at-top
+  return inspect.signature(method.generate).parameters
+
+
+def _class_histogram_figure(details, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  hist = np.asarray(details['class_histogram'], np.float64)
+  data = np.asarray(details['data_class_distribution'])
+  fig, ax = plt.subplots(figsize=(6, 3))
+  ks = np.arange(len(hist))
+  ax.bar(ks - 0.2, hist / max(hist.sum(), 1), 0.4, label='samples (digits_cnn class)')
+  ax.bar(ks + 0.2, data, 0.4, label='reference data')
+  ax.set_xticks(ks)
+  ax.set_xlabel('class')
+  ax.set_ylabel('fraction')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------
+# compare
+
+
+def _eval_file(run_dir: str) -> str:
+  return os.path.join(run_dir, EVAL_DIR, 'metrics.json')
+
+
+def load_model(path: str) -> dict:
+  """{'name', 'runs': [run dirs], 'metrics': [per-run metrics dicts], 'per_example': [...]}
+  for a run directory or a group directory of seeded runs."""
+  path = os.path.normpath(path)
+  if os.path.isfile(_eval_file(path)):
+    runs = [path]
+  elif os.path.isdir(path):
+    runs = sorted(os.path.join(path, s) for s in os.listdir(path)
+                  if os.path.isfile(_eval_file(os.path.join(path, s))))
+    trained = sorted(s for s in os.listdir(path)
+                     if os.path.isdir(os.path.join(path, s, 'checkpoints')))
+    missing = [s for s in trained if not os.path.isfile(_eval_file(os.path.join(path, s)))]
+    if missing or not runs:
+      todo = missing or ([path] if os.path.isdir(os.path.join(path, 'checkpoints')) else [])
+      if todo:
+        raise EvaluationError(
+            f'{path}: not evaluated yet ({", ".join(todo)}); run `genvision evaluate '
+            f'--workdir={os.path.join(path, todo[0]) if missing else path}` first')
+      raise EvaluationError(f'{path} is neither an evaluated run nor a directory of them')
+  else:
+    raise EvaluationError(f'{path} does not exist')
+  out = {'name': os.path.basename(path), 'path': path, 'runs': runs, 'metrics': [],
+         'intervals': [], 'per_example': [], 'protocol': []}
+  for r in runs:
+    with open(_eval_file(r)) as f:
+      m = json.load(f)
+    out['metrics'].append(m['metrics'])
+    out['intervals'].append(m.get('intervals', {}))
+    out['protocol'].append(m['protocol'])
+    pe, arrays = os.path.join(r, EVAL_DIR, 'per_example.npz'), {}
+    if os.path.isfile(pe):
+      with np.load(pe, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    out['per_example'].append(arrays)
+  return out
+
+
+def higher_is_better(name: str) -> bool | None:
+  return HIGHER_IS_BETTER.get(name.split('/')[-1])
+
+
+def compare(paths, metric_names=None, out: str | None = None, num_resamples: int = 10_000,
+            confidence: float = 0.95) -> dict:
+  """Table, intervals and pairwise tests of the models at `paths`; writes a figure (and a
+  JSON next to it) when `out` is given. Returns the result dict with a 'table' string."""
+  if len(paths) < 1:
+    raise EvaluationError('compare needs at least one run or group directory')
+  models = [load_model(p) for p in paths]
+  names = [m['name'] for m in models]
+  if len(set(names)) < len(names):
+    names = [m['path'] for m in models]
+  protocols = {(p['dataset'], p['reference_split'], tuple(p['feature_networks']),
+                p['num_samples']) for m in models for p in m['protocol']}
+  common = set.intersection(*[set(k) for m in models for k in m['metrics']])
+  wanted = [n for n in sorted(common) if higher_is_better(n) is not None]
+  if metric_names:
+    bad = sorted(set(metric_names) - common)
+    if bad:
+      raise EvaluationError(f'metrics {bad} are not in every evaluation; available: '
+                            f'{sorted(common)}')
+    wanted = list(metric_names)
+  rows = {}
+  for name, m in zip(names, models):
+    row = {}
+    for metric in wanted:
+      vals = np.array([r[metric] for r in m['metrics']], np.float64)
+      if len(vals) >= 2:
+        s = S.seed_summary(vals, confidence=confidence)
+        row[metric] = {'mean': s.mean, 'std': s.std, 'low': s.t_low, 'high': s.t_high,
+                       'n': len(vals), 'interval': f't{int(confidence * 100)}', 'values':
+                       vals.tolist()}
+      else:
+        ci = m['intervals'][0].get(metric)
+        row[metric] = {'mean': float(vals[0]), 'std': None, 'n': 1,
+                       'low': ci[0] if ci else None, 'high': ci[1] if ci else None,
+                       'interval': 'bootstrap' if ci else None, 'values': vals.tolist()}
+    rows[name] = row
+
+  tests = []
+  for i in range(len(models)):
+    for j in range(i + 1, len(models)):
+      a, b = models[i], models[j]
+      for metric in wanted:
+        hib = higher_is_better(metric)
+        va = np.array([r[metric] for r in a['metrics']])
+        vb = np.array([r[metric] for r in b['metrics']])
+        if len(va) >= 2 and len(vb) >= 2:
+          t = S.welch_test(va, vb)
+          tests.append({'a': names[i], 'b': names[j], 'metric': metric, 'test': 'welch',
+                        'p_value': t.p_value, 'difference': t.mean_diff})
+      if len(a['runs']) == 1 and len(b['runs']) == 1:  # single runs: paired bootstrap
+        for key in sorted(set(a['per_example'][0]) & set(b['per_example'][0])):
+          if key.endswith('_bootstrap'):
+            continue
+          xa, xb = a['per_example'][0][key], b['per_example'][0][key]
+          if xa.shape != xb.shape:
+            continue  # not the same reference examples: not paired
+          hib = higher_is_better(key)
+          r = S.paired_bootstrap(xa, xb, num_resamples=num_resamples,
+                                 higher_is_better=bool(hib))
+          tests.append({'a': names[i], 'b': names[j], 'metric': f'{key} (per example)',
+                        'test': 'paired_bootstrap', 'p_value': r.p_value,
+                        'p_value_two_sided': r.p_value_two_sided, 'difference': r.delta,
+                        'better': r.better})
+
+  table = _format_table(names, wanted, rows, tests, protocols)
+  result = {'models': {n: m['runs'] for n, m in zip(names, models)}, 'rows': rows,
+            'tests': tests, 'table': table, 'protocols': [list(p) for p in protocols]}
+  if out:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    primary = next((w for w in wanted if w.endswith('/fd')), wanted[0] if wanted else None)
+    if primary:
+      by_model = {}
+      for n, m in zip(names, models):
+        if len(m['runs']) >= 2:
+          by_model[n] = [r[primary] for r in m['metrics']]
+        else:
+          boot = m['per_example'][0].get(primary.replace('/fd', '/fd_bootstrap'))
+          by_model[n] = list(boot) if boot is not None else [m['metrics'][0][primary]]
+      S.histogram_figure(by_model, primary, out)
+    with open(os.path.splitext(out)[0] + '.json', 'w') as f:
+      json.dump({k: v for k, v in result.items()}, f, indent=1, default=float)
+  return result
+
+
+def _fmt(x):
+  if x is None:
+    return '-'
+  return f'{x:.4g}'
+
+
+def _format_table(names, wanted, rows, tests, protocols) -> str:
+  lines = []
+  if len(protocols) > 1:
+    lines.append('WARNING: the evaluations differ in protocol (dataset, reference split, '
+                 f'feature networks, sample count): {sorted(protocols)}')
+  width = max([len(n) for n in names] + [8])
+  for metric in wanted:
+    arrow = '(higher is better)' if higher_is_better(metric) else '(lower is better)'
+    lines.append(f'{metric} {arrow}')
+    for n in names:
+      r = rows[n][metric]
+      ci = (f'[{_fmt(r["low"])}, {_fmt(r["high"])}] {r["interval"]}' if r['low'] is not None
+            else '')
+      sd = f' sd {_fmt(r["std"])}' if r['std'] is not None else ''
+      lines.append(f'  {n:<{width}}  {_fmt(r["mean"]):>10}  {ci}{sd}  (n={r["n"]})')
+  if tests:
+    lines.append('pairwise tests')
+    for t in tests:
+      extra = f', better: {t["better"]}' if 'better' in t else ''
+      lines.append(f'  {t["a"]} vs {t["b"]}  {t["metric"]}: {t["test"]} p = '
+                   f'{t["p_value"]:.4g} (difference a - b = {_fmt(t["difference"])}{extra})')
+  return '\n'.join(lines)

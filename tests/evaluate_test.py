@@ -1,0 +1,124 @@
+"""`genvision evaluate` / `compare` / `train --seeds` through the CLI, the shipped digit
+classifier, the reference-feature cache and the VAE's importance weights."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from genvision_jax import configs, data, methods
+from genvision_jax.evaluation import digits, metrics, runner
+from tests.conftest import REPO, run_cli
+
+VAE_SMOKE = 'experiments/vae_mnist.py:smoke'
+FAST = ['--num_samples=60', '--bootstrap=20', '--iwae_samples=4']
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+  monkeypatch.setenv('GENVISION_CACHE', str(tmp_path / 'cache'))
+
+
+def test_shipped_digit_classifier_is_accurate_on_held_out_digits(data_dir):
+  """The weights file records its test accuracy; recomputing it on the test split agrees."""
+  params, info = digits.load_weights()
+  assert info['dataset'] == data.DEFAULT_DATASET and info['test_accuracy'] >= 0.95
+  test = data.load_split(data.DEFAULT_DATASET, 'test', 28, data_dir).arrays()
+  out = digits.DigitFeatures(batch_size=128)(data.to_model_range(test['image']))
+  assert out['features'].shape == (len(test['label']), 128)
+  accuracy = float(np.mean(np.argmax(out['logits'], -1) == test['label']))
+  assert abs(accuracy - info['test_accuracy']) < 1e-6
+  del params
+  # 32 px padded and RGB inputs are mapped to the network's 28 px grey input.
+  rgb = np.repeat(np.pad(data.to_model_range(test['image'][:3]), ((0, 0), (2, 2), (2, 2), (0, 0)),
+                         constant_values=-1.0), 3, axis=-1)
+  assert digits.DigitFeatures()(rgb)['logits'].shape == (3, 10)
+
+
+def test_missing_classifier_weights_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match='python -m genvision_jax.evaluation.digits'):
+    digits.load_weights(str(tmp_path / 'nope.npz'))
+
+
+def test_reference_features_are_cached_by_content(tmp_path):
+  net = digits.DigitFeatures(batch_size=16)
+  images = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+  a = runner.reference_features('digits_cnn', net, 'features', digits.WEIGHTS, images,
+                                data.to_model_range)
+  files = os.listdir(tmp_path / 'cache' / 'reference')
+  assert len(files) == 1
+  b = runner.reference_features('digits_cnn', net, 'features', digits.WEIGHTS, images,
+                                data.to_model_range)
+  np.testing.assert_array_equal(a['features'], b['features'])
+  images[0, 0, 0, 0] ^= 1  # other content -> another entry
+  runner.reference_features('digits_cnn', net, 'features', digits.WEIGHTS, images,
+                            data.to_model_range)
+  assert len(os.listdir(tmp_path / 'cache' / 'reference')) == 2
+
+
+def test_vae_importance_weights_give_iwae_above_elbo():
+  config = configs.load(str(REPO / VAE_SMOKE))
+  method = methods.create(config, (28, 28, 1))
+  state = method.create_state(jax.random.PRNGKey(0))
+  x = jax.random.uniform(jax.random.PRNGKey(1), (5, 28, 28, 1), minval=-1)
+  log_w = np.asarray(method.log_importance_weights(state, x, jax.random.PRNGKey(2), 32),
+                     np.float64)
+  assert log_w.shape == (5, 32)
+  iwae, elbo = metrics.iwae_bound(log_w), metrics.elbo_from_log_weights(log_w)
+  assert np.all(iwae >= elbo)
+  # k = 1 weights average to the method's own ELBO estimate (same encoder, beta = 1).
+  terms = method.elbo_terms(state.params, x, jax.random.PRNGKey(3))
+  np.testing.assert_allclose(np.mean(elbo), float(np.mean(terms[0] - terms[1])), rtol=0.05)
+
+
+def test_seeds_evaluate_and_compare_through_the_cli(tmp_path):
+  group = tmp_path / 'vae'
+  proc = run_cli('train', f'--config={VAE_SMOKE}', f'--workdir={group}', '--seeds=2')
+  assert proc.returncode == 0, proc.stderr
+  seeds = sorted(os.listdir(group))
+  assert seeds == ['seed_0', 'seed_1']
+  assert [json.load(open(group / s / 'config.json'))['train']['seed'] for s in seeds] == [0, 1]
+
+  # compare before evaluating: a clear error naming the command to run.
+  proc = run_cli('compare', str(group))
+  assert proc.returncode == 2 and 'genvision evaluate --workdir=' in proc.stderr, proc.stderr
+
+  for s in seeds:
+    proc = run_cli('evaluate', f'--workdir={group / s}', *FAST)
+    assert proc.returncode == 0, proc.stderr
+  result = json.load(open(group / 'seed_0' / 'eval' / 'metrics.json'))
+  p, m = result['protocol'], result['metrics']
+  assert p['num_samples'] == 60 and p['reference_split'] == 'train'
+  assert p['feature_networks'] == ['digits_cnn'] and p['checkpoint_step'] == 6
+  for key in ('digits_cnn/fd', 'digits_cnn/kid', 'digits_cnn/precision', 'digits_cnn/recall',
+              'digits_cnn/coverage', 'digits_cnn/c2st_accuracy', 'digits_cnn/score',
+              'digits_cnn/classes_covered', 'iwae', 'elbo'):
+    assert key in m and np.isfinite(m[key]), key
+  assert not any(k.endswith('fid') for k in m)  # domain features are never called FID
+  assert m['iwae'] >= m['elbo']
+  low, high = result['intervals']['digits_cnn/fd']
+  assert low <= m['digits_cnn/fd'] * 1.5 and low < high
+  for name in ('samples.png', 'class_histogram.png', 'per_example.npz'):
+    assert (group / 'seed_0' / 'eval' / name).is_file()
+
+  # Two single runs: paired bootstrap on per-example values; a group of seeds vs a run is
+  # tabulated with its t-interval.
+  out = tmp_path / 'cmp.png'
+  proc = run_cli('compare', str(group / 'seed_0'), str(group / 'seed_1'), f'--out={out}')
+  assert proc.returncode == 0, proc.stderr
+  assert 'paired_bootstrap' in proc.stdout and 'digits_cnn/fd' in proc.stdout
+  assert out.is_file() and (tmp_path / 'cmp.json').is_file()
+  summary = runner.compare([str(group), str(group / 'seed_0')])
+  row = summary['rows']['vae']['digits_cnn/fd']
+  assert row['n'] == 2 and row['interval'] == 't95' and row['low'] <= row['mean'] <= row['high']
+
+
+def test_evaluate_rejects_bad_requests(tmp_path):
+  proc = run_cli('evaluate', f'--workdir={tmp_path / "nothing"}')
+  assert proc.returncode == 1 and 'config' in proc.stderr.lower(), proc.stderr
+  with pytest.raises(runner.EvaluationError, match='unknown metrics'):
+    runner.evaluate_run(str(tmp_path), metrics=['fid_typo'])
+  with pytest.raises(runner.EvaluationError, match='does not exist'):
+    runner.compare([str(tmp_path / 'missing')])
