@@ -75,9 +75,9 @@ def test_minibatch_stddev_feature():
   np.testing.assert_allclose(y[..., 3], 1.5, rtol=1e-5)  # std of (a, a + 3) is 1.5 for all a
 
 
-def _method(**overrides):
+def _method(image_size=32, **overrides):
   config = configs.load(SMOKE, overrides)
-  return config, methods.create(config, (32, 32, 1))
+  return config, methods.create(config, (image_size, image_size, 1))
 
 
 def test_schedule_host_and_device_agree():
@@ -95,10 +95,10 @@ def test_schedule_host_and_device_agree():
 
 def test_switch_step_equals_the_stage_step():
   """`train_step` (all stages in one function) and the loop's per-stage step agree."""
-  config, m = _method(**{'progan.stable_steps': 1, 'progan.fade_steps': 2,
-                         'gan.penalty': 'none'})  # (penalty: faster compile)
+  config, m = _method(16, **{'progan.stable_steps': 1, 'progan.fade_steps': 2,
+                             'gan.penalty': 'none'})  # (penalty: faster compile)
   state = m.create_state(jax.random.PRNGKey(0)).replace(step=jnp.int32(1))  # stage 1, fading
-  images = jax.random.uniform(jax.random.PRNGKey(1), (config.train.d_steps, 8, 32, 32, 1),
+  images = jax.random.uniform(jax.random.PRNGKey(1), (config.train.d_steps, 8, 16, 16, 1),
                               minval=-1)
   batch = {'image': images, 'label': jnp.zeros(images.shape[:2], jnp.int32)}
   a, metrics = jax.jit(m.train_step)(state, batch)

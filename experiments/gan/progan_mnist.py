@@ -36,7 +36,8 @@ def get_config(arg=None):
       fade_steps=300,     # steps over which alpha rises 0 -> 1 for a new resolution
   ))
   c.train.d_steps = 1
-  if arg == 'smoke':  # dcgan_mnist:smoke set the smoke schedule: 6 steps reach 16 px
+  if arg == 'smoke':  # dcgan_mnist:smoke set the smoke schedule: 6 steps grow 4 -> 8 -> 16 px
+    c.data.image_size = 16
     c.model.latent_dim = 8
     c.model.g_width = 4
     c.model.d_width = 4

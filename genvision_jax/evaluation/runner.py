@@ -27,9 +27,11 @@ import hashlib
 import json
 import os
 import time
+import warnings
 
 import jax
 import numpy as np
+import scipy.linalg
 
 from genvision_jax.evaluation import metrics as M
 from genvision_jax.evaluation import significance as S
@@ -108,6 +110,12 @@ def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 50
     parts.append(generate_images(method, state, min(chunk, num - start), seed * 1000 + i,
                                  **kwargs))
   return np.concatenate(parts)
+
+
+def _center_crop(images, size: int):
+  top = (images.shape[1] - size) // 2
+  left = (images.shape[2] - size) // 2
+  return images[:, top:top + size, left:left + size]
 
 
 def _nearest_distances(reference, generated, block: int = 2048) -> np.ndarray:
@@ -202,11 +210,18 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
     for name in features:
       t0 = time.time()
       net, key, weights = _feature_network(name, inception_weights)
-      real = reference_features(name, net, key, weights, ref_arrays['image'], data_lib.to_model_range)
-      out = net(images)
+      ref_images, fake_images = ref_arrays['image'], images
+      if name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28:
+        # Digits padded onto a larger canvas: crop the 28 px centre the classifier knows.
+        ref_images, fake_images = _center_crop(ref_images, 28), _center_crop(images, 28)
+      real = reference_features(name, net, key, weights, ref_images, data_lib.to_model_range)
+      out = net(fake_images)
       fake = {'features': out[key], 'logits': out['logits']}
-      v, i, p, det = feature_metrics(name, real, fake, groups, seed, bootstrap, ref.num_classes,
-                                     ref_arrays['label'] if ref.num_classes else None)
+      with warnings.catch_warnings():  # sqrtm of ReLU features' (singular) covariances
+        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+        v, i, p, det = feature_metrics(name, real, fake, groups, seed, bootstrap,
+                                       ref.num_classes,
+                                       ref_arrays['label'] if ref.num_classes else None)
       values.update(v)
       intervals.update(i)
       per_example.update(p)
