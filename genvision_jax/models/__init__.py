@@ -1,8 +1,9 @@
 """Flax linen architectures: no losses, no optimizers."""
 
-from genvision_jax.models import began, dcgan, layers, patchgan, vae
+from genvision_jax.models import began, dcgan, layers, patchgan, unet, vae
 from genvision_jax.models.dcgan import Discriminator as DCGANDiscriminator
 from genvision_jax.models.dcgan import Generator as DCGANGenerator
+from genvision_jax.models.unet import UNet
 from genvision_jax.models.vae import VAE
 
 GENERATORS = {'dcgan': DCGANGenerator}
@@ -12,3 +13,6 @@ from genvision_jax.models.began import AutoencoderDiscriminator
 
 DISCRIMINATORS = {'dcgan': DCGANDiscriminator, 'patchgan': PatchDiscriminator,
                   'began': AutoencoderDiscriminator}
+
+# Denoisers of the diffusion method, keyed by config.model.architecture.
+DENOISERS = {'unet': UNet}
