@@ -90,6 +90,8 @@ class GaussianDiffusion:
     self.alphas_cumprod = f32(abar)
     self.alphas_cumprod_prev = f32(abar_prev)
     self.sqrt_alphas_cumprod = f32(np.sqrt(abar))
+    self.one_minus_alphas_cumprod = f32(1.0 - abar)  # from float64: no cancellation at t = 0
+    self.log_alphas_cumprod = f32(np.log(abar))
     self.sqrt_one_minus_alphas_cumprod = f32(np.sqrt(1.0 - abar))
     self.log_one_minus_alphas_cumprod = f32(np.log(1.0 - abar))
     self.sqrt_recip_alphas_cumprod = f32(np.sqrt(1.0 / abar))
@@ -114,7 +116,7 @@ class GaussianDiffusion:
   def q_mean_variance(self, x0, t):
     """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I): (mean, variance, log variance)."""
     mean = _at(self.sqrt_alphas_cumprod, t, x0.ndim) * x0
-    var = _at(1.0 - self.alphas_cumprod, t, x0.ndim)
+    var = _at(self.one_minus_alphas_cumprod, t, x0.ndim)
     return mean, var, _at(self.log_one_minus_alphas_cumprod, t, x0.ndim)
 
   def q_sample(self, x0, t, noise):
@@ -205,12 +207,18 @@ class GaussianDiffusion:
     eta = 0 is deterministic; eta = 1 with t_prev = t - 1 is the DDPM posterior with
     sigma^2 = beta~_t. Returns (mean, sigma)."""
     n = x0_hat.ndim
-    abar = _at(self.alphas_cumprod, t, n)
-    abar_prev = jnp.where(t_prev >= 0, self.alphas_cumprod[jnp.maximum(t_prev, 0)], 1.0)
-    abar_prev = abar_prev.reshape(abar.shape)
-    sigma = eta * jnp.sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev))
+    first = t_prev < 0
+    prev = jnp.maximum(t_prev, 0)
+    shape = (-1,) + (1,) * (n - 1)
+    abar_prev = jnp.where(first, 1.0, self.alphas_cumprod[prev]).reshape(shape)
+    one_minus_prev = jnp.where(first, 0.0, self.one_minus_alphas_cumprod[prev]).reshape(shape)
+    log_ratio = (self.log_alphas_cumprod[t]
+                 - jnp.where(first, 0.0, self.log_alphas_cumprod[prev])).reshape(shape)
+    # 1 - abar_t / abar_prev as -expm1(log abar_t - log abar_prev): no float32 cancellation.
+    sigma = eta * jnp.sqrt(one_minus_prev / _at(self.one_minus_alphas_cumprod, t, n)
+                           * -jnp.expm1(log_ratio))
     mean = (jnp.sqrt(abar_prev) * x0_hat
-            + jnp.sqrt(jnp.maximum(1.0 - abar_prev - sigma**2, 0.0)) * eps_hat)
+            + jnp.sqrt(jnp.maximum(one_minus_prev - sigma**2, 0.0)) * eps_hat)
     return mean, sigma
 
   # -- the variational bound ----------------------------------------------------------------
