@@ -293,8 +293,9 @@ def _check_diffusion(config, need, positive_int) -> None:
          '28 px: 28 -> 14 -> 7)')
     sizes = [size // 2**i for i in range(len(mults))]
     bad = [r for r in m.attention_resolutions if r not in sizes]
-    need(not bad or size % 2**halvings, f'model.attention_resolutions={tuple(m.attention_resolutions)} names sizes '
-         f'the U-Net does not have: its levels are {tuple(sizes)} px')
+    need(not bad or size % 2**halvings, 'model.attention_resolutions='
+         f'{tuple(m.attention_resolutions)} names sizes the U-Net does not have: its levels '
+         f'are {tuple(sizes)} px')
   if is_int(m.num_heads) and is_int(m.base) and all(is_int(v) for v in mults):
     need(all(m.base * v % m.num_heads == 0 for v in mults),
          f'model.num_heads={m.num_heads} must divide every level width base * mult '

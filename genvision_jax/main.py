@@ -39,7 +39,8 @@ _NUM = flags.DEFINE_integer(
 _OUT = flags.DEFINE_string('out', None, 'sample: output PNG (default WORKDIR/sample.png).')
 _SEED = flags.DEFINE_integer('seed', 0, 'sample: random seed of the latents.')
 _STEP = flags.DEFINE_integer('step', None, 'sample: checkpoint step (default: latest).')
-_EMA = flags.DEFINE_boolean('ema', True, 'sample: use the EMA generator weights (GANs).')
+_EMA = flags.DEFINE_boolean(
+    'ema', True, 'sample, bpd: use the EMA weights (GAN generator, diffusion denoiser).')
 _LABEL = flags.DEFINE_integer('label', None, 'sample: class of every image (conditional models).')
 _CLASS_GRID = flags.DEFINE_boolean(
     'class_grid', False, 'sample: one row per class, --num images per row (conditional models).')

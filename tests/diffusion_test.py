@@ -295,7 +295,8 @@ def test_invalid_diffusion_configs_name_the_field():
   with pytest.raises(configs.ConfigError) as e:
     configs.validate(config)
   for message in ("diffusion.sampler must be one of ('ddpm', 'ddim')",
-                  'needs a class-conditional model', 'diffusion.sample_steps must be in [1, num_timesteps=100]',
+                  'needs a class-conditional model',
+                  'diffusion.sample_steps must be in [1, num_timesteps=100]',
                   'halves data.image_size=28 3 times', 'diffusion.prediction must be one of'):
     assert message in str(e.value)
 
