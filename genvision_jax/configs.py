@@ -56,7 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
       keep_checkpoints=3,
       num_samples=64,        # images in each sample grid
       d_steps=1,             # discriminator updates per generator update (GANs)
-      ema_decay=0.999,       # EMA of generator weights (GANs)
+      ema_decay=0.999,       # EMA of generator (GANs) / denoiser (diffusion) weights
       ema_start=0,           # step from which the EMA averages (before: copies)
       compute_dtype='float32',  # 'bfloat16': bf16 activations, float32 params/optimizer/losses
       steps_per_dispatch=0,  # training steps per compiled call (lax.scan); 0 = by backend
@@ -278,6 +278,65 @@ def validate(config, device_count: int | None = None, process_count: int | None 
     check_optimizer('optim.g', config.optim.g)
     check_optimizer('optim.d', config.optim.d)
 
+  elif config.get('method') == 'diffusion':
+    _check_diffusion(config, need, positive_int)
+    check_optimizer('optim', config.optim)
+
   if errors:
     raise ConfigError('invalid config:\n  - ' + '\n  - '.join(errors))
   return config
+
+
+def _check_diffusion(config, need, positive_int) -> None:
+  """The `model` (U-Net) and `diffusion` fields of method 'diffusion'."""
+  from genvision_jax import diffusion, models  # pylint: disable=g-import-not-at-top
+  from genvision_jax.methods import diffusion as method  # pylint: disable=g-import-not-at-top
+  m, p, size = config.model, config.diffusion, config.data.image_size
+  need(m.architecture in models.DENOISERS, 'model.architecture must be one of '
+       f'{sorted(models.DENOISERS)} (got {m.architecture!r})')
+  for key in ('base', 'num_res_blocks', 'num_heads'):
+    positive_int(f'model.{key}', m[key])
+  mults = tuple(m.channel_mults)
+  is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+  need(len(mults) >= 1 and all(is_int(v) and v > 0 for v in mults),
+       f'model.channel_mults must be positive integers, one per level (got {mults!r})')
+  if mults and isinstance(size, int) and size > 0:
+    halvings = len(mults) - 1
+    need(size % 2**halvings == 0, f'model.channel_mults={mults} halves data.image_size={size} '
+         f'{halvings} times, which does not divide it; use fewer levels (e.g. (1, 2, 2) for '
+         '28 px: 28 -> 14 -> 7)')
+    sizes = [size // 2**i for i in range(len(mults))]
+    bad = [r for r in m.attention_resolutions if r not in sizes]
+    need(not bad or size % 2**halvings, 'model.attention_resolutions='
+         f'{tuple(m.attention_resolutions)} names sizes the U-Net does not have: its levels '
+         f'are {tuple(sizes)} px')
+  if is_int(m.num_heads) and is_int(m.base) and all(is_int(v) for v in mults):
+    need(all(m.base * v % m.num_heads == 0 for v in mults),
+         f'model.num_heads={m.num_heads} must divide every level width base * mult '
+         f'({[m.base * v for v in mults]})')
+  need(0.0 <= m.dropout < 1.0, f'model.dropout must be in [0, 1) (got {m.dropout!r})')
+  need(p.schedule in diffusion.SCHEDULES,
+       f'diffusion.schedule must be one of {diffusion.SCHEDULES} (got {p.schedule!r})')
+  need(is_int(p.num_timesteps) and p.num_timesteps >= 2,
+       f'diffusion.num_timesteps must be an integer >= 2 (got {p.num_timesteps!r})')
+  need(p.prediction in diffusion.PREDICTIONS, 'diffusion.prediction must be one of '
+       f'{diffusion.PREDICTIONS} (got {p.prediction!r})')
+  need(p.loss in losses.DIFFUSION_LOSSES, 'diffusion.loss must be one of '
+       f'{sorted(losses.DIFFUSION_LOSSES)} (got {p.loss!r})')
+  need(p.variance in diffusion.VARIANCES, 'diffusion.variance must be one of '
+       f'{diffusion.VARIANCES} (got {p.variance!r})')
+  need(p.sampler in method.SAMPLERS,
+       f'diffusion.sampler must be one of {method.SAMPLERS} (got {p.sampler!r})')
+  if is_int(p.num_timesteps):
+    need(is_int(p.sample_steps) and 1 <= p.sample_steps <= p.num_timesteps,
+         f'diffusion.sample_steps must be in [1, num_timesteps={p.num_timesteps}] '
+         f'(got {p.sample_steps!r})')
+  need(p.eta >= 0, f'diffusion.eta must be >= 0 (got {p.eta!r})')
+  need(0.0 <= p.p_uncond < 1.0, f'diffusion.p_uncond must be in [0, 1) (got {p.p_uncond!r})')
+  need(p.guidance >= 0, f'diffusion.guidance must be >= 0 (0 = no guidance; got '
+       f'{p.guidance!r})')
+  if p.guidance > 0:
+    need(m.conditional, f'diffusion.guidance={p.guidance} is classifier-free guidance and '
+         'needs a class-conditional model (--config.model.conditional=True)')
+    need(p.p_uncond > 0, f'diffusion.guidance={p.guidance} needs diffusion.p_uncond > 0: '
+         'without label dropout the null class is never trained')

@@ -9,6 +9,8 @@ log-likelihoods, the ELBO with beta) and the GAN objective table, one signature 
 `objective(real_logits, fake_logits) -> GANLoss(d_real, d_fake, g)`, chosen by name from
 `GAN_OBJECTIVES` (`config.gan.loss`), with the discriminator penalties of `GAN_PENALTIES`
 (`config.gan.penalty`): WGAN-GP = 'wgan' + 'gradient', DRAGAN = 'minimax' + 'dragan'.
+Diffusion: the simple losses of `DIFFUSION_LOSSES` (`config.diffusion.loss`) and the
+discretized Gaussian decoder likelihood of the variational bound (`genvision_jax.diffusion`).
 """
 
 import math
@@ -16,6 +18,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import special
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -198,3 +201,51 @@ GAN_PENALTIES = {
     'dragan': dragan_penalty,       # on perturbed real data
     'r1': r1_penalty,               # on real data
 }
+
+
+# ----------------------------------------------------------------------------------------------
+# Diffusion
+
+
+def diffusion_mse(prediction, target):
+  """Ho et al.'s L_simple per example: mean over pixels of (target - prediction)^2, where the
+  target is the noise eps (or v) that produced x_t."""
+  d = prediction.astype(jnp.float32) - target.astype(jnp.float32)
+  return jnp.mean(d.reshape(d.shape[0], -1)**2, axis=-1)
+
+
+def diffusion_l1(prediction, target):
+  """Mean over pixels of |target - prediction| per example (the L1 variant of L_simple)."""
+  d = prediction.astype(jnp.float32) - target.astype(jnp.float32)
+  return jnp.mean(jnp.abs(d.reshape(d.shape[0], -1)), axis=-1)
+
+
+# config.diffusion.loss -> loss(prediction, target) -> [B]
+DIFFUSION_LOSSES: dict[str, Callable[..., jax.Array]] = {
+    'mse': diffusion_mse,
+    'l1': diffusion_l1,
+}
+
+
+def discretized_gaussian_log_likelihood(x, mean, log_scale, bin_width: float = 2.0 / 255):
+  """log P(x) summed per example for data x on 256 levels in [-1, 1] under a Gaussian
+  N(mean, exp(log_scale)^2) discretized to the bins (Ho et al. 2020, eq. 13):
+  P(x) = Phi((x + w/2 - mean) / s) - Phi((x - w/2 - mean) / s) with bin width w = 2/255,
+  the lowest bin extended to -inf (x < -0.999: Phi(...) alone) and the highest to +inf
+  (x > 0.999: 1 - Phi(...)). Uses the exact normal CDF (the tanh approximation of Ho et al.'s
+  code differs by ~1e-3 nats); probabilities are floored at 1e-12.
+  """
+  centered = x - mean
+  inv_scale = jnp.exp(-log_scale)
+  upper = inv_scale * (centered + 0.5 * bin_width)
+  lower = inv_scale * (centered - 0.5 * bin_width)
+  log_cdf_upper = special.log_ndtr(upper)                 # log Phi(upper)
+  log_one_minus_cdf_lower = special.log_ndtr(-lower)      # log (1 - Phi(lower))
+  # Phi(upper) - Phi(lower), computed on the side of the mean where it does not cancel.
+  delta = jnp.where(lower > 0, special.ndtr(-lower) - special.ndtr(-upper),
+                    special.ndtr(upper) - special.ndtr(lower))
+  log_delta = jnp.log(jnp.maximum(delta, 1e-12))
+  log_probs = jnp.where(x < -0.999, log_cdf_upper,
+                        jnp.where(x > 0.999, log_one_minus_cdf_lower, log_delta))
+  log_probs = jnp.maximum(log_probs, math.log(1e-12))
+  return _sum_except_batch(log_probs)

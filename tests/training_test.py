@@ -147,7 +147,8 @@ _MULTI_DEVICE = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('spec,lead', [('vae_mnist.py:smoke', None),
-                                       ('dcgan_mnist.py:smoke', 2)])
+                                       ('dcgan_mnist.py:smoke', 2),
+                                       ('ddpm_mnist.py:smoke', None)])
 def test_sharded_step_on_8_devices_equals_one_device(spec, lead):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
   proc = subprocess.run(

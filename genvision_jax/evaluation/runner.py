@@ -173,7 +173,8 @@ def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
 def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=None,
                  seed: int = 0, use_ema: bool = True, step: int | None = None,
                  reference_split: str = 'train', inception_weights: str | None = None,
-                 iwae_samples: int = 64, bootstrap: int = 200, verbose: bool = True) -> dict:
+                 iwae_samples: int = 64, bootstrap: int = 200, verbose: bool = True,
+                 bpd_examples: int = 100) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
@@ -241,6 +242,14 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
     per_example['iwae'], per_example['elbo'] = iwae, elbo
     details['iwae_samples'] = iwae_samples
     say(f'IWAE (k={iwae_samples}) and ELBO on {len(x)} test images in {time.time() - t0:.1f}s')
+  if 'likelihood' in groups and config.method == 'diffusion':
+    total = _diffusion_bits_per_dim(workdir, int(jax.device_get(state.step)), use_ema, seed,
+                                    bpd_examples, say)
+    values['bits_per_dim'] = float(total.mean())
+    half = 1.96 * total.std(ddof=1) / np.sqrt(len(total)) if len(total) > 1 else 0.0
+    intervals['bits_per_dim'] = (values['bits_per_dim'] - half, values['bits_per_dim'] + half)
+    per_example['bits_per_dim'] = total
+    details['bits_per_dim_examples'] = len(total)
 
   result = {
       'protocol': {
@@ -264,6 +273,30 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
   if 'class_histogram' in details:
     _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))
   return result
+
+
+def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:
+  """Per-example variational bound (bits/dim) of a diffusion run on the first `num` test
+  examples: reused from `genvision bpd`'s files when they match the checkpoint, weights and
+  seed, computed (and written there) otherwise -- all T terms per example, so it is slow."""
+  from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, diffusion_eval.RESULT_FILE)
+  values_path = os.path.join(workdir, diffusion_eval.PER_EXAMPLE_FILE)
+  if os.path.exists(path) and os.path.exists(values_path):
+    with open(path) as f:
+      p = json.load(f)['protocol']
+    if (p['checkpoint_step'], p['weights'], p['seed'], p['split'], p['num_examples']) == (
+        step, 'ema' if use_ema else 'raw', seed, 'test', num):
+      say(f'bits/dim: reusing {path}')
+      return np.load(values_path)
+  t0 = time.time()
+  try:
+    record = diffusion_eval.evaluate_bits_per_dim(workdir, num, step, use_ema, seed)
+  except ValueError as e:
+    raise EvaluationError(str(e)) from None
+  say(f"bits/dim {record['bits_per_dim']:.4f} on {record['protocol']['num_examples']} test "
+      f'examples in {time.time() - t0:.1f}s')
+  return np.load(values_path)
 
 
 def _generate_params(method):
@@ -387,7 +420,8 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
         if len(va) >= 2 and len(vb) >= 2:
           t = S.welch_test(va, vb)
           tests.append({'a': names[i], 'b': names[j], 'metric': metric, 'test': 'welch',
-                        'p_value': t.p_value, 'difference': t.mean_diff})
+                        'p_value': t.p_value if np.isfinite(t.p_value) else None,
+                        'difference': t.mean_diff})
       if len(a['runs']) == 1 and len(b['runs']) == 1:  # single runs: paired bootstrap
         for key in sorted(set(a['per_example'][0]) & set(b['per_example'][0])):
           if key.endswith('_bootstrap'):
@@ -448,6 +482,8 @@ def _format_table(names, wanted, rows, tests, protocols) -> str:
     lines.append('pairwise tests')
     for t in tests:
       extra = f', better: {t["better"]}' if 'better' in t else ''
-      lines.append(f'  {t["a"]} vs {t["b"]}  {t["metric"]}: {t["test"]} p = '
-                   f'{t["p_value"]:.4g} (difference a - b = {_fmt(t["difference"])}{extra})')
+      p = (f'p = {t["p_value"]:.4g}' if t['p_value'] is not None
+           else 'no test (constant over the seeds of both)')
+      lines.append(f'  {t["a"]} vs {t["b"]}  {t["metric"]}: {t["test"]} {p} '
+                   f'(difference a - b = {_fmt(t["difference"])}{extra})')
   return '\n'.join(lines)

@@ -16,6 +16,7 @@ All statistics are float64 numpy; `rng` arguments take an int seed or a np.rando
 
 import math
 from typing import Callable, NamedTuple, Sequence
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -225,13 +226,18 @@ def welch_test(values_a, values_b, method: str = 'welch',
   equal_var=False). method='mannwhitney': the rank-based Mann-Whitney U test
   (scipy.stats.mannwhitneyu), for skewed values or outlier seeds (a diverged GAN run);
   with few seeds its smallest attainable p-value is coarse (e.g. 0.008 for 5 vs 5, two-sided).
+  A metric constant over the seeds of both groups has no Welch test: statistic and p are NaN.
   `alternative`: 'two-sided', 'greater' (a > b) or 'less'.
   """
   a, b = _vector(values_a, 'values_a'), _vector(values_b, 'values_b')
   if method == 'welch':
     if min(len(a), len(b)) < 2:
       raise ValueError("Welch's t-test needs at least 2 seeds per model.")
-    res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # constant over seeds: t is undefined, say so
+      return GroupTestResult(float('nan'), float('nan'), float(a.mean() - b.mean()), method)
+    with warnings.catch_warnings():  # one group constant (e.g. a collapsed GAN's recall = 0)
+      warnings.simplefilter('ignore', RuntimeWarning)
+      res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
   elif method == 'mannwhitney':
     res = stats.mannwhitneyu(a, b, alternative=alternative)
   else:

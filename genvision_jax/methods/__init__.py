@@ -4,16 +4,19 @@ Each method object offers:
   create_state(rng, example_batch=None) -> State     (a flax.struct.dataclass pytree)
   train_step(state, batch) -> (State, metrics)       pure and jit-able
   generate(state, rng, num, **conditioning) -> images in [-1, 1]
-  decode(state, z, ...) -> images in [-1, 1] for given latents (generator / VAE decoder)
+  decode(state, z, ...) -> images in [-1, 1] for given latents (generator / VAE decoder /
+                           diffusion: deterministic DDIM from x_T)
   minibatches_per_step: None (batch is [B, ...]) or k (batch is [k, B, ...])
 """
 
+from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
 from genvision_jax.methods.gan import GANMethod, GANState
 from genvision_jax.methods.progan import ProGANMethod
 from genvision_jax.methods.sdgan import SDGANMethod
 from genvision_jax.methods.vae import VAEMethod, VAEState
 
-METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod}
+METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod,
+           'diffusion': DiffusionMethod}
 
 
 def create(config, image_shape, num_classes=0):

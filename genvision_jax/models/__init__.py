@@ -1,12 +1,16 @@
 """Flax linen architectures: no losses, no optimizers."""
 
-from genvision_jax.models import began, dcgan, layers, patchgan, progan, vae
+from genvision_jax.models import began, dcgan, layers, patchgan, progan, unet, vae
 from genvision_jax.models.began import AutoencoderDiscriminator
 from genvision_jax.models.dcgan import Discriminator as DCGANDiscriminator
 from genvision_jax.models.dcgan import Generator as DCGANGenerator
 from genvision_jax.models.patchgan import PatchDiscriminator
+from genvision_jax.models.unet import UNet
 from genvision_jax.models.vae import VAE
 
 GENERATORS = {'dcgan': DCGANGenerator, 'progan': progan.Generator}
 DISCRIMINATORS = {'dcgan': DCGANDiscriminator, 'patchgan': PatchDiscriminator,
                   'began': AutoencoderDiscriminator, 'progan': progan.Discriminator}
+
+# Denoisers of the diffusion method, keyed by config.model.architecture.
+DENOISERS = {'unet': UNet}

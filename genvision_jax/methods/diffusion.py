@@ -1,0 +1,270 @@
+"""Denoising diffusion (DDPM, Ho et al. 2020) with DDIM sampling (Song et al. 2021) and
+classifier-free guidance (Ho & Salimans 2022).
+
+Training (Algorithm 1 of Ho et al.): x_0 from the data, t ~ U{0 .. T-1}, eps ~ N(0, I),
+x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, and a gradient step on the simple loss
+||target - net(x_t, t, c)||^2 with target eps ('eps') or v = sqrt(abar_t) eps - sqrt(1 - abar_t)
+x_0 ('v'). A class-conditional model replaces each label by the null class with probability
+`diffusion.p_uncond`, so one network learns both p(x | c) and p(x). The state keeps an EMA of
+the weights (Ho et al. sample from it); sampling and the bound use the EMA by default.
+
+Sampling runs the whole reverse chain in one `lax.scan` inside jit: ancestral DDPM over all T
+steps (Algorithm 2: x_{t-1} = mu~(x_t, x0_hat) + sigma_t z, sigma_t^2 = beta~_t or beta_t), or
+DDIM over `sample_steps` evenly spaced steps with stochasticity eta (0: deterministic).
+Guidance scale w: out = (1 + w) net(x_t, c) - w net(x_t, null) (w = 0: conditional sampling).
+"""
+
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from genvision_jax import diffusion as diffusion_lib
+from genvision_jax import losses
+from genvision_jax import models
+from genvision_jax.methods import common
+
+SAMPLERS = ('ddpm', 'ddim')
+
+
+@flax.struct.dataclass
+class DiffusionState:
+  step: jax.Array
+  params: dict
+  opt_state: optax.OptState
+  ema_params: dict
+  rng: jax.Array
+
+
+class DiffusionMethod:
+  """create_state / train_step / generate / decode / bits_per_dim for diffusion models,
+  configured by `config.model` (the denoiser), `config.diffusion` and `config.optim`."""
+
+  minibatches_per_step = None  # one [B, H, W, C] minibatch per step
+
+  def __init__(self, config, image_shape, num_classes=0):
+    m, d = config.model, config.diffusion
+    self.num_classes = int(num_classes) if m.get('conditional', False) else 0
+    if m.get('conditional', False) and self.num_classes < 1:
+      raise ValueError('model.conditional needs a labelled dataset (num_classes > 0)')
+    self.config = config
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = int(np.prod(self.image_shape))  # x_T, flattened (see `decode`)
+    self.process = diffusion_lib.GaussianDiffusion.from_schedule(d.schedule, d.num_timesteps)
+    self.num_timesteps = int(d.num_timesteps)
+    self.prediction = d.prediction
+    self.loss_fn = losses.DIFFUSION_LOSSES[d.loss]
+    self.p_uncond = float(d.p_uncond)
+    self.variance = d.variance
+    self.sampler, self.sample_steps = d.sampler, int(d.sample_steps)
+    self.eta, self.guidance = float(d.eta), float(d.guidance)
+    self.ema_decay = float(config.train.ema_decay)
+    self.ema_start = int(config.train.ema_start)
+    self.model = models.DENOISERS[m.architecture](
+        channels=image_shape[-1], base=m.base, channel_mults=tuple(m.channel_mults),
+        num_res_blocks=m.num_res_blocks, attention_resolutions=tuple(m.attention_resolutions),
+        dropout=m.dropout, num_heads=m.num_heads, num_classes=self.num_classes,
+        dtype=jnp.dtype(config.train.compute_dtype))
+    self.tx = common.make_optimizer(config.optim)
+
+  @property
+  def null_label(self) -> int:
+    """The class index meaning "no class" (classifier-free guidance)."""
+    return self.num_classes
+
+  def create_state(self, rng, example_batch=None) -> DiffusionState:
+    del example_batch
+    init_rng, state_rng = jax.random.split(rng)
+    x = jnp.zeros((1, *self.image_shape), jnp.float32)
+    t = jnp.zeros((1,), jnp.int32)
+    labels = jnp.zeros((1,), jnp.int32) if self.num_classes else None
+    params = self.model.init(init_rng, x, t, labels)['params']
+    return DiffusionState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=self.tx.init(params),
+                          ema_params=jax.tree.map(jnp.copy, params),  # own buffers (donation)
+                          rng=state_rng)
+
+  # -- training ------------------------------------------------------------------------------
+
+  def train_labels(self, batch, rng):
+    """The batch's labels with each replaced by the null class with probability p_uncond;
+    None for an unconditional model."""
+    if not self.num_classes:
+      return None
+    labels = batch['label'].astype(jnp.int32)
+    drop = jax.random.bernoulli(rng, self.p_uncond, labels.shape)
+    return jnp.where(drop, self.null_label, labels)
+
+  def loss_terms(self, params, x0, labels, rng, train: bool = True):
+    """Per-example simple loss at random t and noise, and the t drawn."""
+    t_rng, n_rng, drop_rng = jax.random.split(rng, 3)
+    t = jax.random.randint(t_rng, (x0.shape[0],), 0, self.num_timesteps)
+    noise = jax.random.normal(n_rng, x0.shape, jnp.float32)
+    xt = self.process.q_sample(x0, t, noise)
+    out = self.model.apply({'params': params}, xt, t, labels, train=train,
+                           rngs={'dropout': drop_rng})
+    target = self.process.training_target(self.prediction, x0, t, noise)
+    return self.loss_fn(out, target), t
+
+  def train_step(self, state: DiffusionState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+    label_rng, loss_rng = jax.random.split(rng)
+    x0 = batch['image'].astype(jnp.float32)
+    labels = self.train_labels(batch, label_rng)
+
+    def loss_fn(params):
+      per_example, t = self.loss_terms(params, x0, labels, loss_rng)
+      return jnp.mean(per_example), (per_example, t)
+
+    (loss, (per_example, t)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema = common.ema_update(state.ema_params, params, state.step, self.ema_decay, self.ema_start)
+    # The loss at small and large t (first and last quarter of the chain), batch means.
+    early = t < self.num_timesteps // 4
+    late = t >= self.num_timesteps - self.num_timesteps // 4
+    masked_mean = lambda m: jnp.sum(jnp.where(m, per_example, 0.0)) / jnp.maximum(m.sum(), 1)
+    metrics = {
+        'loss': loss,
+        'loss_t_first_quarter': masked_mean(early),
+        'loss_t_last_quarter': masked_mean(late),
+        'grad_norm': common.global_norm(grads),
+        'param_norm': common.global_norm(params),
+    }
+    state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                          ema_params=ema)
+    return state, metrics
+
+  # -- the reverse process -------------------------------------------------------------------
+
+  def network_output(self, params, xt, t, labels, guidance: float):
+    """The denoiser's output at x_t; with guidance w != 0, (1 + w) out(c) - w out(null) from
+    one pass over the concatenated conditional and unconditional batches."""
+    if labels is None or guidance == 0:
+      return self.model.apply({'params': params}, xt, t, labels)
+    null = jnp.full_like(labels, self.null_label)
+    out = self.model.apply({'params': params}, jnp.concatenate([xt, xt]),
+                           jnp.concatenate([t, t]), jnp.concatenate([labels, null]))
+    cond, uncond = jnp.split(out, 2)
+    return diffusion_lib.guided_output(cond, uncond, guidance)
+
+  def denoise(self, params, xt, t, labels=None, guidance: float = 0.0):
+    """(x0_hat clipped to [-1, 1], eps_hat consistent with it) at x_t, t [B]."""
+    out = self.network_output(params, xt, t, labels, guidance)
+    return self.process.to_x0_eps(self.prediction, out, xt, t, clip=True)
+
+  def _labels(self, label, num: int, rng):
+    """[num] int32 labels for a conditional model (uniform when label is None); None for an
+    unconditional one (a label is then an error)."""
+    if not self.num_classes:
+      if label is not None:
+        raise ValueError('this diffusion model is unconditional: it takes no label '
+                         '(train with --config.model.conditional=True)')
+      return None
+    if label is None:
+      return jax.random.randint(rng, (num,), 0, self.num_classes)
+    return jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
+
+  def sample_settings(self, sampler=None, steps=None, eta=None, guidance=None):
+    """(sampler, timesteps [S] from T-1 down to 0, eta, guidance), config defaults filled in.
+    DDPM runs every one of the T steps; `steps` applies to DDIM."""
+    sampler = sampler or self.sampler
+    if sampler not in SAMPLERS:
+      raise ValueError(f"unknown sampler '{sampler}'; use one of {SAMPLERS}")
+    if sampler == 'ddpm':
+      if steps is not None and steps != self.num_timesteps:
+        raise ValueError(f'the DDPM sampler runs all T={self.num_timesteps} steps (got steps='
+                         f'{steps}); for fewer steps use the DDIM sampler (eta=1 is ancestral '
+                         'sampling on the subsequence)')
+      steps = self.num_timesteps
+    else:
+      steps = self.sample_steps if steps is None else int(steps)
+    eta = self.eta if eta is None else float(eta)
+    guidance = self.guidance if guidance is None else float(guidance)
+    if guidance and not self.num_classes:
+      raise ValueError(f'guidance={guidance} needs a class-conditional model (classifier-free '
+                       'guidance); use guidance=0')
+    return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance
+
+  def reverse_chain(self, params, x_T, rng, labels, sampler: str, timesteps, eta: float,
+                    guidance: float):
+    """Runs the reverse chain from x_T over `timesteps` (descending, static) in one lax.scan;
+    returns x_0 clipped to [-1, 1]. rng None: no noise is drawn (deterministic DDIM)."""
+    b = x_T.shape[0]
+    ts = jnp.asarray(timesteps, jnp.int32)
+    t_prevs = jnp.concatenate([ts[1:], jnp.full((1,), -1, jnp.int32)])
+    keys = (jax.random.split(rng, len(timesteps)) if rng is not None
+            else jnp.zeros((len(timesteps), 2), jnp.uint32))
+
+    def step(x, inputs):
+      t, t_prev, key = inputs
+      tb, t_prev_b = jnp.full((b,), t), jnp.full((b,), t_prev)
+      x0_hat, eps_hat = self.denoise(params, x, tb, labels, guidance)
+      if sampler == 'ddpm':
+        mean, log_var = self.process.p_mean_variance(x0_hat, x, tb, self.variance)
+        std = jnp.where(t > 0, jnp.exp(0.5 * log_var), 0.0)
+      else:
+        mean, std = self.process.ddim_mean_std(x0_hat, eps_hat, tb, t_prev_b, eta)
+      if rng is None:
+        return mean, None
+      return mean + std * jax.random.normal(key, x.shape, x.dtype), None
+
+    x, _ = jax.lax.scan(step, x_T, (ts, t_prevs, keys))
+    return jnp.clip(x, -1.0, 1.0)
+
+  def generate(self, state: DiffusionState, rng, num: int, label=None, use_ema: bool = True,
+               sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+               guidance: float | None = None):
+    """num images in [-1, 1] by the reverse chain from x_T ~ N(0, I).
+
+    label: for a conditional model, one class for all images or an array of num labels
+      (None draws them uniformly). sampler ('ddpm' | 'ddim'), steps (DDIM), eta (DDIM) and
+      guidance (w, conditional models) default to `config.diffusion`. Keyword arguments other
+      than label are static: jit with them bound (functools.partial).
+    """
+    sampler, timesteps, eta, guidance = self.sample_settings(sampler, steps, eta, guidance)
+    x_rng, label_rng, chain_rng = jax.random.split(rng, 3)
+    labels = self._labels(label, num, label_rng)
+    x_T = jax.random.normal(x_rng, (num, *self.image_shape), jnp.float32)
+    params = state.ema_params if use_ema else state.params
+    deterministic = sampler == 'ddim' and eta == 0
+    return self.reverse_chain(params, x_T, None if deterministic else chain_rng, labels,
+                              sampler, timesteps, eta, guidance)
+
+  def decode(self, state: DiffusionState, z, labels=None, use_ema: bool = True,
+             steps: int | None = None, guidance: float | None = None):
+    """The deterministic DDIM map (eta = 0) from latents x_T, flattened [N, H*W*C], to
+    images in [-1, 1]: the latent space the interpolation tools walk (Song et al. show that
+    slerp between x_T's interpolates images). steps defaults to diffusion.sample_steps."""
+    _, timesteps, _, guidance = self.sample_settings('ddim', steps, 0.0, guidance)
+    if self.num_classes and labels is None:
+      raise ValueError('a class-conditional model decodes with labels [N]')
+    if not self.num_classes and labels is not None:
+      raise ValueError('this diffusion model is unconditional: it takes no labels')
+    x_T = z.reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
+    params = state.ema_params if use_ema else state.params
+    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    return self.reverse_chain(params, x_T, None, labels, 'ddim', timesteps, 0.0, guidance)
+
+  # -- evaluation ----------------------------------------------------------------------------
+
+  def bits_per_dim(self, state: DiffusionState, batch, rng, use_ema: bool = True):
+    """The variational bound on -log2 p(x_0) / D for each example of `batch` (data on 256
+    levels in [-1, 1]): L_T + sum of all T - 1 KL terms + the discretized decoder term L_0,
+    one x_t per term (an unbiased single-sample estimate of the bound), with the configured
+    fixed variance (`diffusion.variance`) and the network's x0_hat clipped to [-1, 1]. A
+    conditional model is evaluated given the true labels (guidance 0): the bound on
+    -log p(x | c). Returns per-example {'total', 'prior', 'decoder', 'terms' [B, T]}."""
+    params = state.ema_params if use_ema else state.params
+    x0 = batch['image'].astype(jnp.float32)
+    labels = (jnp.asarray(batch['label'], jnp.int32) if self.num_classes else None)
+    denoise = lambda xt, t: self.denoise(params, xt, t, labels)[0]
+    return self.process.bits_per_dim(denoise, x0, rng, self.variance)
+
+
+def bits_per_dim_fn(method: DiffusionMethod, use_ema: bool = True):
+  """A jitted fn(state, batch, rng) -> per-example bound terms (see bits_per_dim)."""
+  return jax.jit(functools.partial(method.bits_per_dim, use_ema=use_ema))
