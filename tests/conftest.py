@@ -1,11 +1,18 @@
-"""Shared fixtures. Tests run on CPU with most XLA optimizations off (fast compiles); the
-settings go through the environment so that CLI subprocesses inherit them."""
+"""Shared fixtures. Tests run on CPU with most XLA optimizations off (fast compiles) and
+share JAX's persistent compilation cache (the same steps are compiled by many tests and CLI
+subprocesses: a resumed run, the two processes of a distributed test, ...); the settings go
+through the environment so that xdist workers and CLI subprocesses inherit them. Cache keys
+hash the program, jax version and flags, so a stale entry is never used."""
 
 import os
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    tempfile.gettempdir(), f'genvision_jax_test_xla_cache_{os.getuid()}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import pathlib  # noqa: E402
 import subprocess  # noqa: E402
