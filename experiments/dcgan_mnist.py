@@ -19,6 +19,7 @@ def get_config(arg=None):
       latent_dim=100,
       g_width=64,        # channels of G's last hidden layer (doubles towards z)
       d_width=64,        # channels of D's first layer (doubles per stage)
+      g_norm='batch',    # 'batch' or 'none' (G's normalization; cbn conditioning needs batch)
       d_norm='batch',    # 'batch', 'layer' or 'none'
       d_spectral_norm=False,        # spectral normalization of every D layer
       d_layers=2,                   # PatchGAN only: stride-2 layers (receptive field)

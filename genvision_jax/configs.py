@@ -117,7 +117,7 @@ def set_field(config, dotted: str, value):
 _LATER_DEFAULTS = {
     'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
                 began_lambda_k=0.001),
-    'model@gan': dict(conditional=False, g_conditioning='embedding',
+    'model@gan': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
                       d_conditioning='projection', d_spectral_norm=False, d_layers=2),
 }
 
@@ -247,6 +247,12 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
     need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
          f'(got {m.d_norm!r})')
+    need(m.get('g_norm', 'batch') in ('batch', 'none'),
+         f"model.g_norm must be 'batch' or 'none' (got {m.get('g_norm')!r})")
+    need(not (m.get('g_norm', 'batch') == 'none' and m.get('conditional', False)
+              and m.g_conditioning == 'cbn'),
+         "model.g_conditioning='cbn' is conditional BatchNorm: it needs model.g_norm='batch' "
+         "(or use --config.model.g_conditioning=embedding)")
     positive_int('model.d_layers', m.d_layers)
     need(m.discriminator != 'patchgan' or not m.get('conditional', False),
          'model.discriminator=patchgan is unconditional; drop model.conditional')

@@ -87,6 +87,18 @@ def _batch(method, seed=0):
   return {'image': jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, shape), jnp.float32)}
 
 
+def test_generator_without_batchnorm():
+  _, method = _method('began_mnist.py:smoke', **{'model.g_norm': 'none'})
+  state = method.create_state(jax.random.PRNGKey(0))
+  assert not jax.tree.leaves(state.g_batch_stats)  # no BatchNorm statistics to carry
+  images = method.generate(state, jax.random.PRNGKey(1), 3, use_ema=False)
+  chex.assert_shape(images, (3, 28, 28, 1))
+  with pytest.raises(configs.ConfigError, match="needs model.g_norm='batch'"):
+    _method('cgan_mnist.py:smoke', **{'model.g_norm': 'none', 'model.g_conditioning': 'cbn'})
+  with pytest.raises(configs.ConfigError, match="model.g_norm must be 'batch' or 'none'"):
+    _method('began_mnist.py:smoke', **{'model.g_norm': 'layer'})
+
+
 def test_weight_clipping_bounds_the_critic_after_an_update():
   _, method = _method('wgan_mnist.py:smoke', **{'optim.d.learning_rate': 0.5})
   state = method.create_state(jax.random.PRNGKey(0))

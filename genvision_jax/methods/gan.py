@@ -67,9 +67,10 @@ class GANMethod:
     self.began_lambda_k = float(config.gan.get('began_lambda_k', 0.001))
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
+    g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
-        **cond, **({'conditioning': m.g_conditioning} if cond else {}))
+        **g_extra, **cond, **({'conditioning': m.g_conditioning} if cond else {}))
     d_extra = {'layers': m.d_layers} if m.discriminator == 'patchgan' else {}
     self.discriminator = models.DISCRIMINATORS[m.discriminator](
         image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype,

@@ -57,6 +57,7 @@ class Generator(nn.Module):
   dtype: Any = jnp.float32
   num_classes: int = 0
   conditioning: str = 'embedding'
+  norm: str = 'batch'  # 'batch' (DCGAN) or 'none' (e.g. BEGAN's generator has no BatchNorm)
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -66,7 +67,7 @@ class Generator(nn.Module):
     def norm(h):
       if cbn:
         return ConditionalBatchNorm(self.num_classes, train, self.dtype)(h, labels)
-      return norm_layer('batch', train, self.dtype)(h)
+      return norm_layer(self.norm, train, self.dtype)(h)
 
     if self.num_classes > 0 and self.conditioning == 'embedding':
       z = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1], name='label_embed')(
