@@ -2,6 +2,7 @@
 schedule, one compile per stage, and a resume in the middle of a fade-in."""
 
 import collections
+import itertools
 import json
 
 import chex
@@ -107,17 +108,23 @@ def test_switch_step_equals_the_stage_step():
   chex.assert_trees_all_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-_TRACES = []  # (method instance, stage) per trace of a stage's step
+_TRACES = []  # (method instance serial, stage) per trace of a stage's step
+_INSTANCES = itertools.count()
 
 
 class _CountStageTraces(methods.ProGANMethod):
-  """Records every trace of a stage's step."""
+  """Records every trace of a stage's step. Instances are told apart by a serial number, not
+  by id(): a collected method object's id can be reused by the next run's."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.serial = next(_INSTANCES)
 
   def train_step_for(self, stage):
     inner = super().train_step_for(stage)
 
     def counted(state, batch):
-      _TRACES.append((id(self), stage))
+      _TRACES.append((self.serial, stage))
       return inner(state, batch)
     return counted
 
