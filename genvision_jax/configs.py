@@ -247,10 +247,11 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
     need(m.d_norm in layers.NORMS, f'model.d_norm must be one of {layers.NORMS} '
          f'(got {m.d_norm!r})')
-    need(m.get('g_norm', 'batch') in ('batch', 'none'),
-         f"model.g_norm must be 'batch' or 'none' (got {m.get('g_norm')!r})")
-    need(not (m.get('g_norm', 'batch') == 'none' and m.get('conditional', False)
-              and m.g_conditioning == 'cbn'),
+    g_norm = m.get('g_norm', 'batch')
+    need(g_norm in ('batch', 'none'), f"model.g_norm must be 'batch' or 'none' (got {g_norm!r})")
+    need(g_norm == 'batch' or m.generator == 'dcgan', 'model.g_norm applies to the DCGAN '
+         f"generator only (model.generator={m.generator!r} has its own normalization)")
+    need(not (g_norm == 'none' and m.get('conditional', False) and m.g_conditioning == 'cbn'),
          "model.g_conditioning='cbn' is conditional BatchNorm: it needs model.g_norm='batch' "
          "(or use --config.model.g_conditioning=embedding)")
     positive_int('model.d_layers', m.d_layers)

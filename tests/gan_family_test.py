@@ -97,6 +97,8 @@ def test_generator_without_batchnorm():
     _method('cgan_mnist.py:smoke', **{'model.g_norm': 'none', 'model.g_conditioning': 'cbn'})
   with pytest.raises(configs.ConfigError, match="model.g_norm must be 'batch' or 'none'"):
     _method('began_mnist.py:smoke', **{'model.g_norm': 'layer'})
+  with pytest.raises(configs.ConfigError, match='applies to the DCGAN generator only'):
+    _method('progan_mnist.py:smoke', **{'model.g_norm': 'none'})
 
 
 def test_weight_clipping_bounds_the_critic_after_an_update():
