@@ -1,16 +1,20 @@
-"""Training throughput of genvision_jax's VAE and DCGAN steps, side by side with PyTorch.
+"""Training throughput of genvision_jax's VAE, DCGAN and diffusion steps, beside PyTorch.
 
   pip install -e ".[bench]"             # torch==2.13.0 (CPU build) for the reference
   python benchmarks/run.py              # batch 64 and 256, 1 and 50 fused steps -> RESULTS.md
-  python benchmarks/run.py --batch_sizes=64 --fused=1 --no_torch
+  python benchmarks/run.py --models=dcgan --batch_sizes=64 --fused=1 --no_torch
 
-For each model and batch size: compile time of the jitted step (first call), iterations/s and
-real images/s with the data already on the device, for one step per call and for k steps
-fused in one call (lax.scan); achieved FLOP/s counting useful FLOPs analytically (XLA's cost
-analysis is printed too, but it counts the zeros of transposed convolutions and other waste)
-against the machine's measured matmul peak; and the same networks, optimizers and losses in
-PyTorch eager (benchmarks/torch_reference.py) on the same number of threads. Not part of the
-test suite. Results are machine specific: rerun on yours.
+For each model and batch size: compile time of the jitted step (tracing, lowering and XLA
+compilation, not running it), iterations/s and real images/s with the data already on the
+device (median over timing windows), for one step per call and for k steps fused in one call
+(lax.scan); achieved FLOP/s counting useful FLOPs analytically for VAE and DCGAN (XLA's cost
+analysis is printed too; it counts the zeros of transposed convolutions and other waste) and by
+XLA's count for the diffusion U-Net, against the machine's measured matmul peak; and the same
+VAE and DCGAN networks, optimizers and losses in PyTorch eager (benchmarks/torch_reference.py)
+on the same number of threads (the diffusion step has no PyTorch reference; fused k > 1 is not
+measured for it). The process keeps freed host memory as `genvision train` does
+(training/host_memory.py), for both frameworks. Not part of the test suite. Results are
+machine specific: rerun on yours.
 """
 
 import argparse
@@ -28,10 +32,11 @@ import numpy as np
 
 from genvision_jax import configs, methods
 from genvision_jax.models import layers
+from genvision_jax.training import host_memory
 from genvision_jax.training import steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = {'vae': 'vae_mnist.py', 'dcgan': 'dcgan_mnist.py'}
+EXPERIMENTS = {'vae': 'vae_mnist.py', 'dcgan': 'dcgan_mnist.py', 'diffusion': 'ddpm_mnist.py'}
 
 
 # -- useful FLOPs, counted from the architecture ------------------------------------------------
@@ -84,7 +89,10 @@ def vae_forward_flops(config, size=28, channels=1):
 def useful_flops_per_iteration(name, config, batch_size):
   """Training FLOPs of one iteration: backward ~ 2x forward. DCGAN (k = 1): the D update runs
   G forward and D forward+backward on real and fake; the G update runs G and D forward, D
-  backward to its input and G backward: 4 F_G + 8 F_D per example."""
+  backward to its input and G backward: 4 F_G + 8 F_D per example. None for the diffusion
+  U-Net (no transposed convolutions: XLA's count is the useful one there)."""
+  if name == 'diffusion':
+    return None
   if name == 'vae':
     return 3 * vae_forward_flops(config) * batch_size
   f_g, f_d = dcgan_forward_flops(config)
@@ -93,31 +101,39 @@ def useful_flops_per_iteration(name, config, batch_size):
 
 # -- measurement ---------------------------------------------------------------------------------
 
-def measured_peak_gflops(n=2048, reps=10):
-  """float32 matmul throughput of XLA on this machine (the attainable peak)."""
+def measured_peak_gflops(n=2048, reps=10, repeats=5):
+  """float32 matmul throughput of XLA on this machine (the attainable peak): the best of
+  `repeats` timings of `reps` products."""
   a = jnp.ones((n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   f(a).block_until_ready()
-  tic = time.perf_counter()
-  for _ in range(reps):
-    out = f(a)
-  out.block_until_ready()
-  return 2 * n**3 * reps / (time.perf_counter() - tic) / 1e9
-
-
-def _time_calls(fn, args_fn, min_seconds=4.0, min_calls=3):
-  calls, elapsed = 0, 0.0
-  while calls < min_calls or elapsed < min_seconds:
-    args = args_fn()
+  best = 0.0
+  for _ in range(repeats):
     tic = time.perf_counter()
-    out = fn(*args)
-    jax.block_until_ready(out)
-    elapsed += time.perf_counter() - tic
-    calls += 1
-  return calls, elapsed
+    for _ in range(reps):
+      out = f(a)
+    out.block_until_ready()
+    best = max(best, 2 * n**3 * reps / (time.perf_counter() - tic) / 1e9)
+  return best
 
 
-def bench_jax(name, batch_size, k, min_seconds):
+def calls_per_second(fn, min_seconds=4.0, windows=5):
+  """Median rate over `windows` timing windows of at least min_seconds / windows each (3
+  windows when calls are long): robust to the slowdowns a shared VM has now and then."""
+  rates, total = [], 0.0
+  while len(rates) < windows and not (len(rates) >= 3 and total >= 3 * min_seconds):
+    calls, elapsed = 0, 0.0
+    while calls < 1 or elapsed < min_seconds / windows:
+      tic = time.perf_counter()
+      jax.block_until_ready(fn())
+      elapsed += time.perf_counter() - tic
+      calls += 1
+    rates.append(calls / elapsed)
+    total += elapsed
+  return float(np.median(rates))
+
+
+def bench_jax(name, batch_size, k, min_seconds, conv_impl='auto'):
   config = configs.load(os.path.join(REPO, 'experiments', EXPERIMENTS[name]),
                         {'train.batch_size': batch_size})
   method = methods.create(config, (28, 28, 1))
@@ -129,28 +145,30 @@ def bench_jax(name, batch_size, k, min_seconds):
       np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))}
   fn = jax.jit(steps.make_dispatch(method.train_step, k), donate_argnums=0)
   state = jax.jit(method.create_state)(jax.random.PRNGKey(0))
+  # Compile time: tracing, lowering and XLA compilation, without running the step.
+  tic = time.perf_counter()
+  with layers.convolution_implementation(conv_impl):
+    compiled = fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - tic
   holder = {'state': state}
 
-  def call(batch):
-    holder['state'], metrics = fn(holder['state'], batch)
+  def call():
+    holder['state'], metrics = compiled(holder['state'], batch)
     return metrics
 
-  tic = time.perf_counter()
-  jax.block_until_ready(call(batch))
-  compile_s = time.perf_counter() - tic
-  jax.block_until_ready(call(batch))  # warm-up
-  calls, elapsed = _time_calls(call, lambda: (batch,), min_seconds)
-  it_s = calls * k / elapsed
-  result = {'framework': 'jax', 'model': name, 'batch': batch_size, 'fused_k': k,
+  jax.block_until_ready(call())  # warm-up
+  it_s = calls_per_second(call, min_seconds) * k
+  result = {'framework': 'jax' if conv_impl == 'auto' else f'jax ({conv_impl} conv)',
+            'model': name, 'batch': batch_size, 'fused_k': k,
             'compile_s': round(compile_s, 2), 'it_per_s': round(it_s, 2),
             'images_per_s': round(it_s * batch_size * (lead or 1), 1)}
   if k == 1:
-    one = {'image': batch['image']}
-    xla = fn.lower(holder['state'], one).compile().cost_analysis()
+    xla = compiled.cost_analysis()
     xla = xla[0] if isinstance(xla, (list, tuple)) else xla
+    xla_gflop = float(xla.get('flops', 0.0)) / 1e9
     useful = useful_flops_per_iteration(name, config, batch_size)
-    result.update(useful_gflop_per_it=round(useful / 1e9, 3),
-                  xla_gflop_per_it=round(float(xla.get('flops', 0.0)) / 1e9, 3))
+    result.update(useful_gflop_per_it=round(useful / 1e9 if useful else xla_gflop, 3),
+                  xla_gflop_per_it=round(xla_gflop, 3))
   return result
 
 
@@ -164,13 +182,7 @@ def bench_torch(name, batch_size, threads, min_seconds):
   step = torch_reference.VAEStep() if name == 'vae' else torch_reference.DCGANStep()
   step(images)
   step(images)
-  calls, elapsed = 0, 0.0
-  while calls < 3 or elapsed < min_seconds:
-    tic = time.perf_counter()
-    step(images)
-    elapsed += time.perf_counter() - tic
-    calls += 1
-  it_s = calls / elapsed
+  it_s = calls_per_second(lambda: step(images), min_seconds)
   return {'framework': f'torch {torch.__version__} eager', 'model': name, 'batch': batch_size,
           'fused_k': 1, 'it_per_s': round(it_s, 2), 'images_per_s': round(it_s * batch_size, 1),
           'threads': threads}
@@ -191,17 +203,21 @@ def machine_description():
           'devices': jax.device_count()}
 
 
-def write_results(path, machine, peak, rows, command):
+def write_results(path, machine, peak, rows, command, kept_memory):
   lines = [
       '# Benchmark results', '',
       f'Measured {datetime.date.today().isoformat()} with `{command}`.', '',
       f"Machine: {machine['cpu']}, {machine['cores']} cores ({', '.join(machine['isa'])}), "
       f"Python {machine['python']}, jax {machine['jax']} ({machine['backend']}, "
       f"{machine['devices']} device(s)). Measured float32 matmul peak of XLA: "
-      f'{peak:.0f} GFLOP/s.', '',
-      'Iterations/s of one training iteration (DCGAN: one D and one G update), data on the '
-      'device. Useful FLOPs are counted from the architecture (transposed convolutions: 4 '
-      'taps per output pixel); XLA\'s own count is shown for comparison.', '',
+      f'{peak:.0f} GFLOP/s. Host memory: '
+      + ('freed memory kept by malloc (`training/host_memory.py`, as `genvision train` does), '
+         'for both frameworks.' if kept_memory else 'system malloc defaults.'), '',
+      'Iterations/s of one training iteration (DCGAN: one D and one G update; diffusion: one '
+      'denoising-loss update of the U-Net), data on the device, median over timing windows. '
+      'Useful FLOPs are counted from the architecture for VAE and DCGAN (transposed '
+      'convolutions: 4 taps per output pixel) and taken from XLA\'s cost analysis for the '
+      'U-Net; XLA\'s own count is shown for comparison.', '',
       '| model | batch | framework | fused k | compile s | it/s | images/s | useful GFLOP/it '
       '| achieved GFLOP/s | % of peak | JAX/PyTorch |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
@@ -211,7 +227,7 @@ def write_results(path, machine, peak, rows, command):
     achieved = gflop * r['it_per_s'] if gflop else None
     ref = next((x for x in rows if x['model'] == r['model'] and x['batch'] == r['batch'] and
                 x['framework'].startswith('torch')), None)
-    ratio = (f"{r['it_per_s'] / ref['it_per_s']:.2f}x" if ref and r['framework'] == 'jax'
+    ratio = (f"{r['it_per_s'] / ref['it_per_s']:.2f}x" if ref and r['framework'].startswith('jax')
              else '')
     lines.append(
         f"| {r['model']} | {r['batch']} | {r['framework']} | {r['fused_k']} | "
@@ -230,27 +246,33 @@ def write_results(path, machine, peak, rows, command):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--models', default='vae,dcgan')
+  parser.add_argument('--models', default='vae,dcgan,diffusion')
   parser.add_argument('--batch_sizes', default='64,256')
   parser.add_argument('--fused', default='1,50', help='steps per dispatch to measure')
   parser.add_argument('--seconds', type=float, default=4.0, help='minimum timing per case')
   parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--conv_impl', default='auto', choices=layers.CONV_IMPLS,
+                      help="convolutions of the JAX steps (auto = genvision_jax's default)")
   parser.add_argument('--out', default=os.path.join(REPO, 'benchmarks', 'RESULTS.md'))
   args = parser.parse_args()
+  # As `genvision train` does (both frameworks run under it here; see host_memory).
+  kept_memory = host_memory.keep_freed_host_memory()
   command = 'python benchmarks/run.py ' + ' '.join(sys.argv[1:])
   machine = machine_description()
   peak = measured_peak_gflops()
-  print(json.dumps({**machine, 'matmul_peak_gflops': round(peak, 1)}), flush=True)
+  print(json.dumps({**machine, 'matmul_peak_gflops': round(peak, 1), 'kept_host_memory': kept_memory}), flush=True)
   rows = []
   for name in args.models.split(','):
     for batch in map(int, args.batch_sizes.split(',')):
       for k in map(int, args.fused.split(',')):
-        rows.append(bench_jax(name, batch, k, args.seconds))
+        if name == 'diffusion' and k > 1:
+          continue  # 50 U-Net steps per call at batch 256 take minutes; CPU runs use k = 1
+        rows.append(bench_jax(name, batch, k, args.seconds, args.conv_impl))
         print(json.dumps(rows[-1]), flush=True)
-      if not args.no_torch:
+      if not args.no_torch and name != 'diffusion':
         rows.append(bench_torch(name, batch, os.cpu_count(), args.seconds))
         print(json.dumps(rows[-1]), flush=True)
-  write_results(args.out, machine, peak, rows, command.strip())
+  write_results(args.out, machine, peak, rows, command.strip(), kept_memory)
   print(f'wrote {args.out}')
 
 

@@ -69,15 +69,18 @@ def test_vae_shapes(architecture, likelihood, size, channels):
     chex.assert_shape(v, (2, size, size, channels))
 
 
+@pytest.mark.parametrize('impl', ['xla', 'gemm', 'auto'])
 @pytest.mark.parametrize('shape,features,use_bias', [((2, 7, 7, 8), 4, False),
-                                                    ((1, 4, 5, 3), 6, True)])
-def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use_bias):
+                                                    ((1, 4, 5, 3), 6, True),
+                                                    ((2, 3, 3, 5), 32, False)])
+def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use_bias, impl):
   """Same parameters, same outputs and same gradients as nn.ConvTranspose(4x4, stride 2,
-  'SAME'); a kernel tap out of place would break this."""
+  'SAME'), by sub-pixel convolution ('xla') and by phase matrix products ('gemm'); a kernel
+  tap out of place would break this."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME',
                                use_bias=use_bias)
-  fast = layers.UpConv2x(features, use_bias=use_bias)
+  fast = layers.UpConv2x(features, use_bias=use_bias, impl=impl)
   params = reference.init(jax.random.PRNGKey(1), x)
   if use_bias:
     params = jax.tree.map(lambda p: p + 0.1, params)
@@ -91,6 +94,48 @@ def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use
   g_ref = jax.grad(loss(reference), argnums=(0, 1))(params, x)
   g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
   chex.assert_trees_all_close(g_fast, g_ref, atol=1e-4)
+
+
+@pytest.mark.parametrize('shape,kernel,stride', [((2, 9, 9, 3), 4, 2), ((2, 8, 8, 5), 4, 2),
+                                                 ((1, 7, 6, 4), 3, 1), ((2, 5, 5, 2), 3, 2),
+                                                 ((1, 6, 6, 3), 1, 1)])
+def test_conv2d_implementations_equal_xla_convolution(shape, kernel, stride):
+  """conv2d by XLA's convolution, by the loop-safe custom VJP and by im2col matrix products:
+  the same values and gradients as lax's 'SAME' convolution, odd sizes and strides included."""
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, shape[-1], 6))
+
+  def reference(x, w):
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), 'SAME',
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+  candidates = {
+      'xla': lambda x, w: layers.conv2d(x, w, stride, impl='xla'),
+      'gemm': lambda x, w: layers.conv2d(x, w, stride, impl='gemm'),
+      'loop_safe': lambda x, w: layers.conv2d_loop_safe(x, w, stride),
+  }
+  y_ref = reference(x, w)
+  g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(reference(x, w))), argnums=(0, 1))(x, w)
+  for name, conv in candidates.items():
+    y = conv(x, w)
+    chex.assert_trees_all_close(y, y_ref, atol=1e-4, custom_message=name)
+    g = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w))), argnums=(0, 1))(x, w)
+    chex.assert_trees_all_close(g, g_ref, atol=1e-4, custom_message=name)
+
+
+def test_convolution_implementation_choice():
+  on_cpu = jax.default_backend() == 'cpu'
+  assert layers.use_gemm(64, 128) == on_cpu   # wide output: matrix product on CPU
+  assert layers.use_gemm(1, 16) == on_cpu     # image input
+  assert not layers.use_gemm(64, 4)           # thin output: XLA's convolution
+  assert not layers.use_gemm(4, 8)            # tiny layer (compiles faster as a convolution)
+  assert layers.use_gemm(64, 4, 'gemm') and not layers.use_gemm(1, 64, 'xla')
+  with layers.convolution_implementation('gemm'):
+    assert layers.use_gemm(4, 8) and not layers.use_gemm(4, 8, 'xla')
+  with layers.convolution_implementation('xla'):
+    assert not layers.use_gemm(64, 128)
+  with pytest.raises(ValueError, match='unknown convolution implementation'):
+    layers.use_gemm(1, 1, 'im2col')
 
 
 def test_depth_to_space_order():

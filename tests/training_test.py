@@ -16,6 +16,7 @@ import pytest
 from genvision_jax import configs
 from genvision_jax import methods
 from genvision_jax import training
+from genvision_jax.models import layers
 from genvision_jax.training import sharding, steps
 from tests.conftest import REPO, experiment
 
@@ -191,15 +192,20 @@ def test_device_gathered_batches_equal_host_batches(spec):
     np.testing.assert_array_equal(np.asarray(got['label']), want['label'])
 
 
-@pytest.mark.parametrize('spec', ['vae_mnist.py:smoke', 'dcgan_mnist.py:smoke'])
-def test_fused_steps_equal_single_steps_for_host_and_device_input(tmp_path, spec):
-  """k steps in one lax.scan call == k single calls; host-fed == device-gathered batches."""
+@pytest.mark.parametrize('spec,conv', [('vae_mnist.py:smoke', 'auto'),
+                                       ('dcgan_mnist.py:smoke', 'auto'),
+                                       ('dcgan_mnist.py:smoke', 'gemm')])
+def test_fused_steps_equal_single_steps_for_host_and_device_input(tmp_path, spec, conv):
+  """k steps in one lax.scan call == k single calls; host-fed == device-gathered batches;
+  with the tiny layers' XLA convolutions and with every layer as a patch matrix product (the
+  form wide layers take on CPU)."""
   results = {}
   for placement in ('host', 'device'):
     for k in (1, 3):
       config = _config(spec, **{'train.steps_per_dispatch': k, 'data.placement': placement})
-      results[placement, k] = training.train_and_evaluate(
-          config, str(tmp_path / f'{placement}{k}'), verbose=False).state
+      with layers.convolution_implementation(conv):
+        results[placement, k] = training.train_and_evaluate(
+            config, str(tmp_path / f'{placement}{k}'), verbose=False).state
   reference = _leaves(results['host', 1])
   for key, state in results.items():
     for a, b in zip(reference, _leaves(state)):

@@ -24,6 +24,7 @@ from genvision_jax import configs
 from genvision_jax import data as data_lib
 from genvision_jax import methods
 from genvision_jax import viz
+from genvision_jax.training import host_memory
 from genvision_jax.training import sharding
 from genvision_jax.training import steps
 from genvision_jax.training.checkpoints import Checkpoints
@@ -151,6 +152,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   transfer_guard: run every dispatch under jax.transfer_guard('disallow'), so that an
     implicit host/device transfer inside the training loop is an error (used by tests).
   """
+  host_memory.keep_freed_host_memory()  # XLA:CPU step buffers: reuse, don't page-fault anew
   configs.validate(config, device_count=len(devices) if devices is not None else None)
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
