@@ -10,11 +10,11 @@ device (median over timing windows), for one step per call and for k steps fused
 (lax.scan); achieved FLOP/s counting useful FLOPs analytically for VAE and DCGAN (XLA's cost
 analysis is printed too; it counts the zeros of transposed convolutions and other waste) and by
 XLA's count for the diffusion U-Net, against the machine's measured matmul peak; and the same
-VAE and DCGAN networks, optimizers and losses in PyTorch eager (benchmarks/torch_reference.py)
-on the same number of threads (the diffusion step has no PyTorch reference; fused k > 1 is not
-measured for it). The process keeps freed host memory as `genvision train` does
-(training/host_memory.py), for both frameworks. Not part of the test suite. Results are
-machine specific: rerun on yours.
+networks, optimizers and losses in PyTorch eager (benchmarks/torch_reference.py; the U-Net has
+the same 686,769 parameters) on the same number of threads. Fused k > 1 is not measured for the
+diffusion step at batch > 64 (one call of 50 steps takes minutes). The process keeps freed host
+memory as `genvision train` does (training/host_memory.py), for both frameworks. Not part of
+the test suite. Results are machine specific: rerun on yours.
 """
 
 import argparse
@@ -118,10 +118,11 @@ def measured_peak_gflops(n=2048, reps=10, repeats=5):
 
 
 def calls_per_second(fn, min_seconds=4.0, windows=5):
-  """Median rate over `windows` timing windows of at least min_seconds / windows each (3
-  windows when calls are long): robust to the slowdowns a shared VM has now and then."""
+  """Median rate over `windows` timing windows of at least min_seconds / windows each (fewer
+  when calls are long: stops once 3 * min_seconds are timed): robust to the slowdowns a shared
+  VM has now and then."""
   rates, total = [], 0.0
-  while len(rates) < windows and not (len(rates) >= 3 and total >= 3 * min_seconds):
+  while len(rates) < windows and total < 3 * min_seconds:
     calls, elapsed = 0, 0.0
     while calls < 1 or elapsed < min_seconds / windows:
       tic = time.perf_counter()
@@ -179,7 +180,8 @@ def bench_torch(name, batch_size, threads, min_seconds):
   torch.set_num_threads(threads)
   torch.manual_seed(0)
   images = torch.rand(batch_size, 1, 28, 28) * 2 - 1
-  step = torch_reference.VAEStep() if name == 'vae' else torch_reference.DCGANStep()
+  step = {'vae': torch_reference.VAEStep, 'dcgan': torch_reference.DCGANStep,
+          'diffusion': torch_reference.DiffusionStep}[name]()
   step(images)
   step(images)
   it_s = calls_per_second(lambda: step(images), min_seconds)
@@ -260,16 +262,17 @@ def main():
   command = 'python benchmarks/run.py ' + ' '.join(sys.argv[1:])
   machine = machine_description()
   peak = measured_peak_gflops()
-  print(json.dumps({**machine, 'matmul_peak_gflops': round(peak, 1), 'kept_host_memory': kept_memory}), flush=True)
+  print(json.dumps({**machine, 'matmul_peak_gflops': round(peak, 1),
+                    'kept_host_memory': kept_memory}), flush=True)
   rows = []
   for name in args.models.split(','):
     for batch in map(int, args.batch_sizes.split(',')):
       for k in map(int, args.fused.split(',')):
-        if name == 'diffusion' and k > 1:
-          continue  # 50 U-Net steps per call at batch 256 take minutes; CPU runs use k = 1
+        if name == 'diffusion' and k > 1 and batch > 64:
+          continue  # one call of 50 U-Net steps at batch 256 takes ~5 min on 2 cores
         rows.append(bench_jax(name, batch, k, args.seconds, args.conv_impl))
         print(json.dumps(rows[-1]), flush=True)
-      if not args.no_torch and name != 'diffusion':
+      if not args.no_torch:
         rows.append(bench_torch(name, batch, os.cpu_count(), args.seconds))
         print(json.dumps(rows[-1]), flush=True)
   write_results(args.out, machine, peak, rows, command.strip(), kept_memory)
