@@ -335,9 +335,9 @@ def run(argv=None) -> int:
     print(f'{prog}: error: unknown command {command!r}; use one of {", ".join(COMMANDS)}\n'
           f'{USAGE}', file=sys.stderr)
     return 2
+  _quiet_libraries()
   from genvision_jax.training import host_memory  # pylint: disable=g-import-not-at-top
   host_memory.keep_freed_host_memory()  # before JAX starts its CPU threads; see there
-  _quiet_libraries()
   from genvision_jax import configs, data, training  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation.runner import EvaluationError  # pylint: disable=g-import-not-at-top
   try:

@@ -25,12 +25,16 @@ print(applied, faults)
 '''
 
 
-def _faults_per_call(mode: str, **env) -> tuple[bool, float]:
-  environ = {k: v for k, v in os.environ.items()
-             if not k.startswith('MALLOC_') and k != 'GLIBC_TUNABLES'}
-  environ.update(env)
+def _untuned_environ(**env) -> dict[str, str]:
+  """This process's environment without malloc tuning or the opt-out, plus `env`."""
+  return {**{k: v for k, v in os.environ.items()
+             if not k.startswith('MALLOC_') and k not in ('GLIBC_TUNABLES',
+                                                           'GENVISION_SYSTEM_MALLOC')}, **env}
+
+
+def _faults_per_call(mode: str) -> tuple[bool, float]:
   out = subprocess.run([sys.executable, '-c', _SCRIPT, mode], capture_output=True, text=True,
-                       env=environ, check=True).stdout.split()
+                       env=_untuned_environ(), check=True).stdout.split()
   return out[0] == 'True', float(out[1])
 
 
@@ -55,11 +59,8 @@ def test_opt_out_and_user_tuning_win(env, expected):
             'print(m.keep_freed_host_memory(), m.keep_freed_host_memory())')
   path = os.path.join(os.path.dirname(__file__), '..', 'genvision_jax', 'training',
                       'host_memory.py')
-  environ = {k: v for k, v in os.environ.items()
-             if not k.startswith('MALLOC_') and k != 'GLIBC_TUNABLES' and
-             k != 'GENVISION_SYSTEM_MALLOC'}
   out = subprocess.run([sys.executable, '-c', script, path], capture_output=True, text=True,
-                       env={**environ, **env}, check=True).stdout.split()
+                       env=_untuned_environ(**env), check=True).stdout.split()
   assert out[0] == out[1]  # applied once, the same answer after
   glibc = platform.system() == 'Linux' and platform.libc_ver()[0] == 'glibc'
   assert out[0] == (expected or str(glibc))

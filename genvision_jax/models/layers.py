@@ -130,11 +130,6 @@ def conv2d(x, kernel, stride: int = 1, impl: str = 'auto'):
                                       dimension_numbers=_NHWC)
 
 
-def _matmul_channels(patches, matrix):
-  """[..., K] x [K, N] -> [..., N]."""
-  return jax.lax.dot_general(patches, matrix, (((patches.ndim - 1,), (0,)), ((), ())))
-
-
 def conv2d_gemm(x, kernel, stride: int = 1):
   """`conv2d` as one matrix product (im2col): the kh*kw shifted, strided views of the padded
   input concatenated along channels, [B, H', W', kh*kw*C_in], times the kernel reshaped to
@@ -148,7 +143,7 @@ def conv2d_gemm(x, kernel, stride: int = 1):
   patches = jnp.concatenate([
       xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
       for i in range(kh) for j in range(kw)], axis=-1)
-  return _matmul_channels(patches, kernel.reshape(kh * kw * c, c_out))
+  return patches @ kernel.reshape(kh * kw * c, c_out)  # one dot_general over channels
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -260,7 +255,7 @@ def conv_transpose2x_gemm(x, kernel):
     for q in (0, 1):
       patches = jnp.concatenate([xp[:, p + d:p + d + h, q + e:q + e + w, :]
                                  for d in (0, 1) for e in (0, 1)], axis=-1)
-      phases.append(_matmul_channels(patches, kernel[p::2, q::2].reshape(4 * c, -1)))
+      phases.append(patches @ kernel[p::2, q::2].reshape(4 * c, -1))
   return depth_to_space(jnp.concatenate(phases, axis=-1), 2)
 
 

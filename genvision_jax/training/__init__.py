@@ -1,7 +1,6 @@
 """The shared training loop and its I/O: checkpoints, metrics, samples, sharding."""
 
 from genvision_jax.training.checkpoints import CheckpointError, Checkpoints
-from genvision_jax.training.host_memory import keep_freed_host_memory
 from genvision_jax.training.loop import (Interrupted, NonFiniteError, TrainResult,
                                          generate_images, load_run, open_data, read_config,
                                          train_and_evaluate)

@@ -16,6 +16,7 @@ already tunes malloc (MALLOC_*_ variables or GLIBC_TUNABLES), which then wins.
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -25,20 +26,16 @@ _SETTINGS = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 2**2
              (_M_ARENA_MAX, 1))
 _USER_TUNING = ('MALLOC_ARENA_MAX', 'MALLOC_MMAP_MAX_', 'MALLOC_MMAP_THRESHOLD_',
                 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'GLIBC_TUNABLES')
-_state = {'applied': None}
 
 
+@functools.cache
 def keep_freed_host_memory() -> bool:
   """Applies the malloc settings of the module doc once per process; returns whether they are
   in effect. Best called before JAX starts its CPU backend (the arena limit only reaches
   threads that have not allocated yet)."""
-  if _state['applied'] is not None:
-    return _state['applied']
-  applied = False
-  if (os.environ.get(OPT_OUT, '') in ('', '0') and
-      not any(name in os.environ for name in _USER_TUNING) and
-      platform.system() == 'Linux' and platform.libc_ver()[0] == 'glibc'):
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-    applied = all(libc.mallopt(param, value) == 1 for param, value in _SETTINGS)
-  _state['applied'] = applied
-  return applied
+  if (os.environ.get(OPT_OUT, '') not in ('', '0') or
+      any(name in os.environ for name in _USER_TUNING) or
+      platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc'):
+    return False
+  libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+  return all(libc.mallopt(param, value) == 1 for param, value in _SETTINGS)
