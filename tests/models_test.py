@@ -69,13 +69,13 @@ def test_vae_shapes(architecture, likelihood, size, channels):
     chex.assert_shape(v, (2, size, size, channels))
 
 
-@pytest.mark.parametrize('impl', ['xla', 'gemm', 'auto'])
+@pytest.mark.parametrize('impl', ['xla', 'gemm', 'split', 'auto'])
 @pytest.mark.parametrize('shape,features,use_bias', [((2, 7, 7, 8), 4, False),
                                                     ((1, 4, 5, 3), 6, True),
                                                     ((2, 3, 3, 5), 32, False)])
 def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use_bias, impl):
   """Same parameters, same outputs and same gradients as nn.ConvTranspose(4x4, stride 2,
-  'SAME'), by sub-pixel convolution ('xla') and by phase matrix products ('gemm'); a kernel
+  'SAME'), by sub-pixel convolution ('xla', 'split') and by phase matrix products ('gemm'); a kernel
   tap out of place would break this."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME',
@@ -100,8 +100,8 @@ def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use
                                                  ((1, 7, 6, 4), 3, 1), ((2, 5, 5, 2), 3, 2),
                                                  ((1, 6, 6, 3), 1, 1)])
 def test_conv2d_implementations_equal_xla_convolution(shape, kernel, stride):
-  """conv2d by XLA's convolution, by the loop-safe custom VJP and by im2col matrix products:
-  the same values and gradients as lax's 'SAME' convolution, odd sizes and strides included."""
+  """conv2d by XLA's convolution, by the loop-safe custom VJP, by im2col matrix products and
+  'split' (kernel gradient as per-tap products): the same values and gradients as lax's 'SAME' convolution, odd sizes and strides included."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, shape[-1], 6))
 
@@ -112,6 +112,7 @@ def test_conv2d_implementations_equal_xla_convolution(shape, kernel, stride):
   candidates = {
       'xla': lambda x, w: layers.conv2d(x, w, stride, impl='xla'),
       'gemm': lambda x, w: layers.conv2d(x, w, stride, impl='gemm'),
+      'split': lambda x, w: layers.conv2d(x, w, stride, impl='split'),
       'loop_safe': lambda x, w: layers.conv2d_loop_safe(x, w, stride),
   }
   y_ref = reference(x, w)
@@ -123,19 +124,22 @@ def test_conv2d_implementations_equal_xla_convolution(shape, kernel, stride):
     chex.assert_trees_all_close(g, g_ref, atol=1e-4, custom_message=name)
 
 
-def test_convolution_implementation_choice():
-  on_cpu = jax.default_backend() == 'cpu'
-  assert layers.use_gemm(64, 128) == on_cpu   # wide output: matrix product on CPU
-  assert layers.use_gemm(1, 16) == on_cpu     # image input
-  assert not layers.use_gemm(64, 4)           # thin output: XLA's convolution
-  assert not layers.use_gemm(4, 8)            # tiny layer (compiles faster as a convolution)
-  assert layers.use_gemm(64, 4, 'gemm') and not layers.use_gemm(1, 64, 'xla')
-  with layers.convolution_implementation('gemm'):
-    assert layers.use_gemm(4, 8) and not layers.use_gemm(4, 8, 'xla')
+def test_convolution_form_choice():
+  cpu = lambda form: form if jax.default_backend() == 'cpu' else 'xla'
+  assert layers.conv_form(64, 128) == cpu('gemm')     # wide output: matrix product on CPU
+  assert layers.conv_form(1, 16) == cpu('gemm')       # image input
+  assert layers.conv_form(48, 16, 1) == cpu('gemm')   # 1x1: a plain matrix product
+  assert layers.conv_form(48, 16) == cpu('split')     # 16-31 outputs: products for dw only
+  assert layers.conv_form(64, 4) == 'xla'             # thin output: XLA's convolution
+  assert layers.conv_form(4, 8) == 'xla'              # tiny layer (compiles faster)
+  assert layers.conv_form(64, 4, impl='gemm') == 'gemm'
+  assert layers.conv_form(1, 64, impl='xla') == 'xla'
+  with layers.convolution_implementation('split'):
+    assert layers.conv_form(4, 8) == 'split' and layers.conv_form(4, 8, impl='xla') == 'xla'
   with layers.convolution_implementation('xla'):
-    assert not layers.use_gemm(64, 128)
+    assert layers.conv_form(64, 128) == 'xla'
   with pytest.raises(ValueError, match='unknown convolution implementation'):
-    layers.use_gemm(1, 1, 'im2col')
+    layers.conv_form(1, 1, impl='im2col')
 
 
 def test_depth_to_space_order():

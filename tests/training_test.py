@@ -195,12 +195,13 @@ def test_device_gathered_batches_equal_host_batches(spec):
 @pytest.mark.parametrize('spec,conv,placements', [
     ('vae_mnist.py:smoke', 'auto', ('host', 'device')),
     ('dcgan_mnist.py:smoke', 'auto', ('host', 'device')),
-    ('dcgan_mnist.py:smoke', 'gemm', ('host',))])
+    ('dcgan_mnist.py:smoke', 'gemm', ('host',)),
+    ('vae_mnist.py:smoke', 'split', ('host',))])
 def test_fused_steps_equal_single_steps_for_host_and_device_input(tmp_path, spec, conv,
                                                                  placements):
   """k steps in one lax.scan call == k single calls; host-fed == device-gathered batches;
-  with the tiny layers' XLA convolutions and with every layer as a patch matrix product (the
-  form wide layers take on CPU)."""
+  with the tiny layers' XLA convolutions, with every layer as a patch matrix product (the
+  form wide layers take on CPU) and with every kernel gradient as per-tap products ('split')."""
   results = {}
   for placement in placements:
     for k in (1, 3):

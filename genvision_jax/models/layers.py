@@ -79,14 +79,14 @@ def loop_safe_convolutions():
     _LOOP_SAFE_CONVOLUTIONS.pop()
 
 
-CONV_IMPLS = ('auto', 'xla', 'gemm')
+CONV_IMPLS = ('auto', 'xla', 'gemm', 'split')
 _CONV_IMPL = ['auto']
 
 
 @contextlib.contextmanager
 def convolution_implementation(impl: str):
   """While tracing inside this context, convolutions whose own `impl` is 'auto' use `impl`
-  ('xla' or 'gemm'; 'auto' restores the choice of `use_gemm`). For measurements:
+  ('xla', 'gemm' or 'split'; 'auto' restores the choice of `conv_form`). For measurements:
   `benchmarks/run.py --conv_impl=xla` compares against XLA's convolutions everywhere."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown convolution implementation '{impl}'; use one of {CONV_IMPLS}")
@@ -97,32 +97,43 @@ def convolution_implementation(impl: str):
     _CONV_IMPL.pop()
 
 
-def use_gemm(c_in: int, c_out: int, impl: str = 'auto') -> bool:
-  """Whether a convolution from `c_in` to `c_out` channels runs as a matrix product of image
-  patches (`conv2d_gemm`) rather than XLA's convolution.
+def conv_form(c_in: int, c_out: int, kernel_size: int = 3, impl: str = 'auto') -> str:
+  """How a convolution from `c_in` to `c_out` channels is computed: 'gemm' (a matrix product
+  of image patches, `conv2d_gemm`), 'split' (XLA's convolution forward and for the input
+  gradient, the kernel gradient as one matrix product per tap, `conv2d_split`) or 'xla'
+  (XLA's convolution and its own gradients).
 
-  'auto' follows `convolution_implementation` if one is active, else picks the matrix product
-  on CPU for layers with at least 32 output channels, or at least 16 from an image (at most 4
-  input channels). There XLA:CPU's convolutions, and above all their gradients, run well below
-  its matrix-product speed: measured per layer on a 2-core CPU at batch 64 and 256, fwd+bwd
-  1.3-1.9x faster as products (DCGAN's 7x7x128 -> 14x14x64 upsampling: 315 -> 169 ms at batch
-  256; a 28x28x1 -> 16 U-Net input layer: 13.7 -> 7.3 ms at batch 64). For thinner outputs
-  (1-16 channels from wide inputs) XLA's convolution won (large patches, a small product), and
-  tiny layers keep it because it compiles faster. On GPU and TPU 'auto' is XLA's convolution.
+  'auto' follows `convolution_implementation` if one is active; else, on CPU: 'gemm' for 1x1
+  kernels (a plain matrix product) and for layers with at least 32 output channels or at
+  least 16 from an image (at most 4 input channels); 'split' for 16-31 output channels; 'xla'
+  for thinner (and tiny) layers; on GPU and TPU always 'xla'. Measured per layer (fwd + bwd)
+  on a 2-core CPU at batch 64 and 256: XLA:CPU's convolutions run well below its matrix-product
+  speed, their kernel gradients worst of all and worse with the batch (28x28, 48 -> 16
+  channels: 58 ms at batch 64 but 906 ms at 256; split 34 and 124 ms; a 1x1 48 -> 16 skip
+  projection 176 ms, as a product 18 ms); DCGAN's 7x7x128 -> 14x14x64 upsampling 315 -> 169 ms
+  as products. For thin outputs (1-8 channels from wide inputs) XLA's convolution won both
+  (large patches, a small product), and tiny layers keep it because it compiles faster.
   """
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown convolution implementation '{impl}'; use one of {CONV_IMPLS}")
   if impl == 'auto':
     impl = _CONV_IMPL[-1]
-  if impl == 'auto':
-    return jax.default_backend() == 'cpu' and (c_out >= 32 or (c_in <= 4 and c_out >= 16))
-  return impl == 'gemm'
+  if impl != 'auto':
+    return impl
+  if jax.default_backend() != 'cpu':
+    return 'xla'
+  if kernel_size == 1 or c_out >= 32 or (c_in <= 4 and c_out >= 16):
+    return 'gemm'
+  return 'split' if c_out >= 16 else 'xla'
 
 
 def conv2d(x, kernel, stride: int = 1, impl: str = 'auto'):
-  """'SAME' 2-D convolution, NHWC x HWIO -> NHWC (`impl`: see `use_gemm`)."""
-  if use_gemm(kernel.shape[2], kernel.shape[3], impl):
+  """'SAME' 2-D convolution, NHWC x HWIO -> NHWC (`impl`: see `conv_form`)."""
+  form = conv_form(kernel.shape[2], kernel.shape[3], max(kernel.shape[:2]), impl)
+  if form == 'gemm':
     return conv2d_gemm(x, kernel, stride)
+  if form == 'split':
+    return conv2d_split(x, kernel, stride)
   if _LOOP_SAFE_CONVOLUTIONS[-1]:
     return conv2d_loop_safe(x, kernel, stride)
   pads = [_same_padding(x.shape[i + 1], kernel.shape[i], stride) for i in range(2)]
@@ -130,19 +141,24 @@ def conv2d(x, kernel, stride: int = 1, impl: str = 'auto'):
                                       dimension_numbers=_NHWC)
 
 
+def _tap_views(x, kh: int, kw: int, stride: int):
+  """The kh*kw views of the 'SAME'-padded input that meet kernel tap (i, j) (row-major over
+  taps), each [B, H', W', C] at the output's positions."""
+  h, w = x.shape[1:3]
+  oh, ow = -(-h // stride), -(-w // stride)
+  (top, bottom), (left, right) = _same_padding(h, kh, stride), _same_padding(w, kw, stride)
+  xp = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  return [xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
+          for i in range(kh) for j in range(kw)]
+
+
 def conv2d_gemm(x, kernel, stride: int = 1):
   """`conv2d` as one matrix product (im2col): the kh*kw shifted, strided views of the padded
   input concatenated along channels, [B, H', W', kh*kw*C_in], times the kernel reshaped to
   [kh*kw*C_in, C_out]. Same function as XLA's convolution (tested, gradients included); its
   gradients are matrix products and slices too, so it is also fast inside fused loops."""
-  b, h, w, c = x.shape
-  kh, kw, _, c_out = kernel.shape
-  oh, ow = -(-h // stride), -(-w // stride)
-  (top, bottom), (left, right) = _same_padding(h, kh, stride), _same_padding(w, kw, stride)
-  xp = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-  patches = jnp.concatenate([
-      xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
-      for i in range(kh) for j in range(kw)], axis=-1)
+  kh, kw, c, c_out = kernel.shape
+  patches = jnp.concatenate(_tap_views(x, kh, kw, stride), axis=-1)
   return patches @ kernel.reshape(kh * kw * c, c_out)  # one dot_general over channels
 
 
@@ -166,34 +182,69 @@ def _conv2d_fwd(x, kernel, stride):
   return y, (x, kernel)
 
 
+def _input_gradient(x, kernel, dy, stride):
+  """dx of `conv2d`: dy (dilated by the stride) convolved with the flipped kernel, in and out
+  channels swapped; an NHWC x HWIO -> NHWC convolution."""
+  pads = []
+  for i in range(2):
+    size, k, n_out = x.shape[i + 1], kernel.shape[i], dy.shape[i + 1]
+    lo, _ = _same_padding(size, k, stride)
+    pads.append((k - 1 - lo, size + lo - ((n_out - 1) * stride + 1)))
+  flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+  dx = jax.lax.conv_general_dilated(dy, flipped, (1, 1), pads, lhs_dilation=(stride, stride),
+                                    dimension_numbers=_NHWC)
+  return dx.astype(x.dtype)
+
+
 def _conv2d_bwd(stride, residuals, dy):
   x, kernel = residuals
-  dx_pads, dw_pads = [], []
+  pads = []
   for i in range(2):
     size, k, n_out = x.shape[i + 1], kernel.shape[i], dy.shape[i + 1]
     lo, _ = _same_padding(size, k, stride)
     span = (n_out - 1) * stride + 1  # extent of dy dilated by the stride
-    dx_pads.append((k - 1 - lo, size + lo - span))
-    dw_pads.append((lo, k - 1 + span - 1 - (size + lo - 1)))
-  # dx: dy (dilated by the stride) convolved with the flipped kernel, in and out swapped.
-  flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-  dx = jax.lax.conv_general_dilated(dy, flipped, (1, 1), dx_pads, lhs_dilation=(stride, stride),
-                                    dimension_numbers=_NHWC)
+    pads.append((lo, k - 1 + span - 1 - (size + lo - 1)))
   # dw[kh, kw, ci, co] = sum_{b, oh, ow} x[b, s*oh + kh - lo, s*ow + kw - lo, ci] dy[b, oh, ow, co]:
   # a convolution with the input channels as batch and the batch as features.
   dw = jax.lax.conv_general_dilated(x.transpose(3, 1, 2, 0), dy.transpose(1, 2, 0, 3), (1, 1),
-                                    dw_pads, rhs_dilation=(stride, stride),
+                                    pads, rhs_dilation=(stride, stride),
                                     dimension_numbers=_NHWC)
-  return dx.astype(x.dtype), dw.transpose(1, 2, 0, 3).astype(kernel.dtype)
+  return _input_gradient(x, kernel, dy, stride), dw.transpose(1, 2, 0, 3).astype(kernel.dtype)
 
 
 conv2d_loop_safe.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_split(x, kernel, stride: int = 1):
+  """`conv2d` by XLA's convolution, whose input gradient is XLA's convolution too (in the
+  loop-safe NHWC form of `conv2d_loop_safe`) but whose kernel gradient is kh*kw matrix
+  products, one per tap: dw[i, j] = x_pad[:, i::s, j::s, :]^T dy over all batch and pixel
+  positions, accumulated in float32. XLA:CPU's own kernel gradient of a 3x3 convolution to
+  16 channels ran 5-7x slower at batch 256 (see `conv_form`). Same values as `conv2d` (tested).
+  """
+  return _conv2d_fwd(x, kernel, stride)[0]
+
+
+def _conv2d_split_bwd(stride, residuals, dy):
+  x, kernel = residuals
+  kh, kw, c_in, c_out = kernel.shape
+  dy_rows = dy.reshape(-1, c_out)
+  taps = [jnp.einsum('nc,no->co', view.reshape(-1, c_in), dy_rows,
+                     preferred_element_type=jnp.float32)
+          for view in _tap_views(x, kh, kw, stride)]
+  dw = jnp.stack(taps).reshape(kernel.shape)
+  return _input_gradient(x, kernel, dy, stride), dw.astype(kernel.dtype)
+
+
+conv2d_split.defvjp(_conv2d_fwd, _conv2d_split_bwd)
+
+
 class Conv(nn.Module):
   """Drop-in for `nn.Conv(features, (k, k), strides=(s, s), padding='SAME')` (same parameter
   names and shapes) computed by `conv2d`: a matrix product of patches where that is faster
-  (`use_gemm`), else XLA's convolution with a backward pass that stays fast inside fused loops."""
+  (`conv_form`), else XLA's convolution, with a kernel gradient of per-tap products ('split')
+  or XLA's own, in a backward pass that stays fast inside fused loops."""
   features: int
   kernel_size: int = 3
   strides: int = 1
@@ -202,7 +253,7 @@ class Conv(nn.Module):
   bias_init: Callable = nn.initializers.zeros
   dtype: Any = None
   param_dtype: Any = jnp.float32
-  impl: str = 'auto'  # 'auto', 'xla' or 'gemm': see `use_gemm`
+  impl: str = 'auto'  # 'auto', 'xla', 'gemm' or 'split': see `conv_form`
 
   @nn.compact
   def __call__(self, x):
@@ -265,7 +316,7 @@ class UpConv2x(nn.Module):
   Same parameters (kernel [4, 4, C_in, features], optional bias) and the same function, but
   computed as one stride-1 3x3 convolution to 4*features channels followed by depth-to-space,
   which skips the multiplications by the zeros a transposed convolution inserts between input
-  pixels (several times faster on XLA:CPU); or, where `use_gemm` says so (wide layers on CPU),
+  pixels (several times faster on XLA:CPU); or, where `conv_form` says so (wide layers on CPU),
   as four matrix products, one per output phase (`conv_transpose2x_gemm`), which also skips
   the zero taps of that 3x3 kernel. `tests/models_test.py` proves the equalities.
   """
@@ -275,7 +326,7 @@ class UpConv2x(nn.Module):
   bias_init: Callable = nn.initializers.zeros
   dtype: Any = None
   param_dtype: Any = jnp.float32
-  impl: str = 'auto'  # 'auto', 'xla' or 'gemm': see `use_gemm`
+  impl: str = 'auto'  # 'auto', 'xla', 'gemm' or 'split': see `conv_form`
 
   @nn.compact
   def __call__(self, x):
@@ -284,10 +335,11 @@ class UpConv2x(nn.Module):
     bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    if use_gemm(x.shape[-1], self.features, self.impl):
+    form = conv_form(x.shape[-1], self.features, 4, self.impl)
+    if form == 'gemm':
       y = conv_transpose2x_gemm(x, kernel)
-    else:
-      y = depth_to_space(conv2d(x, subpixel_kernel(kernel), 1, impl='xla'), 2)
+    else:  # 'xla' or 'split', for the 3x3 kernel with 4 * features outputs
+      y = depth_to_space(conv2d(x, subpixel_kernel(kernel), 1, impl=form), 2)
     if bias is None:
       return y
     # The bias is added in float32: its gradient sums over every output pixel, a reduction
