@@ -12,7 +12,7 @@ analysis is printed too; it counts the zeros of transposed convolutions and othe
 XLA's count for the diffusion U-Net, against the machine's measured matmul peak; and the same
 networks, optimizers and losses in PyTorch eager (benchmarks/torch_reference.py; the U-Net has
 the same 686,769 parameters) on the same number of threads (the diffusion step at batch 256
-with k = 50 is one call of several minutes on 2 cores; the whole run takes ~40 min). The
+with k = 50 is one call of ~2 minutes on 2 cores; the whole run takes ~15 min). The
 process keeps freed host memory as `genvision train` does (training/host_memory.py), for both
 frameworks. Not part of the test suite. Results are machine specific: rerun on yours.
 """

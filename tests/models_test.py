@@ -75,8 +75,8 @@ def test_vae_shapes(architecture, likelihood, size, channels):
                                                     ((2, 3, 3, 5), 32, False)])
 def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use_bias, impl):
   """Same parameters, same outputs and same gradients as nn.ConvTranspose(4x4, stride 2,
-  'SAME'), by sub-pixel convolution ('xla', 'split') and by phase matrix products ('gemm'); a kernel
-  tap out of place would break this."""
+  'SAME'), by sub-pixel convolution ('xla', 'split') and by phase matrix products ('gemm'); a
+  kernel tap out of place would break this."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME',
                                use_bias=use_bias)
@@ -101,7 +101,8 @@ def test_upconv2x_equals_the_strided_transposed_convolution(shape, features, use
                                                  ((1, 6, 6, 3), 1, 1)])
 def test_conv2d_implementations_equal_xla_convolution(shape, kernel, stride):
   """conv2d by XLA's convolution, by the loop-safe custom VJP, by im2col matrix products and
-  'split' (kernel gradient as per-tap products): the same values and gradients as lax's 'SAME' convolution, odd sizes and strides included."""
+  'split' (kernel gradient as per-tap products): the same values and gradients as lax's 'SAME'
+  convolution, odd sizes and strides included."""
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, shape[-1], 6))
 
