@@ -12,9 +12,9 @@ faulted 3 GB per step with trimming at a 2 GiB threshold, none without (0.25 -> 
 blocks (M_MMAP_MAX 0), no trimming of the heap's top (M_TRIM_THRESHOLD -1, which mallopt(3)
 documents as "disables trimming completely"), a 256 MiB top pad, and one arena (M_ARENA_MAX 1)
 so the worker threads of XLA reuse the same heap. The price: the process keeps its peak memory
-until it exits. `genvision` commands and `train_and_evaluate`
-call it; it does nothing off glibc, when GENVISION_SYSTEM_MALLOC=1, or when the environment
-already tunes malloc (MALLOC_*_ variables or GLIBC_TUNABLES), which then wins.
+until it exits. `genvision` commands and `train_and_evaluate` call it; it does nothing off
+glibc, when GENVISION_SYSTEM_MALLOC=1, or when the environment already tunes malloc
+(MALLOC_*_ variables or GLIBC_TUNABLES), which then wins.
 """
 
 import ctypes
