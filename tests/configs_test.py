@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genvision_jax import configs
+from genvision_jax import main
 from genvision_jax import methods
 from genvision_jax import training
 from tests.conftest import experiment
@@ -115,6 +116,11 @@ def test_a_new_method_trains_resumes_and_samples_without_other_changes(tiny, tmp
   np.testing.assert_array_equal(np.asarray(state.mean), np.asarray(result.state.mean))
   images = training.generate_images(method, state, 4)
   assert images.shape == (4, *np.asarray(state.mean).shape)
+  # The command line samples it too (in process), through the same registry.
+  out = tmp_path / 'grid.png'
+  assert main.run(['genvision', 'sample', f'--workdir={tmp_path}', '--num=4',
+                   f'--out={out}']) == 0
+  assert out.stat().st_size > 0
 
 
 def test_old_gan_run_directory_gets_the_gan_fields_added_since():
