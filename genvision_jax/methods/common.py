@@ -43,7 +43,9 @@ def ema_update(ema, params, step, decay: float, start: int = 0):
 
 
 def global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree)
+  """sqrt of the sum of squares of every leaf (optax.tree.norm; optax.global_norm is
+  deprecated)."""
+  return optax.tree.norm(tree)
 
 
 class ConfigChecks:
