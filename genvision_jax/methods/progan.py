@@ -155,3 +155,20 @@ class ProGANMethod(GANMethod):
     images = jax.lax.switch(stage, [at_stage(s) for s in range(self.num_stages)], params, z,
                             alpha)
     return jnp.clip(images, -1.0, 1.0)
+
+  # -- config (owned by the method; GANMethod.LATER_DEFAULTS are inherited) ----------------
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `progan` fields and the growing models, then every GAN field."""
+    m, p, need = config.model, config.progan, check.need
+    check.positive_int('progan.stable_steps', p.stable_steps)
+    check.positive_int('progan.fade_steps', p.fade_steps)
+    need(m.generator == 'progan' and m.discriminator == 'progan',
+         "method='progan' grows model.generator='progan' and model.discriminator='progan' "
+         f'(got {m.generator!r}, {m.discriminator!r})')
+    need(m.d_norm == 'none' and not m.d_spectral_norm, "the progressive discriminator has "
+         "no normalization layers: use model.d_norm='none', model.d_spectral_norm=False")
+    need(not m.get('conditional', False), 'progressive growing is unconditional: drop '
+         'model.conditional')
+    GANMethod.validate_config(config, check)

@@ -69,3 +69,16 @@ class SDGANMethod(GANMethod):
     z_id = jnp.repeat(jax.random.normal(k_id, (rows, self.identity_dim)), cols, axis=0)[:num]
     z_obs = jax.random.normal(k_obs, (num, self.latent_dim - self.identity_dim))
     return self.decode(state, jnp.concatenate([z_id, z_obs], axis=1), use_ema=use_ema)
+
+  # -- config (owned by the method; GANMethod.LATER_DEFAULTS are inherited) ----------------
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `sdgan` fields, then every GAN field."""
+    m, need = config.model, check.need
+    check.positive_int('sdgan.identity_dim', config.sdgan.identity_dim)
+    need(config.sdgan.identity_dim < m.latent_dim, 'sdgan.identity_dim must be smaller than '
+         f'model.latent_dim={m.latent_dim} (the rest is the observation part)')
+    need(not m.get('conditional', False), 'SD-GAN is not class-conditional: drop '
+         'model.conditional (labels only pair the real images)')
+    GANMethod.validate_config(config, check)
