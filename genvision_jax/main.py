@@ -6,8 +6,9 @@
       [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]
   genvision interpolate --workdir=DIR [--rows=4] [--steps=8] [--mode=slerp|lerp]
       [--arithmetic] [--out=FILE.png] [--seed=S] [--label=C]
-  genvision evaluate --workdir=DIR [--num_samples=1000] [--metrics=fd,kid,...]
+  genvision evaluate --workdir=DIR [--num_samples=N] [--metrics=fd,kid,...]
       [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
+      [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]
   genvision compare DIR_A DIR_B ... [--out=FILE.png] [--metrics=...]
       (each DIR an evaluated run, or a directory of evaluated seed runs)
   genvision bpd --workdir=DIR [--num=N] [--step=K] [--noema] [--seed=S]
@@ -65,7 +66,17 @@ _ARITHMETIC = flags.DEFINE_boolean(
     'arithmetic', False, 'interpolate: strips G(a), G(b), G(c), G(a - b + c) instead.')
 _SEEDS = flags.DEFINE_integer(
     'seeds', None, 'train: train N runs WORKDIR/seed_i with train.seed + i, one after another.')
-_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1000, 'evaluate: generated samples.')
+_NUM_SAMPLES = flags.DEFINE_integer(
+    'num_samples', None, 'evaluate: generated samples (default 5000; 1000 for diffusion runs, '
+    'whose DDIM sampling is slow).')
+_NEAREST_K = flags.DEFINE_integer(
+    'nearest_k', 5, 'evaluate: k of the k-NN balls of precision, recall, density and coverage.')
+_KID_SUBSET_SIZE = flags.DEFINE_integer(
+    'kid_subset_size', None, 'evaluate: rows per KID subset (default min(1000, num_samples/2); '
+    'at most num_samples/2).')
+_RESIZE = flags.DEFINE_enum(
+    'resize', 'pytorch_fid', ['pytorch_fid', 'clean'], 'evaluate: Inception input resize: '
+    "pytorch-fid's bilinear, or clean-fid's PIL bicubic ('clean').")
 _METRICS = flags.DEFINE_list(
     'metrics', None, 'evaluate: metric groups (fd, kid, manifold, c2st, score, modes, '
     'likelihood; default all); compare: metric names to tabulate (default all shared).')
@@ -172,7 +183,8 @@ def evaluate(workdir: str) -> str:
       seed=_SEED.value, use_ema=_EMA.value, step=_STEP.value,
       reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
       iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
-      bpd_examples=_BPD_EXAMPLES.value)
+      bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
+      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value)
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals
