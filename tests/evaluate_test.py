@@ -104,6 +104,9 @@ def test_seeds_evaluate_and_compare_through_the_cli(tmp_path):
   # 60 samples of 128-d features: a rank-deficient covariance, recorded (and warned about).
   assert result['details']['digits_cnn/fd_rank_deficient'] is True
   assert 'rank-deficient' in proc.stderr
+  # A KID subset of more than half the samples is refused before any sampling.
+  with pytest.raises(runner.EvaluationError, match='more than half of the 60 samples'):
+    runner.evaluate_run(str(group / 'seed_0'), num_samples=60, kid_subset_size=31)
   assert p['feature_networks'] == ['digits_cnn'] and p['checkpoint_step'] == 6
   for key in ('digits_cnn/fd', 'digits_cnn/kid', 'digits_cnn/precision', 'digits_cnn/recall',
               'digits_cnn/coverage', 'digits_cnn/c2st_accuracy', 'digits_cnn/score',
@@ -142,6 +145,8 @@ def test_default_sample_counts_and_metric_settings():
   assert runner.metric_settings(1000, groups, 0, kid_subset_size=500)['kid_subset_size'] == 500
   with pytest.raises(runner.EvaluationError, match=r'more than half of the 1000 samples'):
     runner.metric_settings(1000, groups, 0, kid_subset_size=501)
+  # A reference set smaller than the generated one bounds the subsets too.
+  assert runner.metric_settings(5000, groups, 0, reference_examples=900)['kid_subset_size'] == 450
   with pytest.raises(runner.EvaluationError, match='nearest_k'):
     runner.metric_settings(50, groups, 0, nearest_k=50)
   assert runner.metric_settings(50, ['fd'], 0) == {}

@@ -75,20 +75,22 @@ def default_num_samples(method_name: str) -> int:
 
 def metric_settings(num_samples: int, groups, seed: int, nearest_k: int = DEFAULT_NEAREST_K,
                     kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
-                    is_splits: int = DEFAULT_IS_SPLITS) -> dict:
+                    is_splits: int = DEFAULT_IS_SPLITS,
+                    reference_examples: int | None = None) -> dict:
   """The checked settings of the set-level metrics for `num_samples` generated samples, as
   recorded in the protocol of metrics.json (and passed to `feature_metrics`).
 
-  KID: `kid_subsets` subsets of `kid_subset_size` rows (default min(1000, N/2)); a size above
-  N/2 is refused, not shrunk. IS: the samples are shuffled (seeded) and cut into `is_splits`
+  KID: `kid_subsets` subsets of `kid_subset_size` rows (default min(1000, N/2), N the smaller of
+  `num_samples` and `reference_examples`); a size above N/2 is refused, not shrunk. IS: the samples are shuffled (seeded) and cut into `is_splits`
   splits, as torch-fidelity. Precision/recall/density/coverage: one `nearest_k`.
   """
   out = {}
   if 'kid' in groups:
-    size = (M.default_kid_subset_size(num_samples) if kid_subset_size is None
+    rows = min(num_samples, reference_examples or num_samples)
+    size = (M.default_kid_subset_size(rows) if kid_subset_size is None
             else int(kid_subset_size))
     try:
-      M.check_kid_subset_size(size, num_samples)
+      M.check_kid_subset_size(size, rows)
     except ValueError as e:
       raise EvaluationError(f'{e} (--kid_subset_size, --num_samples)') from None
     if kid_subsets < 2:
@@ -265,11 +267,11 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   num_samples_default = num_samples is None
   if num_samples_default:
     num_samples = default_num_samples(config.method)
-  settings = metric_settings(num_samples, groups, seed, nearest_k, kid_subset_size, kid_subsets,
-                             is_splits)
   d = config.data
   ref = data_lib.load_split(d.name, reference_split, d.image_size, d.data_dir or None,
                             d.resize_method)
+  settings = metric_settings(num_samples, groups, seed, nearest_k, kid_subset_size, kid_subsets,
+                             is_splits, reference_examples=ref.num_examples)
   ref_arrays = ref.arrays()
   if features is None:
     features = ('digits_cnn',) if ref.image_shape[-1] == 1 else ('inception',)
