@@ -13,11 +13,20 @@ Metric names carry the feature network: `digits_cnn/fd` is the Fréchet distance
 features of the shipped digit classifier (offline; comparable only with other `digits_cnn`
 numbers); `inception/fd` is FID proper (pytorch-fid's network and weights, given by path).
 
+Protocol (recorded in metrics.json): `num_samples` generated samples (default 5,000; 1,000 for
+diffusion runs, see `DIFFUSION_NUM_SAMPLES`); KID as mean and std over `kid_subsets` = 100
+subsets of `kid_subset_size` rows (default min(1000, N/2); larger than N/2 is refused); the
+Inception-Score formula on `is_splits` = 10 splits of the samples shuffled with the seed;
+precision, recall, density and coverage with one `nearest_k` = 5; the Inception resize mode
+(`inception_resize`: pytorch_fid or clean). `details[<net>/fd_rank_deficient]` is true when the
+Fréchet distance came from no more samples than feature dimensions (it also warns).
+
 compare(paths) reads those files for runs, or for groups of runs (a directory whose
 subdirectories are the seeds of one model, as `genvision train --seeds=N` writes them), and
 tests the differences: across seeds with Welch's t-test (Lucic et al. 2018 compare
 distributions over seeds), within single runs with the paired bootstrap of the notes on
-per-example values.
+per-example values, one-sided in the direction of the observed winner with the two-sided p
+beside it.
 
 Reference features are cached by content hash (images + feature weights) in
 $GENVISION_CACHE (default ~/.cache/genvision_jax).
@@ -40,8 +49,10 @@ FEATURE_NETWORKS = ('digits_cnn', 'inception')
 # Inception input resizing: pytorch-fid's bilinear F.interpolate, or clean-fid's PIL bicubic.
 RESIZE_MODES = ('pytorch_fid', 'clean')
 # Generated samples when --num_samples is not given: 5,000 where generation takes seconds (GAN,
-# VAE); fewer for diffusion runs, whose DDIM-50 sampling of experiments/ddpm_mnist.py's U-Net
-# was measured at DIFFUSION_SECONDS_PER_SAMPLE on the shared 2-core CPU.
+# VAE); 1,000 for diffusion runs: DDIM-50 sampling of experiments/ddpm_mnist.py's U-Net took
+# 0.89-1.21 s per image on the shared 2-core CPU under load (chunks of 500 and 100, load
+# average ~17-23; 0.31 s per image when quieter: 1,000 in 307 s), so 1,000 samples take 5-20
+# min there and 5,000 would take 25-100 min. KID then uses subsets of 500.
 DEFAULT_NUM_SAMPLES = 5000
 DIFFUSION_NUM_SAMPLES = 1000
 SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES}
