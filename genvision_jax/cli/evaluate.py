@@ -7,13 +7,24 @@ from absl import flags
 from genvision_jax.cli import common
 
 SYNOPSIS = """\
-  genvision evaluate --workdir=DIR [--num_samples=1000] [--metrics=fd,kid,...]
-      [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]"""
+  genvision evaluate --workdir=DIR [--num_samples=N] [--metrics=fd,kid,...]
+      [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
+      [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
-_NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1000, 'Generated samples.',
-                                    flag_values=FLAGS)
+_NUM_SAMPLES = flags.DEFINE_integer(
+    'num_samples', None, 'Generated samples (default 5000; 1000 for diffusion runs, whose DDIM '
+    'sampling is slow).', flag_values=FLAGS)
+_NEAREST_K = flags.DEFINE_integer(
+    'nearest_k', 5, 'k of the k-NN balls of precision, recall, density and coverage.',
+    flag_values=FLAGS)
+_KID_SUBSET_SIZE = flags.DEFINE_integer(
+    'kid_subset_size', None, 'Rows per KID subset (default min(1000, num_samples/2); at most '
+    'num_samples/2).', flag_values=FLAGS)
+_RESIZE = flags.DEFINE_enum(
+    'resize', 'pytorch_fid', ['pytorch_fid', 'clean'], "Inception input resize: pytorch-fid's "
+    "bilinear, or clean-fid's PIL bicubic ('clean').", flag_values=FLAGS)
 _METRICS = flags.DEFINE_list(
     'metrics', None, 'Metric groups (fd, kid, manifold, c2st, score, modes, likelihood; '
     'default all).', flag_values=FLAGS)
@@ -47,7 +58,8 @@ def evaluate(workdir: str) -> str:
       seed=_SEED.value, use_ema=_EMA.value, step=_STEP.value,
       reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
       iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
-      bpd_examples=_BPD_EXAMPLES.value)
+      bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
+      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value)
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals
