@@ -87,7 +87,7 @@ OWN_FLAGS = {
                     'step', 'ema'},
     'evaluate': {'workdir', 'num_samples', 'metrics', 'features', 'inception_weights',
                  'reference_split', 'bootstrap', 'iwae_samples', 'bpd_examples', 'seed', 'step',
-                 'ema'},
+                 'ema', 'nearest_k', 'kid_subset_size', 'resize'},
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
     'prepare': {'dataset', 'data_dir'},

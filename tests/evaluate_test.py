@@ -132,8 +132,8 @@ def test_seeds_evaluate_and_compare_through_the_cli(tmp_path):
 
 
 def test_default_sample_counts_and_metric_settings():
-  from genvision_jax import main  # pylint: disable=g-import-not-at-top
-  assert main._NUM_SAMPLES.default is None   # resolved per method by the runner
+  from genvision_jax.cli import evaluate  # pylint: disable=g-import-not-at-top
+  assert evaluate.FLAGS['num_samples'].default is None   # resolved per method by the runner
   assert runner.default_num_samples('gan') == runner.default_num_samples('vae') == 5000
   assert runner.default_num_samples('diffusion') == runner.DIFFUSION_NUM_SAMPLES < 5000
   groups = runner.METRIC_GROUPS
