@@ -22,6 +22,17 @@ from genvision_jax.models import layers
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 PLACEMENTS = ('auto', 'device', 'host')
 
+# Shared fields a resumed run may change (`genvision train` on an existing run directory): the
+# schedule and bookkeeping, not the model, data or optimisation. A method adds its own as
+# `RESUMABLE_FIELDS` next to its `LATER_DEFAULTS`; any other difference refuses the run
+# (training/rundir.check_resume). steps_per_dispatch and data.placement give the same batches
+# and steps (tests/training_test.py), data_dir only locates the same data.
+RESUMABLE_FIELDS = (
+    'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
+    'train.keep_checkpoints', 'train.profile_steps', 'train.num_samples',
+    'train.steps_per_dispatch', 'data.placement', 'data.data_dir',
+)
+
 
 class ConfigError(ValueError):
   """An invalid config; the message names each bad field and what is allowed."""

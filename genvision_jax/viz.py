@@ -32,7 +32,10 @@ def save_image_grid(images, path: str, ncol: int | None = None, scale: int = 2) 
   if scale > 1:
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  pil.save(path)
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  with rundir.atomic_open(path, 'wb') as f:  # a reader never sees half a PNG
+    pil.save(f, format=Image.registered_extensions().get(
+        os.path.splitext(path)[1].lower(), 'PNG'))
   return path
 
 

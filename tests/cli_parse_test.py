@@ -80,7 +80,7 @@ def test_every_readme_command_line_parses(line, monkeypatch):
 
 OWN_FLAGS = {
     'train': {'config', 'workdir', 'seeds', 'coordinator_address', 'num_processes',
-              'process_id', 'distributed'},
+              'process_id', 'distributed', 'allow_config_change'},
     'sample': {'workdir', 'num', 'out', 'seed', 'step', 'ema', 'label', 'class_grid',
                'sampler', 'steps', 'eta', 'guidance'},
     'interpolate': {'workdir', 'rows', 'steps', 'mode', 'arithmetic', 'out', 'seed', 'label',

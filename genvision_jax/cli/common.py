@@ -3,7 +3,10 @@
 Exit codes: 0 done; 2 bad usage or config (nothing was touched); 1 an expected failure at run
 time (missing dataset, unreadable checkpoint, non-finite loss, missing file); 130 interrupted
 (SIGTERM/SIGINT, after saving a checkpoint). Every expected failure is one line
-`genvision COMMAND: error: ...` naming the cause and the fix, without a traceback.
+`genvision COMMAND: error: ...` naming the cause and the fix, without a traceback: besides
+the errors of the package, an OSError from the system (full disk, read-only file system, a
+path under a file, permissions; by errno, see training/rundir.describe_os_error), found also
+as the cause of another library's exception, and a malformed file of a run directory.
 """
 
 import inspect
@@ -46,15 +49,47 @@ def require_workdir(workdir_flag, command: str, what: str = 'a trained run') -> 
   return workdir_flag.value
 
 
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')
+
+
+def check_out_path(out: str | None, flag: str = '--out') -> None:
+  """Refuses (before any compute) an output image path PIL cannot write: an existing
+  directory, a name without a known image extension, or a path under a file."""
+  if out is None:
+    return
+  if os.path.isdir(out):
+    raise UsageError(f'{flag}={out} is an existing directory; name an image file, e.g. '
+                     f'{os.path.join(out, "samples.png")}')
+  ext = os.path.splitext(out)[1].lower()
+  if ext not in IMAGE_EXTENSIONS:
+    raise UsageError(f'{flag}={out} has no known image extension ({", ".join(IMAGE_EXTENSIONS)})'
+                     f'; e.g. {flag}={os.path.splitext(out)[0]}.png')
+  parent = os.path.dirname(os.path.abspath(out))
+  while parent and not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if parent and not os.path.isdir(parent):
+    raise UsageError(f'{flag}={out} lies under {parent}, which is a file, not a directory; '
+                     'choose a path under a directory')
+
+
 def ema_kwargs(method, use_ema: bool) -> dict:
   """{'use_ema': ...} for methods whose generate/decode choose EMA or raw weights."""
   return ({'use_ema': use_ema} if 'use_ema' in inspect.signature(method.generate).parameters
           else {})
 
 
+def _not_from_orbax(record: py_logging.LogRecord) -> bool:
+  """Orbax logs the failure of a background write (with its traceback) before raising it to
+  the caller, where the error boundary reports it in one line: drop the log record."""
+  return f'{os.sep}orbax{os.sep}' not in record.pathname
+
+
 def quiet_libraries() -> None:
   logging.set_verbosity(logging.ERROR)
-  py_logging.getLogger('absl').setLevel(py_logging.ERROR)
+  absl_logger = py_logging.getLogger('absl')
+  absl_logger.setLevel(py_logging.ERROR)
+  if _not_from_orbax not in absl_logger.filters:
+    absl_logger.addFilter(_not_from_orbax)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
@@ -113,14 +148,30 @@ def run_command(command: str, module, args: list[str]) -> int:
     return 2
   try:
     module.main(positional)
-  except (UsageError, configs.ConfigError, EvaluationError) as e:
+  except (UsageError, configs.ConfigError, EvaluationError, training.ConfigChangeError) as e:
     print(f'{prog}: error: {e}', file=sys.stderr)
     return 2
   except training.Interrupted as e:
     print(f'{prog}: interrupted: {e}', file=sys.stderr)
     return 130
   except (data.DatasetError, training.CheckpointError, training.NonFiniteError,
-          FileNotFoundError) as e:
+          training.RunDirError) as e:
     print(f'{prog}: error: {e}', file=sys.stderr)
     return 1
+  except Exception as e:  # pylint: disable=broad-except
+    message = os_error_message(e)
+    if message is None:
+      raise  # a bug: its traceback is wanted
+    print(f'{prog}: error: {message}', file=sys.stderr)
+    return 1
   return 0
+
+
+def os_error_message(e: BaseException) -> str | None:
+  """One line for an OSError (or an exception caused by one): ours carry their own message,
+  the system's (errno set) are described by errno with the path and the fix."""
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  if isinstance(e, OSError) and e.errno is None and str(e):
+    return str(e)  # raised by genvision with a message, e.g. FileNotFoundError('not a run')
+  os_error = rundir.find_os_error(e)
+  return None if os_error is None else rundir.describe_os_error(os_error)

@@ -21,6 +21,7 @@ def compare(paths: list[str]) -> str:
   """Prints the comparison table of `paths`; returns the figure's path."""
   from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
   out = _OUT.value or 'compare.png'
+  common.check_out_path(out)
   result = runner.compare(paths, metric_names=_METRICS.value, out=out)
   print(result['table'])
   return out

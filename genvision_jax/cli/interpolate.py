@@ -60,6 +60,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
 
 def main(positional: list[str]) -> None:
   del positional
+  common.check_out_path(_OUT.value)
   workdir = common.require_workdir(_WORKDIR, 'interpolate')
   out = interpolate(workdir, _ROWS.value, _STEPS.value, _MODE.value, _ARITHMETIC.value,
                     _OUT.value, _SEED.value, _LABEL.value, _EMA.value, _STEP.value)

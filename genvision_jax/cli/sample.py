@@ -81,6 +81,7 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
 
 def main(positional: list[str]) -> None:
   del positional
+  common.check_out_path(_OUT.value)
   workdir = common.require_workdir(_WORKDIR, 'sample')
   out = sample(workdir, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
                _LABEL.value, _CLASS_GRID.value, _SAMPLER.value, _STEPS.value, _ETA.value,

@@ -10,7 +10,7 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision train --config=experiments/NAME.py[:variant] --workdir=DIR [--config.a.b=value ...]
-      [--seeds=N] [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
+      [--seeds=N] [--allow_config_change] [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
       (--seeds=N trains N runs DIR/seed_0 .. DIR/seed_{N-1} with train.seed + i)"""
 
 FLAGS = flags.FlagValues()
@@ -22,6 +22,10 @@ _WORKDIR = common.define_workdir(
 _SEEDS = flags.DEFINE_integer(
     'seeds', None, 'Train N runs WORKDIR/seed_i with train.seed + i, one after another.',
     flag_values=FLAGS)
+_ALLOW_CHANGE = flags.DEFINE_boolean(
+    'allow_config_change', False, 'Resume an existing run although the config differs from '
+    'its config.json in fields other than the schedule (e.g. the learning rate); without it '
+    'such a run is refused and nothing is written.', flag_values=FLAGS)
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'Multi-process run: host:port of process 0.',
     flag_values=FLAGS)
@@ -77,13 +81,14 @@ def precheck(argv: list[str]) -> None:
         raise configs.ConfigError(f"unknown config key '{key}' in {spec}{hint}")
 
 
-def train(config, workdir: str, seeds: int | None = None) -> None:
+def train(config, workdir: str, seeds: int | None = None,
+          allow_config_change: bool = False) -> None:
   """Validates `config` and trains it in `workdir` (or `seeds` runs WORKDIR/seed_i)."""
   from genvision_jax import configs  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
   configs.validate(config)
   if seeds is None:
-    train_and_evaluate(config, workdir)
+    train_and_evaluate(config, workdir, allow_config_change=allow_config_change)
     return
   if seeds < 1:
     raise common.UsageError(f'--seeds must be >= 1 (got {seeds})')
@@ -93,7 +98,8 @@ def train(config, workdir: str, seeds: int | None = None) -> None:
     run.train.seed = base + i
     run.lock()
     print(f'seed {i + 1}/{seeds}: train.seed={base + i} -> {workdir}/seed_{i}', flush=True)
-    train_and_evaluate(run, os.path.join(workdir, f'seed_{i}'))
+    train_and_evaluate(run, os.path.join(workdir, f'seed_{i}'),
+                       allow_config_change=allow_config_change)
 
 
 def main(positional: list[str]) -> None:
@@ -106,4 +112,4 @@ def main(positional: list[str]) -> None:
                            auto=_DISTRIBUTED.value)
   except ValueError as e:
     raise common.UsageError(str(e)) from None
-  train(_CONFIG.value, _WORKDIR.value, _SEEDS.value)
+  train(_CONFIG.value, _WORKDIR.value, _SEEDS.value, _ALLOW_CHANGE.value)

@@ -363,8 +363,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   }
   out_dir = os.path.join(workdir, EVAL_DIR)
   os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
-    json.dump(result, f, indent=1)
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  rundir.write_json(os.path.join(out_dir, 'metrics.json'), result, indent=1)
   np.savez(os.path.join(out_dir, 'per_example.npz'), **per_example)
   if 'class_histogram' in details:
     _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))

@@ -266,6 +266,10 @@ class DiffusionMethod:
 
   # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
 
+  # Fields besides configs.RESUMABLE_FIELDS a resumed run may change: how the sample grids
+  # are drawn, not what is trained.
+  RESUMABLE_FIELDS = ('diffusion.sampler', 'diffusion.sample_steps', 'diffusion.eta',
+                      'diffusion.guidance')
   LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
 
   @staticmethod

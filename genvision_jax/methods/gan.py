@@ -248,6 +248,7 @@ class GANMethod:
 
   # Fields added after the first release, with the values that reproduce older runs: a run
   # directory written before a field existed still loads.
+  RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
   LATER_DEFAULTS = {
       'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
                   began_lambda_k=0.001),

@@ -127,6 +127,7 @@ class VAEMethod:
 
   # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
 
+  RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
   LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
 
   @staticmethod

@@ -5,6 +5,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from genvision_jax.training import rundir
+
 
 class CheckpointError(RuntimeError):
   """A checkpoint cannot be restored; the message says which and what to do. Nothing is
@@ -14,14 +16,15 @@ class CheckpointError(RuntimeError):
 class Checkpoints:
   """One orbax CheckpointManager for a run's `checkpoints/` directory."""
 
-  def __init__(self, directory: str, keep: int = 3):
+  def __init__(self, directory: str, keep: int = 3, create: bool = True):
     self.directory = os.path.abspath(directory)
     # The latest `keep` checkpoints survive (max_to_keep is deprecated in favour of a
     # preservation policy); every save is forced by the loop, so no save-decision policy.
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            create=True, preservation_policy=ocp.checkpoint_managers.LatestN(n=keep)))
+            create=create, preservation_policy=ocp.checkpoint_managers.LatestN(n=keep)))
+    self._writing = None  # the step of the last save started
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -32,25 +35,108 @@ class Checkpoints:
   def save(self, step: int, state) -> None:
     if step in self._manager.all_steps():
       return
-    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._writing = step
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    except Exception as e:  # pylint: disable=broad-except
+      self._write_failed(step, e)
+
+  def _write_failed(self, step: int, e: Exception):
+    """A failed (possibly asynchronous) write as one CheckpointError naming the cause and the
+    last complete checkpoint, which orbax never touches while writing a new one."""
+    os_error = rundir.find_os_error(e)
+    cause = (rundir.describe_os_error(os_error) if os_error is not None
+             else f'{e.__class__.__name__}: {_first_line(e)}')
+    complete = [s for s in self._manager.all_steps() if s != step]
+    kept = (f'the last complete checkpoint {self.directory}/{max(complete)} is intact'
+            if complete else 'no earlier checkpoint exists')
+    raise CheckpointError(f'cannot write checkpoint {self.directory}/{step}: {cause} '
+                          f'({kept}).') from None
 
   def restore(self, step: int, target):
     """The state saved at `step`, with the shapes, dtypes and shardings of `target`."""
+    available = self.all_steps()
+    if step not in available:
+      raise CheckpointError(
+          f'{self.directory} has no checkpoint of step {step}; available steps: '
+          f'{", ".join(map(str, available)) or "none (train first)"}. Pass one of them to '
+          '--step, or omit --step for the latest.')
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
+    mismatch = self._shape_mismatch(step, abstract)
+    if mismatch:
+      raise CheckpointError(
+          f'checkpoint {self.directory}/{step} was written by a model of another shape '
+          f'({mismatch}): the config does not match the one that trained it. Train in a new '
+          '--workdir, or restore the run\'s own config.json.')
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # pylint: disable=broad-except
-      first = str(e).strip().splitlines()[0] if str(e).strip() else ''
       raise CheckpointError(
           f'cannot restore checkpoint {self.directory}/{step}: {e.__class__.__name__}: '
-          f'{first[:300]}. It is corrupt or was written by a different config/model. '
+          f'{_first_line(e)}. It is corrupt (its shapes match the model). '
           'Nothing was deleted: move that step directory aside to resume from an earlier '
           'checkpoint, or train in a new --workdir.') from None
 
-  def wait(self) -> None:
-    self._manager.wait_until_finished()
+  def _shape_mismatch(self, step: int, abstract) -> str:
+    """'' if the stored arrays have the tree paths and shapes of `abstract`, else the first
+    difference. Unreadable metadata is left to the restore (a corrupt checkpoint)."""
+    try:
+      with ocp.StandardCheckpointer() as checkpointer:
+        stored = checkpointer.metadata(os.path.join(self.directory, str(step), 'default'))
+      stored = getattr(stored, 'item_metadata', stored)
+      stored = getattr(stored, 'tree', stored)
+      have = _shapes(stored)
+    except Exception:  # pylint: disable=broad-except
+      return ''
+    want = _shapes(abstract)
+    for name, shape in want.items():
+      if name not in have:
+        missing = sorted(set(want) - set(have))
+        return f'{len(missing)} arrays of the model are not in it, e.g. {missing[0]}'
+      if have[name] != shape:
+        return f'{name} has shape {have[name]} there, {shape} in the model'
+    extra = sorted(set(have) - set(want))
+    if extra:
+      return f'it holds {len(extra)} arrays the model does not have, e.g. {extra[0]}'
+    return ''
 
-  def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+  def wait(self) -> None:
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      self._write_failed(self._writing, e)
+
+  def close(self, quiet: bool = False) -> None:
+    """Waits for pending writes and stops orbax's background threads; also on error paths
+    (an unclosed manager's threads print tracebacks at exit). A failure of the pending write
+    is raised after the threads are stopped, unless `quiet` (closing because of another
+    error, which is the one to report)."""
+    try:
+      self.wait()
+    except CheckpointError:
+      if not quiet:
+        raise
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except
+        pass  # closing after a failed write: the write's error is the one that matters
+
+
+def _shapes(tree) -> dict:
+  """{'a.b.0': shape} of the arrays of a pytree (dataclass fields, dict keys and sequence
+  indices all spelled the same, as orbax's metadata spells them)."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, 'shape'))[0]
+  out = {}
+  for path, leaf in leaves:
+    if hasattr(leaf, 'shape'):
+      name = '.'.join(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))))
+                      for k in path)
+      out[name] = tuple(leaf.shape)
+  return out
+
+
+def _first_line(e: Exception) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0][:300] if text else ''

@@ -30,14 +30,15 @@ from genvision_jax import data as data_lib
 from genvision_jax import methods
 from genvision_jax.training import host_memory
 from genvision_jax.training import periodic
+from genvision_jax.training import rundir
 from genvision_jax.training import sharding
 from genvision_jax.training import steps
-from genvision_jax.training.checkpoints import Checkpoints
+from genvision_jax.training.checkpoints import CheckpointError, Checkpoints
 from genvision_jax.training.periodic import NonFiniteError  # noqa: F401 (re-exported)
 from genvision_jax.training.writers import MetricsWriter, Progress, format_duration
 
 SAMPLE_SEED_SALT = 0x5A17
-DATA_INFO = 'data_info.json'  # image shape and classes of the training data, for sampling
+DATA_INFO = rundir.DATA_INFO
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
 DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
 
@@ -85,17 +86,11 @@ def open_data(config) -> data_lib.ImageSplit:
 
 
 def write_config(config, workdir: str) -> None:
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  rundir.write_text(os.path.join(workdir, rundir.CONFIG_FILE),
+                    config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def read_config(workdir: str):
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{workdir} is not a run directory (no config.json); pass the '
-                            '--workdir of a `genvision train` run')
-  with open(path) as f:
-    return configs.from_dict(json.load(f))
+read_config = rundir.read_config
 
 
 def place_on_device(config, data: data_lib.ImageSplit) -> bool:
@@ -217,65 +212,75 @@ class DispatchCache:
 
 
 def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=None,
-                       transfer_guard: bool = False) -> TrainResult:
+                       transfer_guard: bool = False,
+                       allow_config_change: bool = False) -> TrainResult:
   """Trains `config` in `workdir`, resuming from its latest checkpoint. See module doc.
+
+  Every check that can refuse the run (the config, the data, the stored config of a resumed
+  run, its checkpoint) comes before the first write to `workdir`, so a refused run leaves it
+  as it was; the small files are then written atomically (training/rundir.py).
 
   transfer_guard: run every dispatch under jax.transfer_guard('disallow'), so that an
     implicit host/device transfer inside the training loop is an error (used by tests).
+  allow_config_change: resume although the config differs from the stored one in fields
+    that may not change on resume (see rundir.check_resume).
   """
   host_memory.keep_freed_host_memory()  # XLA:CPU step buffers: reuse, don't page-fault anew
   configs.validate(config, device_count=len(devices) if devices is not None else None)
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
-  if config.get('model', {}).get('conditional', False) and data.num_classes < 1:
-    raise configs.ConfigError(
-        f"model.conditional=True needs labels, but dataset '{data.name}' has none; use a "
-        'labelled dataset or --config.model.conditional=False')
+  check_data(config, data)
   method = methods.create(config, data.image_shape, data.num_classes)
+  changes = rundir.check_resume(config, workdir, allow_config_change)
   is_main = jax.process_index() == 0
   k_fuse = steps.steps_per_dispatch(config)
-
-  os.makedirs(workdir, exist_ok=True)
-  if is_main:
-    write_config(config, workdir)
-    with open(os.path.join(workdir, DATA_INFO), 'w') as f:
-      json.dump({'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
-                 'num_examples': data.num_examples}, f)
   progress = Progress(t.num_steps, enabled=verbose and is_main)
 
   mesh = sharding.make_mesh(devices)
   repl = sharding.replicated(mesh)
   state = jax.jit(method.create_state, out_shardings=repl)(jax.random.PRNGKey(t.seed))
+  os.makedirs(workdir, exist_ok=True)
   ckpts = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=t.keep_checkpoints)
-  start = ckpts.latest_step() or 0
-  if start:
-    state = ckpts.restore(start, state)
-    progress.message(f'resumed from {ckpts.directory}/{start}')
-
-  inputs = InputSource(config, data, method, mesh)
-  dispatch = DispatchCache(method, inputs, mesh, transfer_guard)
-  sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
-  sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
-                      out_shardings=repl)
-  sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
-  writer = MetricsWriter(workdir, enabled=is_main)
-
-  throughput = periodic.Throughput()
-  pending = periodic.PendingMetrics(start, lambda: (ckpts.directory, save.last_saved))
-  stop = _StopFlag()
-  report = periodic.ReportProgress(t.log_every, t.num_steps, throughput, pending, writer,
-                                   progress)
-  save = periodic.SaveCheckpoint(t.checkpoint_every, t.num_steps, throughput, pending, ckpts,
-                                 stop, writer, start)
-  samples = periodic.WriteSamples(
-      t.sample_every, t.num_steps, throughput, lambda state: sample_fn(state, sample_rng),
-      periodic.sample_grid_writer(workdir, writer, sample_cols, is_main))
-  profile = periodic.Profile(t.profile_steps, start, t.num_steps,
-                             os.path.join(workdir, 'profile'), progress, enabled=is_main)
-  actions = (profile, report, save, samples)  # in this order after every dispatch
-
-  step = start
+  writer = profile = None
+  failed = True
   try:
+    start = ckpts.latest_step() or 0
+    if start:
+      try:
+        state = ckpts.restore(start, state)
+      except CheckpointError as e:
+        if changes:
+          raise CheckpointError(
+              f'{e} The config differs from the stored {workdir}/config.json in '
+              f'{rundir.describe_changes(changes)}.') from None
+        raise
+      progress.message(f'resumed from {ckpts.directory}/{start}')
+    if is_main:  # the first writes: everything that can refuse the run has passed
+      write_run_files(config, data, workdir, start)
+    writer = MetricsWriter(workdir, enabled=is_main, purge_step=start or None)
+
+    inputs = InputSource(config, data, method, mesh)
+    dispatch = DispatchCache(method, inputs, mesh, transfer_guard)
+    sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
+    sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
+                        out_shardings=repl)
+    sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
+
+    throughput = periodic.Throughput()
+    pending = periodic.PendingMetrics(start, lambda: (ckpts.directory, save.last_saved))
+    stop = _StopFlag()
+    report = periodic.ReportProgress(t.log_every, t.num_steps, throughput, pending, writer,
+                                     progress)
+    save = periodic.SaveCheckpoint(t.checkpoint_every, t.num_steps, throughput, pending,
+                                   ckpts, stop, writer, start)
+    samples = periodic.WriteSamples(
+        t.sample_every, t.num_steps, throughput, lambda state: sample_fn(state, sample_rng),
+        periodic.sample_grid_writer(workdir, writer, sample_cols, is_main))
+    profile = periodic.Profile(t.profile_steps, start, t.num_steps,
+                               os.path.join(workdir, 'profile'), progress, enabled=is_main)
+    actions = (profile, report, save, samples)  # in this order after every dispatch
+
+    step = start
     with stop:
       while step < t.num_steps:
         k, phase = dispatch.plan(step, k_fuse, t.num_steps)
@@ -303,10 +308,13 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
           raise Interrupted(f'{signal.Signals(stop.signum).name} at step {step}: saved '
                             f'checkpoint {ckpts.directory}/{step}; rerun the same command to '
                             'resume.')
-  finally:
-    profile.close()
-    writer.close()
-    ckpts.close()
+    failed = False
+  finally:  # on every path: no orbax/tensorboardX background thread outlives the run
+    if profile is not None:
+      profile.close()
+    if writer is not None:
+      writer.close(quiet=failed)
+    ckpts.close(quiet=failed)
 
   if start < t.num_steps:
     progress.message(f'done: {t.num_steps} steps in {workdir} ({throughput.rate:.2f} steps/s '
@@ -316,6 +324,38 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
                      f'{t.num_steps}); raise --config.train.num_steps to train further.')
   return TrainResult(state=state, step=step, metrics=report.last, steps_per_sec=throughput.rate,
                      compile_seconds=throughput.compile_seconds)
+
+
+def check_data(config, data: data_lib.ImageSplit) -> None:
+  """The checks of `config` against the data itself (before anything is written)."""
+  if config.get('model', {}).get('conditional', False) and data.num_classes < 1:
+    raise configs.ConfigError(
+        f"model.conditional=True needs labels, but dataset '{data.name}' has none; use a "
+        'labelled dataset or --config.model.conditional=False')
+  if config.train.batch_size > data.num_examples:
+    raise configs.ConfigError(
+        f'train.batch_size={config.train.batch_size} exceeds the {data.num_examples} examples '
+        f"of '{data.name}' split '{data.split}'; use e.g. "
+        f'--config.train.batch_size={max(1, data.num_examples // 2)}')
+
+
+def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int) -> None:
+  """config.json and data_info.json (atomically, only when they change), and metrics.jsonl
+  without the records past the restored step `start`."""
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  _write_if_changed(os.path.join(workdir, rundir.CONFIG_FILE), text)
+  info = json.dumps({'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
+                     'num_examples': data.num_examples})
+  _write_if_changed(os.path.join(workdir, DATA_INFO), info)
+  rundir.truncate_metrics(workdir, start)
+
+
+def _write_if_changed(path: str, text: str) -> None:
+  if os.path.isfile(path):
+    with open(path) as f:
+      if f.read() == text:
+        return
+  rundir.write_text(path, text)
 
 
 def class_grid_labels(method, num: int):
@@ -333,10 +373,8 @@ def class_grid_labels(method, num: int):
 def load_run(workdir: str, step: int | None = None):
   """(config, method, state) of a run directory at its latest (or the given) checkpoint."""
   config = read_config(workdir)
-  info_path = os.path.join(workdir, DATA_INFO)
-  if os.path.isfile(info_path):  # no need for the dataset itself
-    with open(info_path) as f:
-      info = json.load(f)
+  info = rundir.read_data_info(workdir)
+  if info is not None:  # no need for the dataset itself
     image_shape, num_classes = tuple(info['image_shape']), info['num_classes']
   else:
     d = config.data
@@ -347,14 +385,19 @@ def load_run(workdir: str, step: int | None = None):
   mesh = sharding.make_mesh()
   state = jax.jit(method.create_state, out_shardings=sharding.replicated(mesh))(
       jax.random.PRNGKey(config.train.seed))
-  ckpts = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=config.train.keep_checkpoints)
+  directory = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'{directory} holds no checkpoint yet; train first')
+  ckpts = Checkpoints(directory, keep=config.train.keep_checkpoints, create=False)
+  failed = True
   try:
     step = step if step is not None else ckpts.latest_step()
     if step is None:
-      raise FileNotFoundError(f'{workdir}/checkpoints holds no checkpoint yet; train first')
+      raise FileNotFoundError(f'{directory} holds no checkpoint yet; train first')
     state = ckpts.restore(step, state)
+    failed = False
   finally:
-    ckpts.close()
+    ckpts.close(quiet=failed)
   return config, method, state
 
 

@@ -4,41 +4,79 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 
 
 class MetricsWriter:
   """Appends one JSON object per logged step to DIR/metrics.jsonl and writes TensorBoard
-  events to DIR. Only process 0 writes."""
+  events (tensorboardX's protos and record writer, no TensorFlow) to DIR. Only process 0
+  writes.
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  Both are written in the calling thread and flushed at every record: a write error (a full
+  disk) is raised here, as an OSError, not printed by a background thread that then blocks
+  the run. `purge_step` (a resumed run's restored step) starts the new events file with a
+  SessionLog START at that step: TensorBoard then discards the events of steps >= it that an
+  earlier, killed run wrote after its last checkpoint (the loop drops those records from
+  metrics.jsonl, rundir.truncate_metrics).
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True, purge_step: int | None = None):
     self.enabled = enabled
     self._jsonl = None
-    self._tb = None
+    self._events = None
     if enabled:
+      from tensorboardX.event_file_writer import EventsWriter  # pylint: disable=g-import-not-at-top
       self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(logdir=workdir)
+      try:
+        self._events = EventsWriter(os.path.join(workdir, 'events'))
+        if purge_step is not None:
+          self._write_event(step=int(purge_step), session_log=_session_log_start())
+        self._events.flush()
+      except BaseException:
+        self._jsonl.close()
+        raise
+
+  def _write_event(self, **fields) -> None:
+    from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+    self._events.write_event(event_pb2.Event(wall_time=time.time(), **fields))
 
   def scalars(self, step: int, values: dict) -> None:
     if not self.enabled:
       return
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
     record = {'step': int(step)}
     record.update({k: float(v) for k, v in values.items()})
     self._jsonl.write(json.dumps(record) + '\n')
     self._jsonl.flush()
     for k, v in values.items():
-      self._tb.add_scalar(k, float(v), int(step))
+      self._write_event(step=int(step), summary=summary.scalar(k, float(v)))
+    self._events.flush()
 
   def image(self, step: int, tag: str, grid_uint8: np.ndarray) -> None:
     if self.enabled:
-      self._tb.add_image(tag, grid_uint8, int(step), dataformats='HWC')
+      from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+      self._write_event(step=int(step),
+                        summary=summary.image(tag, grid_uint8, dataformats='HWC'))
+      self._events.flush()
 
-  def close(self) -> None:
-    if self.enabled:
-      self._jsonl.close()
-      self._tb.close()
+  def close(self, quiet: bool = False) -> None:
+    """Closes both files; with `quiet` (closing because of another error) a failing final
+    flush (a full disk) is not raised over that error."""
+    if not self.enabled:
+      return
+    for f in (self._jsonl, self._events):
+      try:
+        f.close()
+      except OSError:
+        if not quiet:
+          raise
+
+
+def _session_log_start():
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  return event_pb2.SessionLog(status=event_pb2.SessionLog.START)
 
 
 def format_duration(seconds: float) -> str:
