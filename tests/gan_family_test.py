@@ -1,6 +1,8 @@
 """The GAN loss table beyond minimax/non-saturating, its penalties, and the configs of
 experiments/gan/: hand-computed values, gradient signs, the gradient-penalty norm against a
-linear critic, weight clipping, and every config's :smoke run through the CLI."""
+linear critic and the points where each penalty is evaluated against a nonlinear one
+(D(x) = 1/2 ||x||^2, grad D = x), weight clipping, and every config's :smoke run through the
+CLI."""
 
 import math
 
@@ -61,6 +63,90 @@ def test_gradient_penalty_of_a_linear_critic():
                              expected, rtol=1e-5)
   np.testing.assert_allclose(losses.r1_penalty(critic, real), 0.5 * float(jnp.sum(w**2)),
                              rtol=1e-5)
+
+
+# D(x) = 1/2 ||x||^2 per example: a nonlinear critic whose input gradient is x itself, so
+# ||grad D(p)|| = ||p|| tells at which point p a penalty was evaluated.
+_HALF_SQUARED_NORM = lambda x: 0.5 * jnp.sum(x.reshape(x.shape[0], -1)**2, axis=-1)
+
+
+def _norms(x):
+  return np.linalg.norm(np.asarray(x, np.float64).reshape(x.shape[0], -1), axis=-1)
+
+
+def _real_fake(shape=(4, 3, 3, 2)):
+  rng = np.random.default_rng(0)
+  return (jnp.asarray(rng.normal(0.3, 0.4, shape), jnp.float32),
+          jnp.asarray(rng.normal(-0.5, 0.2, shape), jnp.float32))
+
+
+def test_wgan_gp_is_evaluated_at_the_interpolates():
+  """Fixed eps per example: x_hat = eps x + (1 - eps) x~, penalty (||x_hat|| - 1)^2 by hand.
+  Evaluated at x or at x~ instead, the values differ."""
+  real, fake = _real_fake()
+  eps = np.array([0.0, 0.25, 0.6, 1.0])
+  got = losses.gradient_penalty(_HALF_SQUARED_NORM, real, fake, None, alpha=eps)
+  x, xt = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  x_hat = eps[:, None, None, None] * x + (1 - eps[:, None, None, None]) * xt
+  np.testing.assert_allclose(got, (_norms(x_hat) - 1.0)**2, rtol=1e-5)
+  # eps = 1 is the real point and eps = 0 the fake one: only the middle two tell them apart.
+  for wrong in (x, xt):
+    assert not np.allclose(got[1:3], (_norms(wrong)[1:3] - 1.0)**2, rtol=1e-2)
+
+
+def test_wgan_gp_draws_one_uniform_eps_per_example():
+  """With fake = 0 and ||x|| = 1 the penalty is (eps - 1)^2, whose mean over eps ~ U(0, 1)
+  is 1/3 (1 at the fake points, 0 at the real ones); one eps per example, not per pixel."""
+  n = 4000
+  x = np.random.default_rng(1).normal(size=(n, 4, 4, 1))
+  x = jnp.asarray(x / _norms(x)[:, None, None, None], jnp.float32)
+  got = np.asarray(losses.gradient_penalty(_HALF_SQUARED_NORM, x, jnp.zeros_like(x),
+                                           jax.random.PRNGKey(0)))
+  assert abs(got.mean() - 1.0 / 3.0) < 0.03, got.mean()   # standard error 0.005
+  assert abs(np.sqrt(got).mean() - 0.5) < 0.03            # |eps - 1|, uniform on [0, 1]
+  assert got.min() >= 0.0 and got.max() <= 1.0 + 1e-5
+
+
+def test_dragan_is_evaluated_between_the_data_and_its_perturbation():
+  """Fixed a and eps: x~ = x + a * c * std(x) * eps with c = 0.5 and std over the minibatch;
+  penalty (||x~|| - 1)^2 by hand. At x, at the fake data or at x + delta the values differ."""
+  real, fake = _real_fake()
+  a = np.array([0.2, 0.5, 0.9, 0.7])
+  eps = np.random.default_rng(2).normal(size=real.shape)
+  got = losses.dragan_penalty(_HALF_SQUARED_NORM, real, fake, jax.random.PRNGKey(0),
+                              alpha=a, noise=jnp.asarray(eps, jnp.float32))
+  x = np.asarray(real, np.float64)
+  delta = 0.5 * x.std() * eps
+  expected = (_norms(x + a[:, None, None, None] * delta) - 1.0)**2
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  for wrong in (x, np.asarray(fake, np.float64), x + delta):
+    assert not np.allclose(got, (_norms(wrong) - 1.0)**2, rtol=1e-2)
+
+
+def test_dragan_draws_gaussian_noise_scaled_by_the_data_std():
+  """D(x) = 1/2 ||x - x0||^2 around the real batch x0: grad D(x~) = a * delta, whose norm is
+  a * c * std(x) * ||eps||. With c std(x) sqrt(n) = 1 (std 1/16, n = 1024 pixels) the
+  penalty is ~ (a - 1)^2: mean 1/3 over a ~ U(0, 1). Penalized at x + delta instead it
+  would be ~ 0, at x exactly 1; a std taken per example or noise of another scale would
+  move the mean."""
+  n_ex = 2000
+  signs = np.random.default_rng(3).choice([-1.0, 1.0], size=(n_ex, 32, 32, 1))
+  real = jnp.asarray(signs / 16.0, jnp.float32)   # std exactly 1/16 when the signs balance
+  real = real - jnp.mean(real)
+  critic = lambda v: _HALF_SQUARED_NORM(v - real)
+  got = np.asarray(losses.dragan_penalty(critic, real, None, jax.random.PRNGKey(1)))
+  scale = 0.5 * float(jnp.std(real)) * 32.0
+  np.testing.assert_allclose(scale, 1.0, rtol=1e-2)
+  assert abs(got.mean() - 1.0 / 3.0) < 0.03, got.mean()
+  assert abs(np.sqrt(got).mean() - 0.5) < 0.03
+
+
+def test_r1_is_evaluated_at_the_real_points():
+  """R1 = 1/2 ||grad D(x)||^2 = 1/2 ||x||^2 at the real x, not at the fake points."""
+  real, fake = _real_fake()
+  got = losses.r1_penalty(_HALF_SQUARED_NORM, real, fake, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(got, 0.5 * _norms(real)**2, rtol=1e-5)
+  assert not np.allclose(got, 0.5 * _norms(fake)**2, rtol=1e-2)
 
 
 def test_gradient_penalty_is_on_raw_outputs_and_interpolates():
