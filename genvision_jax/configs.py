@@ -119,6 +119,10 @@ _LATER_DEFAULTS = {
                 began_lambda_k=0.001),
     'model@gan': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
                       d_conditioning='projection', d_spectral_norm=False, d_layers=2),
+    # Per-method sections, filled in when config.method is the key: the values that reproduce
+    # runs written before the field existed (no drift term; Gaussian SD-GAN latents).
+    'progan': dict(drift=0.0),
+    'sdgan': dict(latent_distribution='normal'),
 }
 
 
@@ -140,6 +144,11 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
       for key, value in defaults.items():
         if key not in config[section]:
           config[section][key] = value
+  method = config.get('method')
+  if method in ('progan', 'sdgan') and method in config:
+    for key, value in _LATER_DEFAULTS[method].items():
+      if key not in config[method]:
+        config[method][key] = value
   config.lock()
   return config
 
@@ -225,6 +234,8 @@ def validate(config, device_count: int | None = None, process_count: int | None 
       p = config.progan
       positive_int('progan.stable_steps', p.stable_steps)
       positive_int('progan.fade_steps', p.fade_steps)
+      need(p.drift >= 0, f'progan.drift (eps_drift) must be >= 0 (got {p.drift!r}); 0.001 is '
+           "Karras et al.'s, 0 turns the drift term off")
       need(m.generator == 'progan' and m.discriminator == 'progan',
            "method='progan' grows model.generator='progan' and model.discriminator='progan' "
            f'(got {m.generator!r}, {m.discriminator!r})')
@@ -236,6 +247,9 @@ def validate(config, device_count: int | None = None, process_count: int | None 
       positive_int('sdgan.identity_dim', config.sdgan.identity_dim)
       need(config.sdgan.identity_dim < m.latent_dim, 'sdgan.identity_dim must be smaller than '
            f'model.latent_dim={m.latent_dim} (the rest is the observation part)')
+      need(config.sdgan.latent_distribution in ('uniform', 'normal'), 'sdgan.latent_distribution '
+           f"must be 'uniform' (U[-1, 1], the paper's) or 'normal' "
+           f'(got {config.sdgan.latent_distribution!r})')
       need(not m.get('conditional', False), 'SD-GAN is not class-conditional: drop '
            'model.conditional (labels only pair the real images)')
     positive_int('model.latent_dim', m.latent_dim)

@@ -217,6 +217,13 @@ def r1_penalty(critic, real, fake=None, rng=None):
   return 0.5 * _input_grad_norm(critic, real.astype(jnp.float32))**2
 
 
+def drift_penalty(real_logits):
+  """Progressive growing's drift term (Karras et al. 2018, sec. A.1): D(x)^2 per example on
+  real data, added to the critic's loss as eps_drift * E[D(x)^2] (eps_drift = 0.001) so that
+  the WGAN critic's outputs, which the loss fixes only up to a constant, stay near zero."""
+  return real_logits.reshape(real_logits.shape[0], -1).mean(axis=-1)**2
+
+
 # config.gan.loss -> objective(real_logits, fake_logits) -> GANLoss. The generator step passes
 # real_logits=None: no generator term of the table reads the real data's outputs.
 GAN_OBJECTIVES: dict[str, Callable[..., GANLoss]] = {
