@@ -315,12 +315,60 @@ def test_began_needs_its_autoencoder_discriminator():
     configs.validate(config)
 
 
-def test_sdgan_pairs_and_identity_rows():
+@pytest.mark.parametrize('seed', range(4))
+def test_sdgan_real_pairs_are_two_different_images_of_one_class(seed):
+  """Never an image with itself, always one class; examples with a classmate keep their own
+  pair, and their partner is uniform over the other members of the class."""
   from genvision_jax.methods import sdgan  # pylint: disable=g-import-not-at-top
-  labels = jnp.array([0, 1, 0, 2, 1, 0])
-  partner = sdgan.same_label_partners(labels, jax.random.PRNGKey(0))
-  assert np.all(labels[partner] == labels)
-  assert np.all((partner != jnp.arange(6)) | (labels == 2))  # 2 is alone: paired with itself
+  rng = np.random.default_rng(seed)
+  labels = jnp.asarray(np.concatenate([[7], rng.integers(0, 5, 40)]))  # 7 is alone
+  counts = np.zeros((41, 41))
+  for k in range(200):
+    first, second = map(np.asarray, sdgan.same_identity_pairs(labels, jax.random.PRNGKey(k)))
+    assert np.all(first != second)
+    np.testing.assert_array_equal(labels[first], labels[second])
+    np.testing.assert_array_equal(first[1:], np.arange(1, 41))  # pairable: kept in place
+    assert first[0] != 0  # the lone 7 is replaced, not paired with itself
+    counts[first[1:], second[1:]] += 1
+  # Example 1's partner: uniform over its m - 1 classmates (200 draws; loose bound).
+  mates = np.flatnonzero((np.asarray(labels) == int(labels[1])) & (np.arange(41) != 1))
+  assert set(np.flatnonzero(counts[1])) <= set(mates)
+  if len(mates) > 1:
+    expected = 200 / len(mates)
+    assert np.all(np.abs(counts[1, mates] - expected) < 4 * np.sqrt(expected) + 2)
+
+
+def test_sdgan_latents_are_uniform_and_share_the_identity_part():
+  """z ~ U[-1, 1] (Donahue et al.): in [-1, 1], mean 0, variance 1/3 (N(0, 1): variance 1,
+  values beyond 1). Pairs share z_I unless shared_identity=False; old run directories
+  (no latent_distribution) load as 'normal', what they were trained with."""
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'))
+  configs.validate(config)
+  assert config.sdgan.latent_distribution == 'uniform'
+  method = methods.create(config, (28, 28, 1), num_classes=10)
+  k = method.identity_dim
+  z = np.asarray(method.paired_latents(jax.random.PRNGKey(1), 2000))
+  assert z.min() >= -1.0 and z.max() <= 1.0
+  assert abs(z.mean()) < 0.02 and abs(z.var() - 1.0 / 3.0) < 0.02
+  np.testing.assert_array_equal(z[:2000, :k], z[2000:, :k])
+  assert not np.allclose(z[:2000, k:], z[2000:, k:])
+  independent = np.asarray(method.paired_latents(jax.random.PRNGKey(1), 5, False))
+  assert not np.allclose(independent[:5, :k], independent[5:, :k])
+  images = method.generate(method.create_state(jax.random.PRNGKey(0)), jax.random.PRNGKey(2), 4)
+  chex.assert_shape(images, (4, 28, 28, 1))
+  old = config.to_dict()
+  del old['sdgan']['latent_distribution']
+  upgraded = configs.from_dict(old)
+  assert upgraded.sdgan.latent_distribution == 'normal'
+  z = np.asarray(methods.create(upgraded, (28, 28, 1), 10).paired_latents(
+      jax.random.PRNGKey(1), 2000))
+  assert abs(z.var() - 1.0) < 0.05
+  with pytest.raises(configs.ConfigError, match='latent_distribution'):
+    configs.validate(configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'),
+                                  {'sdgan.latent_distribution': 'gaussian'}))
+
+
+def test_sdgan_train_step_and_identity_rows():
   config = configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'))
   configs.validate(config)
   method = methods.create(config, (28, 28, 1), num_classes=10)
@@ -329,11 +377,16 @@ def test_sdgan_pairs_and_identity_rows():
   batch['label'] = jnp.tile(jnp.arange(16) % 10, (method.d_steps, 1))
   state, metrics = jax.jit(method.train_step)(state, batch)
   assert np.isfinite(float(metrics['d_loss'])) and int(state.d_updates) == method.d_steps
-  # Fake pairs share z_I: the first identity_dim coordinates of pair members are equal.
-  z = method.paired_latents(jax.random.PRNGKey(1), 3)
-  k = method.identity_dim
-  np.testing.assert_array_equal(z[:3, :k], z[3:, :k])
-  assert not np.allclose(z[:3, k:], z[3:, k:])
+  # D's real pairs are two different images of one class (image i is filled with i; labels
+  # 0-5 occur twice, 6-9 once).
+  labels = jnp.arange(16) % 10
+  real = jnp.broadcast_to(jnp.arange(16.0)[:, None, None, None], (16, 28, 28, 1))
+  pairs, _ = method.d_inputs(state, real, labels, jax.random.PRNGKey(3))
+  a, b = (np.asarray(pairs[:, 0, 0, c]).astype(int) for c in (0, 1))
+  assert np.all(a != b) and np.all(np.asarray(labels)[a] == np.asarray(labels)[b])
+  with pytest.raises(ValueError, match='must exceed'):
+    methods.create(configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'),
+                                {'train.batch_size': 10}), (28, 28, 1), num_classes=10)
   # D judges pairs: 2 channels for grey digits.
   assert method.d_input_shape == (28, 28, 2)
   images = method.generate(state, jax.random.PRNGKey(2), 16)
