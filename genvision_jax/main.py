@@ -68,7 +68,7 @@ _SEEDS = flags.DEFINE_integer(
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1000, 'evaluate: generated samples.')
 _METRICS = flags.DEFINE_list(
     'metrics', None, 'evaluate: metric groups (fd, kid, manifold, c2st, score, modes, '
-    'likelihood; default all); compare: metric names to tabulate (default all shared).')
+    'likelihood, identity (SD-GAN); default all); compare: metric names to tabulate (default all shared).')
 _FEATURES = flags.DEFINE_list(
     'features', None, 'evaluate: feature networks (digits_cnn, inception); default digits_cnn '
     'for grey images, inception otherwise.')

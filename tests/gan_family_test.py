@@ -229,6 +229,19 @@ def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name):
   proc = run_cli('train', f'--config=experiments/gan/{name}:smoke', f'--workdir={tmp_path}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 6/6' in proc.stdout and 'non-finite' not in proc.stderr
+  if name in ('sdgan_mnist.py', 'minimax_mnist.py'):  # identity preservation: SD-GAN only
+    from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+    if name == 'minimax_mnist.py':
+      with pytest.raises(runner.EvaluationError, match="drop 'identity'"):
+        runner.evaluate_run(str(tmp_path), 20, metrics=['identity'], verbose=False)
+      return
+    result = runner.evaluate_run(str(tmp_path), 20, metrics=['identity'], verbose=False)
+    for kind in ('generated', 'independent', 'real'):
+      value = result['metrics'][f'digits_cnn/identity_{kind}']
+      low, high = result['intervals'][f'digits_cnn/identity_{kind}']
+      assert 0 <= low <= value <= high <= 1, kind
+    assert result['metrics']['digits_cnn/identity_real'] >= 0.8  # the classifier's ceiling
+    assert result['details']['identity_pairs'] == 20
 
 
 @pytest.mark.parametrize('g_cond,d_cond', [('embedding', 'projection'), ('cbn', 'concat')])
