@@ -59,14 +59,16 @@ SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES}
 DEFAULT_NEAREST_K = 5       # one k for precision, recall, density and coverage (prdc's)
 DEFAULT_KID_SUBSETS = 100   # torch-fidelity's kid_subsets
 DEFAULT_IS_SPLITS = 10      # torch-fidelity's isc_splits
-METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood')
+METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood', 'identity')
+# Groups computed without the generated samples of the feature metrics.
+OWN_SAMPLES = ('likelihood', 'identity')
 EVAL_DIR = 'eval'
 # Direction of each metric (for tests and tables); names are matched on their last part.
 HIGHER_IS_BETTER = {
     'fd': False, 'kid': False, 'precision': True, 'recall': True, 'density': True,
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
-    'bits_per_dim': False, 'nn_distance': False,
+    'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
 }
 
 
@@ -275,6 +277,9 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   tic = time.time()
   say = print if verbose else (lambda *a, **k: None)
   config, method, state = load_run(workdir, step)
+  if metrics and 'identity' in groups and not hasattr(method, 'paired_latents'):
+    raise EvaluationError(f"--metrics=identity measures SD-GAN's identity preservation; this "
+                          f"run's method is {config.method!r} (drop 'identity')")
   num_samples_default = num_samples is None
   if num_samples_default:
     num_samples = default_num_samples(config.method)
@@ -292,7 +297,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
 
   values, intervals, per_example, details = {}, {}, {}, {}
   gen_seconds = 0.0
-  if set(groups) - {'likelihood'}:
+  if set(groups) - set(OWN_SAMPLES):
     t0 = time.time()
     images = _generate(method, state, num_samples, seed, use_ema)
     gen_seconds = time.time() - t0
@@ -322,6 +327,14 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       per_example.update(p)
       details.update(det)
       say(f'{name}: features and metrics in {time.time() - t0:.1f}s')
+  if 'identity' in groups and hasattr(method, 'paired_latents'):
+    v, i, p, det = _identity_metrics(method, state, ref_arrays, d, num_samples, seed, use_ema)
+    values.update(v)
+    intervals.update(i)
+    per_example.update(p)
+    details.update(det)
+    say('identity preservation (same digits_cnn class): ' + ', '.join(
+        f'{k.split("_")[-1]} {x:.3f}' for k, x in v.items()))
   if 'likelihood' in groups and hasattr(method, 'log_importance_weights'):
     t0 = time.time()
     test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
@@ -369,6 +382,22 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   if 'class_histogram' in details:
     _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))
   return result
+
+
+def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
+  """SD-GAN's identity preservation (`evaluation.identity`) with the digit classifier, on
+  num_pairs pairs of each kind; real pairs from the reference split's labels."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import identity  # pylint: disable=g-import-not-at-top
+  net = digits.DigitFeatures()
+  crop = d.resize_method == 'pad' and d.image_size > 28  # the 28 px centre the net knows
+
+  def classify(images):
+    return np.argmax(net(_center_crop(images, 28) if crop else images)['logits'], -1)
+  real = data_lib.to_model_range(ref_arrays['image'])
+  return identity.identity_preservation(method, state, classify, real, ref_arrays['label'],
+                                        num_pairs, seed, use_ema)
 
 
 def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:
