@@ -13,7 +13,7 @@ import pytest
 
 from genvision_jax import configs, methods, training
 from genvision_jax.models import progan
-from tests.conftest import REPO
+from tests.conftest import REPO, host_leaves
 
 SMOKE = str(REPO / 'experiments' / 'gan' / 'progan_mnist.py:smoke')
 
@@ -147,9 +147,8 @@ def test_one_compile_per_stage_and_bit_exact_resume_mid_fade(tmp_path, monkeypat
   first = training.train_and_evaluate(config(3), str(tmp_path / 'resumed'), verbose=False)
   assert first.step == 3
   resumed = training.train_and_evaluate(config(7), str(tmp_path / 'resumed'), verbose=False)
-  for x, y in zip(jax.tree.leaves(jax.device_get(straight.state)),
-                  jax.tree.leaves(jax.device_get(resumed.state))):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  for x, y in zip(host_leaves(straight.state), host_leaves(resumed.state)):
+    np.testing.assert_array_equal(x, y)
   # Three runs (3 method objects): stages 0 and 1, stages 0 and 1, stage 1 only.
   assert sorted(collections.Counter(_TRACES).values()) == [1] * 5
   assert sorted(stage for _, stage in _TRACES) == [0, 0, 1, 1, 1]

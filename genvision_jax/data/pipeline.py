@@ -236,7 +236,7 @@ class ImageSplit:
 def epoch_order(seed, epoch, num_examples: int):
   """The order of the examples in `epoch`: a permutation drawn from (seed, epoch). Pure JAX,
   so the device-resident input path computes the very same order inside the train step."""
-  key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
   return jax.random.permutation(key, num_examples)
 
 

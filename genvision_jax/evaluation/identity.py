@@ -47,7 +47,7 @@ def real_pairs(labels, num_pairs: int, seed: int = 0, chunk: int = 256):
   firsts, seconds, done = [], [], 0
   for i in range(-(-num_pairs // chunk)):
     idx = rng.choice(len(labels), chunk, replace=False)
-    first, second = map(np.asarray, pair_fn(labels[idx], jax.random.PRNGKey(seed + i)))
+    first, second = map(np.asarray, pair_fn(labels[idx], jax.random.key(seed + i)))
     if np.any(first == second):
       raise ValueError(f'a chunk of {chunk} examples has no two of one class: real pairs need '
                        'more examples than classes')
@@ -70,7 +70,7 @@ def generated_pairs(method, state, num_pairs: int, seed: int = 0, use_ema: bool 
   a, b = [], []
   for i, start in enumerate(range(0, num_pairs, chunk)):
     n = min(chunk, num_pairs - start)
-    first, second = jax.device_get(fn(state, jax.random.PRNGKey(seed * 1000 + i), n))
+    first, second = jax.device_get(fn(state, jax.random.key(seed * 1000 + i), n))
     a.append(np.asarray(first))
     b.append(np.asarray(second))
   return np.concatenate(a), np.concatenate(b)

@@ -342,7 +342,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     x = data_lib.to_model_range(test['image'])
     fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
     log_w = np.concatenate([
-        np.asarray(fn(state, x[i:i + 100], jax.random.PRNGKey(seed + i)), np.float64)
+        np.asarray(fn(state, x[i:i + 100], jax.random.key(seed + i)), np.float64)
         for i in range(0, len(x), 100)])
     iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
     values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())

@@ -11,6 +11,19 @@ class CheckpointError(RuntimeError):
   deleted."""
 
 
+def _is_key(x) -> bool:
+  return jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _as_target_key(target, restored):
+  """A typed PRNG key where the target holds one. Run directories written before the state
+  held typed keys (`jax.random.key`) store the raw uint32 key data (`jax.random.PRNGKey`),
+  which orbax restores as such; both hold the same bits, so the run resumes unchanged."""
+  if _is_key(target) and not _is_key(restored):
+    return jax.random.wrap_key_data(restored, impl=jax.random.key_impl(target))
+  return restored
+
+
 class Checkpoints:
   """One orbax CheckpointManager for a run's `checkpoints/` directory."""
 
@@ -39,7 +52,7 @@ class Checkpoints:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
     try:
-      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # pylint: disable=broad-except
       first = str(e).strip().splitlines()[0] if str(e).strip() else ''
       raise CheckpointError(
@@ -47,6 +60,7 @@ class Checkpoints:
           f'{first[:300]}. It is corrupt or was written by a different config/model. '
           'Nothing was deleted: move that step directory aside to resume from an earlier '
           'checkpoint, or train in a new --workdir.') from None
+    return jax.tree.map(_as_target_key, target, restored)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
