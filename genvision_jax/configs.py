@@ -45,6 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
       placement='auto',               # 'device': split lives on the devices, batches gathered
                                       # there; 'host': batches sent per step; 'auto': device
                                       # on GPU/TPU when the split fits (<= 1 GiB as uint8)
+      binarize='none',                # VAE only: 'dynamic' | 'static' | 'none' (8-bit levels);
+                                      # see genvision_jax/methods/vae.py
   ))
   c.train = ml_collections.ConfigDict(dict(
       num_steps=2000,
@@ -129,6 +131,7 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
   """A locked ConfigDict from the config.json of a run directory, with fields added since
   that run was written filled in with their defaults."""
   config = ml_collections.ConfigDict(d)
+  _upgrade_vae_likelihood(d, config)
   base = base_config()
   for section in ('data', 'train'):
     for key, value in base[section].items():
@@ -161,6 +164,7 @@ def validate(config, device_count: int | None = None, process_count: int | None 
 
   need(config.get('method') in methods.METHODS,
        f"method must be one of {sorted(methods.METHODS)} (got {config.get('method')!r})")
+  _check_binarize(config, need)
 
   d, t = config.data, config.train
   positive_int('data.image_size', d.image_size)
@@ -347,3 +351,42 @@ def _check_diffusion(config, need, positive_int) -> None:
          'needs a class-conditional model (--config.model.conditional=True)')
     need(p.p_uncond > 0, f'diffusion.guidance={p.guidance} needs diffusion.p_uncond > 0: '
          'without label dropout the null class is never trained')
+
+
+# ----------------------------------------------------------------------------------------------
+# data.binarize and the VAE likelihood (issue 14): one self-contained block.
+
+
+def _upgrade_vae_likelihood(d: dict, config) -> None:
+  """VAE runs written before `data.binarize` existed trained the Bernoulli likelihood on grey
+  levels: they load as likelihood 'bernoulli_grey' (same network, same sampling; refused for
+  training by `_check_binarize`) with data.binarize='none'."""
+  if (config.get('method') == 'vae' and 'binarize' not in d.get('data', {})
+      and config.model.get('likelihood') == 'bernoulli'):
+    config.model.likelihood = 'bernoulli_grey'
+
+
+def _check_binarize(config, need) -> None:
+  """data.binarize is a known mode, used by the VAE only, and the VAE's likelihood is a
+  likelihood of the data it gets: Bernoulli on binary images, the others on 8-bit ones."""
+  from genvision_jax.methods import vae  # pylint: disable=g-import-not-at-top
+  mode, method = config.data.get('binarize', 'none'), config.get('method')
+  need(mode in vae.BINARIZE_MODES,
+       f'data.binarize must be one of {vae.BINARIZE_MODES} (got {mode!r})')
+  if method != 'vae':
+    need(mode == 'none', f"data.binarize={mode!r} is implemented for method='vae' only; use "
+         "--config.data.binarize=none")
+    return
+  likelihood = config.model.get('likelihood')
+  if likelihood == 'bernoulli_grey':
+    need(False, "model.likelihood='bernoulli_grey' (the grey-level cross-entropy) only loads "
+         'VAE run directories written before data.binarize existed; train with '
+         '--config.model.likelihood=bernoulli --config.data.binarize=dynamic')
+  elif likelihood == 'bernoulli':
+    need(mode != 'none', "model.likelihood='bernoulli' is a likelihood of binary images, but "
+         "data.binarize='none' gives it 8-bit grey levels; use --config.data.binarize=dynamic "
+         '(or static), or --config.model.likelihood=discretized_gaussian for 8-bit data')
+  elif mode != 'none':
+    need(False, f'data.binarize={mode!r} makes binary images, but model.likelihood='
+         f"{likelihood!r} models 8-bit levels; use --config.model.likelihood=bernoulli, or "
+         '--config.data.binarize=none')
