@@ -372,7 +372,8 @@ def _check_binarize(config, need) -> None:
   from genvision_jax.methods import vae  # pylint: disable=g-import-not-at-top
   mode, method = config.data.get('binarize', 'none'), config.get('method')
   need(mode in vae.BINARIZE_MODES,
-       f'data.binarize must be one of {vae.BINARIZE_MODES} (got {mode!r})')
+       f'data.binarize must be one of {vae.BINARIZE_MODES} (got {mode!r}); e.g. '
+       '--config.data.binarize=dynamic')
   if method != 'vae':
     need(mode == 'none', f"data.binarize={mode!r} is implemented for method='vae' only; use "
          "--config.data.binarize=none")

@@ -122,7 +122,7 @@ def test_discretized_vae_likelihood_is_a_probability_and_the_step_learns():
   for _ in range(30):
     state, metrics = step(state, {'image': x})
     losses.append(float(metrics['recon']))
-  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+  assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
   # log p(x | z) of discrete data is a log-probability: <= 0 (a density need not be).
   log_lik, _, _ = method.elbo_terms(state.params, x, jax.random.PRNGKey(1))
   assert np.all(np.asarray(log_lik) <= 0)
