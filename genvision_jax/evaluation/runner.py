@@ -237,9 +237,10 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
     x, likelihood_protocol = method.likelihood_data(data_lib.to_model_range(test['image']), seed)
     x = np.asarray(x)
     fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
+    chunk = max(1, min(100, 6400 // iwae_samples))  # images x samples per call <= 6,400
     log_w = np.concatenate([
-        np.asarray(fn(state, x[i:i + 100], jax.random.PRNGKey(seed + i)), np.float64)
-        for i in range(0, len(x), 100)])
+        np.asarray(fn(state, x[i:i + chunk], jax.random.PRNGKey(seed + i)), np.float64)
+        for i in range(0, len(x), chunk)])
     iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
     values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())
     per_example['iwae'], per_example['elbo'] = iwae, elbo
