@@ -35,7 +35,6 @@ from genvision_jax.methods import common
 from genvision_jax.models import VAE
 
 
-BINARIZE_MODES = ('dynamic', 'static', 'none')
 STATIC_BINARIZATION_SEED = 0
 _BINARIZE_SALT = 0x62696e  # 'bin': the dynamic draw's key, apart from the latent noise's
 # likelihood -> (the model's decoder output, whether it is a probability of discrete data)
@@ -200,3 +199,46 @@ class VAEMethod:
               - losses.gaussian_log_likelihood(z, mean, logvar))
 
     return jax.vmap(one, out_axes=1)(jax.random.split(rng, num_samples))
+
+  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+
+  BINARIZES = True  # models binary images: data.binarize applies (configs.validate)
+  LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+
+  @staticmethod
+  def upgrade_config(d: dict, config) -> None:
+    """VAE runs written before `data.binarize` existed trained the Bernoulli likelihood on grey
+    levels: they load as likelihood 'bernoulli_grey' (same network, same sampling; refused for
+    training by `validate_config`) with data.binarize='none'."""
+    if 'binarize' not in d.get('data', {}) and config.model.get('likelihood') == 'bernoulli':
+      config.model.likelihood = 'bernoulli_grey'
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `model`, `vae` and `optim` fields (check: methods.common.ConfigChecks)."""
+    from genvision_jax.models import vae as vae_models  # pylint: disable=g-import-not-at-top
+    m, need = config.model, check.need
+    check.positive_int('model.latent_dim', m.latent_dim)
+    check.positive_int('model.width', m.width)
+    check.positive_int('model.hidden', m.hidden)
+    need(m.architecture in ('conv', 'mlp'),
+         f"model.architecture must be 'conv' or 'mlp' (got {m.architecture!r})")
+    need(m.likelihood in vae_models.LIKELIHOODS,
+         f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
+    need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
+    check.optimizer('optim', config.optim)
+    # The likelihood is a likelihood of the data it gets: Bernoulli on binary images, the
+    # others on 8-bit ones.
+    mode, likelihood = config.data.get('binarize', 'none'), m.likelihood
+    if likelihood == 'bernoulli_grey':
+      need(False, "model.likelihood='bernoulli_grey' (the grey-level cross-entropy) only loads "
+           'VAE run directories written before data.binarize existed; train with '
+           '--config.model.likelihood=bernoulli --config.data.binarize=dynamic')
+    elif likelihood == 'bernoulli':
+      need(mode != 'none', "model.likelihood='bernoulli' is a likelihood of binary images, but "
+           "data.binarize='none' gives it 8-bit grey levels; use --config.data.binarize=dynamic "
+           '(or static), or --config.model.likelihood=discretized_gaussian for 8-bit data')
+    elif mode != 'none':
+      need(False, f'data.binarize={mode!r} makes binary images, but model.likelihood='
+           f"{likelihood!r} models 8-bit levels; use --config.model.likelihood=bernoulli, or "
+           '--config.data.binarize=none')
