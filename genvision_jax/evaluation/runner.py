@@ -296,6 +296,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     raise EvaluationError(f'unknown feature networks {unknown}; use {FEATURE_NETWORKS}')
 
   values, intervals, per_example, details = {}, {}, {}, {}
+  likelihood_protocol = {}
   gen_seconds = 0.0
   if set(groups) - set(OWN_SAMPLES):
     t0 = time.time()
@@ -339,14 +340,23 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     t0 = time.time()
     test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
                                d.resize_method).arrays()
-    x = data_lib.to_model_range(test['image'])
+    # The test digits as the likelihood sees them (binarized reproducibly with a recorded seed).
+    x, likelihood_protocol = method.likelihood_data(data_lib.to_model_range(test['image']), seed)
+    x = np.asarray(x)
     fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
+    chunk = max(1, min(100, 6400 // iwae_samples))  # images x samples per call <= 6,400
     log_w = np.concatenate([
-        np.asarray(fn(state, x[i:i + 100], jax.random.key(seed + i)), np.float64)
-        for i in range(0, len(x), 100)])
+        np.asarray(fn(state, x[i:i + chunk], jax.random.key(seed + i)), np.float64)
+        for i in range(0, len(x), chunk)])
     iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
     values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())
     per_example['iwae'], per_example['elbo'] = iwae, elbo
+    if likelihood_protocol['discrete']:  # a probability of discrete data: bits/dim
+      for name, nats in (('iwae', iwae), ('elbo', elbo)):
+        per_example[f'{name}/bits_per_dim'] = M.bits_per_dim(nats, int(np.prod(x.shape[1:])))
+        values[f'{name}/bits_per_dim'] = float(per_example[f'{name}/bits_per_dim'].mean())
+    likelihood_protocol.update(iwae_samples=iwae_samples, split='test', examples=len(x),
+                               units='iwae, elbo: nats per image; */bits_per_dim: bits/dim')
     details['iwae_samples'] = iwae_samples
     say(f'IWAE (k={iwae_samples}) and ELBO on {len(x)} test images in {time.time() - t0:.1f}s')
   if 'likelihood' in groups and config.method == 'diffusion':
@@ -374,6 +384,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       'intervals': {k: [float(a), float(b)] for k, (a, b) in intervals.items()},
       'details': details,
   }
+  if likelihood_protocol:
+    result['protocol']['likelihood'] = likelihood_protocol
   out_dir = os.path.join(workdir, EVAL_DIR)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
