@@ -58,6 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
       placement='auto',               # 'device': split lives on the devices, batches gathered
                                       # there; 'host': batches sent per step; 'auto': device
                                       # on GPU/TPU when the split fits (<= 1 GiB as uint8)
+      binarize='none',                # 'dynamic' | 'static' | 'none' (8-bit levels), for
+                                      # methods that model binary images (the VAE)
   ))
   c.train = ml_collections.ConfigDict(dict(
       num_steps=2000,
@@ -131,9 +133,11 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
   the method's own from its `LATER_DEFAULTS` (section -> {field: value})."""
   from genvision_jax import methods  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(d)
+  method = methods.METHODS.get(config.get('method'))
+  if hasattr(method, 'upgrade_config'):  # changes that are not new fields (e.g. a renamed value)
+    method.upgrade_config(d, config)
   base = base_config()
   later = {section: dict(base[section]) for section in ('data', 'train')}
-  method = methods.METHODS.get(config.get('method'))
   for section, defaults in getattr(method, 'LATER_DEFAULTS', {}).items():
     later.setdefault(section, {}).update(defaults)
   for section, defaults in later.items():
@@ -169,6 +173,13 @@ def validate(config, device_count: int | None = None, process_count: int | None 
        f'data.placement must be one of {PLACEMENTS} (got {d.placement!r})')
   need(d.resize_method in data_lib.RESIZE_METHODS,
        f'data.resize_method must be one of {data_lib.RESIZE_METHODS} (got {d.resize_method!r})')
+  binarize, method = d.get('binarize', 'none'), methods.METHODS.get(config.get('method'))
+  need(binarize in data_lib.BINARIZE_MODES, f'data.binarize must be one of '
+       f'{data_lib.BINARIZE_MODES} (got {binarize!r}); e.g. --config.data.binarize=dynamic')
+  need(binarize == 'none' or method is None or getattr(method, 'BINARIZES', False),
+       f"data.binarize={binarize!r} is implemented for methods that model binary images "
+       f"({sorted(k for k, v in methods.METHODS.items() if getattr(v, 'BINARIZES', False))}), "
+       f"not method={config.get('method')!r}; use --config.data.binarize=none")
   need(bool(d.name) and data_lib.known_dataset(d.name, d.data_dir),
        f"data.name={d.name!r} is not a TFDS dataset nor prepared in "
        f"{data_lib.resolve_data_dir(d.data_dir)}; use e.g. mnist, cifar10 or the offline "

@@ -45,3 +45,13 @@ def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
   """Runs `python -m genvision_jax ARGS` from the repo root."""
   return subprocess.run([sys.executable, '-m', 'genvision_jax', *args], cwd=REPO,
                         capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def host_leaves(tree):
+  """Every leaf of a (device) pytree as a host array, typed PRNG keys as their key data: what
+  bit-exact comparisons of training states compare."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return [np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+                     else x) for x in jax.tree.leaves(jax.device_get(tree))]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from genvision_jax import training
-from tests.conftest import REPO, experiment, run_cli
+from tests.conftest import REPO, experiment, host_leaves, run_cli
 
 
 def _free_port() -> int:
@@ -39,5 +39,5 @@ def test_two_processes_equal_one_process(tmp_path, spec, placement):
 
   _, _, one = training.load_run(str(tmp_path / 'single'))
   _, _, two = training.load_run(str(tmp_path / 'multi'))
-  for a, b in zip(jax.tree.leaves(jax.device_get(one)), jax.tree.leaves(jax.device_get(two))):
+  for a, b in zip(host_leaves(one), host_leaves(two)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)

@@ -2,13 +2,16 @@
 classifier, the reference-feature cache and the VAE's importance weights."""
 
 import json
+import math
 import os
+import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genvision_jax import configs, data, methods
+from genvision_jax import configs, data, losses, methods, training
 from genvision_jax.evaluation import digits, metrics, runner
 from tests.conftest import REPO, run_cli
 
@@ -214,3 +217,70 @@ def test_evaluate_rejects_bad_requests(tmp_path):
     runner.evaluate_run(str(tmp_path), metrics=['fid_typo'])
   with pytest.raises(runner.EvaluationError, match='does not exist'):
     runner.compare([str(tmp_path / 'missing')])
+
+
+def test_bits_per_dim_by_hand():
+  # -log p(x) / (D ln 2): 1,000 nats on 784 pixels = 1000 / (784 * 0.693147...) = 1.840172
+  # bits/dim; a fair coin per binary pixel is 1 bit/dim, a uniform 8-bit pixel 8.
+  np.testing.assert_allclose(
+      metrics.bits_per_dim([-1000.0, -784 * math.log(2), -784 * math.log(256)], 784),
+      [1.840172246, 1.0, 8.0], rtol=1e-9)
+
+
+@pytest.fixture(scope='module')
+def vae_run(tmp_path_factory):
+  """A smoke VAE run (Bernoulli on dynamically binarized digits), trained in process."""
+  workdir = tmp_path_factory.mktemp('vae_likelihood')
+  training.train_and_evaluate(configs.load(str(REPO / VAE_SMOKE)), str(workdir), verbose=False)
+  return workdir
+
+
+def test_vae_likelihood_reports_bits_per_dim_and_names_its_protocol(vae_run):
+  result = runner.evaluate_run(str(vae_run), metrics=['likelihood'], seed=3, iwae_samples=4,
+                               verbose=False)
+  m, p = result['metrics'], result['protocol']['likelihood']
+  assert p == {'likelihood': 'bernoulli', 'binarize': 'dynamic', 'binarize_seed': 3,
+               'discrete': True, 'iwae_samples': 4, 'split': 'test', 'examples': 500,
+               'units': 'iwae, elbo: nats per image; */bits_per_dim: bits/dim'}
+  np.testing.assert_allclose(m['iwae/bits_per_dim'], -m['iwae'] / (784 * math.log(2)),
+                             rtol=1e-9)
+  assert 0 < m['iwae/bits_per_dim'] <= m['elbo/bits_per_dim']
+  per_example = np.load(vae_run / 'eval' / 'per_example.npz')
+  assert per_example['iwae/bits_per_dim'].shape == (500,)
+  # The test split is binarized reproducibly: the same seed gives the same binary digits.
+  _, method, _ = training.load_run(str(vae_run))
+  x = data.to_model_range(data.load_split(data.DEFAULT_DATASET, 'test', 28).arrays()['image'])
+  a, b, c = (np.asarray(method.likelihood_data(x[:50], s)[0]) for s in (3, 3, 4))
+  np.testing.assert_array_equal(a, b)
+  assert set(np.unique(a)) == {-1.0, 1.0} and (a != c).any()
+
+
+def test_vae_run_directory_from_before_binarize_loads_samples_and_evaluates(vae_run, tmp_path):
+  """A config.json without data.binarize and with the Bernoulli likelihood (written by the
+  code before issue 14, which trained it on grey levels) loads as 'bernoulli_grey': the same
+  network and samples, its IWAE in nats only (a grey-level cross-entropy has no bits/dim)."""
+  old = tmp_path / 'old_vae'
+  shutil.copytree(vae_run, old)
+  shutil.rmtree(old / 'eval', ignore_errors=True)
+  with open(old / 'config.json') as f:
+    d = json.load(f)
+  del d['data']['binarize']
+  with open(old / 'config.json', 'w') as f:
+    json.dump(d, f)
+  config, method, state = training.load_run(str(old))
+  assert (config.model.likelihood, config.data.binarize) == ('bernoulli_grey', 'none')
+  _, new_method, new_state = training.load_run(str(vae_run))
+  rng = jax.random.PRNGKey(0)
+  np.testing.assert_array_equal(method.generate(state, rng, 4),
+                                new_method.generate(new_state, rng, 4))
+  # Its log-likelihood is the old one: Bernoulli cross-entropy on the grey levels.
+  x = jax.random.uniform(jax.random.PRNGKey(1), (3, 28, 28, 1), minval=-1.0)
+  decoded = method.model.apply({'params': state.params}, jnp.zeros((3, 4)),
+                               method=method.model.decode)
+  np.testing.assert_allclose(method.log_likelihood(decoded, x),
+                             losses.bernoulli_log_likelihood(decoded['logits'], (x + 1) / 2))
+  result = runner.evaluate_run(str(old), metrics=['likelihood'], iwae_samples=4, verbose=False)
+  assert result['protocol']['likelihood']['likelihood'] == 'bernoulli_grey'
+  assert result['protocol']['likelihood']['binarize_seed'] is None
+  assert np.isfinite(result['metrics']['iwae']) and not any(
+      k.endswith('bits_per_dim') for k in result['metrics'])

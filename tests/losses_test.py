@@ -122,3 +122,24 @@ def test_discriminator_gradient_signs():
   g_fake = jax.grad(lambda f: fn(jnp.zeros(2), f).d_fake.sum())(jnp.zeros(2))
   np.testing.assert_allclose(g_real, -0.5)
   np.testing.assert_allclose(g_fake, 0.5)
+
+
+def test_discretized_gaussian_matches_scipy_cdf_differences():
+  """log P(x) = log(Phi((x + w/2 - m)/s) - Phi((x - w/2 - m)/s)) with w = 2/255, and the edge
+  bins extended to -inf / +inf, against scipy.stats.norm (float64) on a few values: the VAE's
+  8-bit likelihood and the diffusion bound's L_0 are this one function."""
+  w = 2.0 / 255
+  levels = np.array([0, 1, 77, 128, 200, 254, 255])
+  x = (levels / 127.5 - 1.0).astype(np.float32)
+  mean = np.array([-0.9, -1.2, -0.4, 0.3, 0.55, 0.99, 0.2], np.float32)
+  log_scale = np.array([-2.0, -3.0, -4.5, -1.0, -5.0, -3.5, 0.0], np.float32)
+  s, m, xd = np.exp(log_scale.astype(np.float64)), mean.astype(np.float64), x.astype(np.float64)
+  upper, lower = stats.norm.cdf(xd + w / 2, m, s), stats.norm.cdf(xd - w / 2, m, s)
+  p = np.where(levels == 0, upper, np.where(levels == 255, 1.0 - lower, upper - lower))
+  got = jax.vmap(lambda a, b, c: losses.discretized_gaussian_log_likelihood(
+      a[None, None], b[None, None], c[None, None])[0])(x, mean, log_scale)
+  np.testing.assert_allclose(got, np.log(p), rtol=2e-4, atol=1e-5)
+  # Summed over the non-batch axes: a [1, 7] image is the sum of the seven terms.
+  np.testing.assert_allclose(
+      losses.discretized_gaussian_log_likelihood(x[None], mean[None], log_scale[None]),
+      [np.log(p).sum()], rtol=2e-4)

@@ -60,6 +60,93 @@ def test_vae_generate_shape_and_range():
   assert float(images.min()) >= -1 and float(images.max()) <= 1
 
 
+def test_dynamic_binarization_draws_each_pixel_with_its_grey_level_as_probability():
+  from genvision_jax.methods import vae  # pylint: disable=g-import-not-at-top
+  grey = jnp.broadcast_to(jnp.array([-1.0, -0.5, 0.0, 0.6, 1.0]), (4000, 5))
+  b = np.asarray(vae.binarize_dynamic(jax.random.PRNGKey(0), grey))
+  assert set(np.unique(b)) == {-1.0, 1.0}
+  on = (b == 1).mean(0)
+  p = np.array([0.0, 0.25, 0.5, 0.8, 1.0])
+  # Binomial(4000, p): 5 standard errors; black never turns on, white never off.
+  assert np.all(np.abs(on - p) <= 5 * np.sqrt(p * (1 - p) / 4000)), on
+  again = np.asarray(vae.binarize_dynamic(jax.random.PRNGKey(1), grey))
+  assert (again != b).mean() > 0.2  # a fresh draw each time
+
+
+def test_static_binarization_is_one_draw_per_image_whatever_the_batch():
+  from genvision_jax.methods import vae  # pylint: disable=g-import-not-at-top
+  x = _images((6, 28, 28, 1))
+  b = np.asarray(vae.binarize_static(x, 0))
+  assert set(np.unique(b)) <= {-1.0, 1.0}
+  # The same image binarizes the same at another position, in another batch.
+  np.testing.assert_array_equal(np.asarray(vae.binarize_static(x[::-1], 0))[::-1], b)
+  np.testing.assert_array_equal(np.asarray(vae.binarize_static(x[2:4], 0)), b[2:4])
+  assert (np.asarray(vae.binarize_static(x, 1)) != b).mean() > 0.01  # another seed, other draws
+  # Distinct images get independent draws: the pixel frequency follows the grey level.
+  grey = jnp.zeros((2000, 4, 4, 1)).at[:, 0, 0, 0].set(jnp.linspace(-0.99, 0.99, 2000))
+  on = (np.asarray(vae.binarize_static(grey, 0))[:, 1:, 1:] == 1).mean()
+  assert abs(on - 0.5) < 5 * np.sqrt(0.25 / (2000 * 9)), on
+
+
+@pytest.mark.parametrize('mode', ['dynamic', 'static'])
+def test_vae_step_trains_on_the_binarized_batch(mode):
+  """The step's Bernoulli likelihood sees binary images: a grey batch gives exactly the step
+  of the batch binarized by the method's rule with the step's key (binarizing binary images
+  changes nothing), and not the step of the grey batch itself (the old behaviour)."""
+  _, method = _method('vae_mnist.py:smoke', **{'data.binarize': mode,
+                                                'optim.learning_rate': 1e-2})
+  grey = jax.random.uniform(jax.random.PRNGKey(5), (16, 28, 28, 1), minval=-1.0)
+  step = jax.jit(method.train_step)
+  state = method.create_state(jax.random.PRNGKey(0))
+  for _ in range(5):  # away from the initial logits ~ 0, where every target costs log 2
+    state, _ = step(state, {'image': grey})
+  binary = method.binarized(grey, jax.random.fold_in(state.rng, state.step))
+  assert set(np.unique(np.asarray(binary))) == {-1.0, 1.0}
+  _, from_grey = step(state, {'image': grey})
+  _, from_binary = step(state, {'image': binary})
+  np.testing.assert_allclose(from_grey['recon'], from_binary['recon'], rtol=1e-6)
+  # Without binarization (unvalidated config) the same state and batch give another loss.
+  _, unbinarized = _method('vae_mnist.py:smoke', **{'data.binarize': 'none',
+                                                     'optim.learning_rate': 1e-2})
+  _, on_grey = jax.jit(unbinarized.train_step)(state, {'image': grey})
+  assert abs(float(on_grey['recon']) - float(from_grey['recon'])) > 0.1  # >> the 1e-6 above
+
+
+def test_discretized_vae_likelihood_is_a_probability_and_the_step_learns():
+  _, method = _method('vae_mnist.py:discretized,smoke', **{'optim.learning_rate': 1e-2})
+  assert method.binarize == 'none' and method.likelihood == 'discretized_gaussian'
+  state = method.create_state(jax.random.PRNGKey(0))
+  x = jnp.round((_images((16, 28, 28, 1)) + 1) * 127.5) / 127.5 - 1  # 8-bit levels
+  step = jax.jit(method.train_step)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, {'image': x})
+    losses.append(float(metrics['recon']))
+  assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
+  # log p(x | z) of discrete data is a log-probability: <= 0 (a density need not be).
+  log_lik, _, _ = method.elbo_terms(state.params, x, jax.random.PRNGKey(1))
+  assert np.all(np.asarray(log_lik) <= 0)
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'data.binarize': 'none'}, "likelihood='bernoulli' is a likelihood of binary images"),
+    ({'model.likelihood': 'discretized_gaussian'}, 'models 8-bit levels'),
+    ({'model.likelihood': 'bernoulli_grey'}, 'only loads VAE run directories written before'),
+    ({'data.binarize': 'always'}, 'data.binarize must be one of'),
+])
+def test_vae_likelihood_and_binarization_must_match(overrides, message):
+  config = configs.load(experiment('vae_mnist.py:smoke'), overrides)
+  with pytest.raises(configs.ConfigError, match=message) as e:
+    configs.validate(config)
+  assert '--config.' in str(e.value)  # names the fix
+
+
+def test_binarize_is_refused_for_methods_that_do_not_binarize():
+  config = configs.load(experiment('dcgan_mnist.py:smoke'), {'data.binarize': 'dynamic'})
+  with pytest.raises(configs.ConfigError, match=r"binary images \(\['vae'\]\), not method='gan'"):
+    configs.validate(config)
+
+
 @pytest.fixture(scope='module')
 def gan():
   config, method = _method('dcgan_mnist.py:smoke', **{'train.d_steps': 3})

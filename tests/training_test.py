@@ -18,15 +18,11 @@ from genvision_jax import methods
 from genvision_jax import training
 from genvision_jax.models import layers
 from genvision_jax.training import sharding, steps
-from tests.conftest import REPO, experiment
+from tests.conftest import REPO, experiment, host_leaves
 
 
 def _config(spec, **overrides):
   return configs.load(experiment(spec), overrides)
-
-
-def _leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
 
 
 @pytest.mark.parametrize('spec', ['vae_mnist.py:smoke', 'dcgan_mnist.py:smoke'])
@@ -44,13 +40,37 @@ def test_resume_is_bit_exact(tmp_path, spec):
       _config(spec, **{'train.num_steps': 2 * n, 'train.checkpoint_every': n}),
       str(tmp_path / 'resumed'), verbose=False)
   assert resumed.step == 2 * n
-  a, b = _leaves(straight.state), _leaves(resumed.state)
+  a, b = host_leaves(straight.state), host_leaves(resumed.state)
   assert len(a) == len(b)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
   # The resumed run logged the second half only, continuing the step count.
   steps = [r['step'] for r in map(json.loads, open(tmp_path / 'resumed' / 'metrics.jsonl'))]
   assert steps == sorted(steps) and steps[-1] == 2 * n
+
+
+def test_state_holds_a_typed_key_and_a_run_written_with_raw_keys_resumes_bit_exactly(
+    tmp_path, monkeypatch):
+  """Run directories written before the state held typed keys (`jax.random.PRNGKey`: raw
+  uint32[2] in the checkpoint) resume, and continue exactly as a run that never stopped."""
+  from genvision_jax.training import loop  # pylint: disable=g-import-not-at-top
+  n, spec = 3, 'dcgan_mnist.py:smoke'
+  straight = training.train_and_evaluate(
+      _config(spec, **{'train.num_steps': 2 * n, 'train.checkpoint_every': n}),
+      str(tmp_path / 'straight'), verbose=False)
+  assert jnp.issubdtype(straight.state.rng.dtype, jax.dtypes.prng_key)
+  with monkeypatch.context() as m:  # the old code: raw uint32 keys in the state
+    m.setattr(loop.jax.random, 'key', jax.random.PRNGKey)
+    old = training.train_and_evaluate(
+        _config(spec, **{'train.num_steps': n, 'train.checkpoint_every': n}),
+        str(tmp_path / 'old'), verbose=False)
+  assert old.state.rng.dtype == jnp.uint32
+  resumed = training.train_and_evaluate(
+      _config(spec, **{'train.num_steps': 2 * n, 'train.checkpoint_every': n}),
+      str(tmp_path / 'old'), verbose=False)
+  assert jnp.issubdtype(resumed.state.rng.dtype, jax.dtypes.prng_key)
+  for a, b in zip(host_leaves(straight.state), host_leaves(resumed.state)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_run_directory_contents(tmp_path):
@@ -212,9 +232,9 @@ def test_fused_steps_equal_single_steps_for_host_and_device_input(tmp_path, spec
       with layers.convolution_implementation(conv):
         results[placement, k] = training.train_and_evaluate(
             config, str(tmp_path / f'{placement}{k}'), verbose=False).state
-  reference = _leaves(results['host', 1])
+  reference = host_leaves(results['host', 1])
   for key, state in results.items():
-    for a, b in zip(reference, _leaves(state)):
+    for a, b in zip(reference, host_leaves(state)):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(key))
   # Logging, checkpoints and samples happen at the dispatch boundaries that cross them.
   records = [json.loads(line) for line in open(tmp_path / 'host3' / 'metrics.jsonl')]

@@ -26,8 +26,8 @@ _RESIZE = flags.DEFINE_enum(
     'resize', 'pytorch_fid', ['pytorch_fid', 'clean'], "Inception input resize: pytorch-fid's "
     "bilinear, or clean-fid's PIL bicubic ('clean').", flag_values=FLAGS)
 _METRICS = flags.DEFINE_list(
-    'metrics', None, 'Metric groups (fd, kid, manifold, c2st, score, modes, likelihood; '
-    'default all).', flag_values=FLAGS)
+    'metrics', None, 'Metric groups (fd, kid, manifold, c2st, score, modes, likelihood, '
+    'identity (SD-GAN); default all).', flag_values=FLAGS)
 _FEATURES = flags.DEFINE_list(
     'features', None, 'Feature networks (digits_cnn, inception); default digits_cnn for grey '
     'images, inception otherwise.', flag_values=FLAGS)

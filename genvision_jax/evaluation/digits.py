@@ -106,7 +106,7 @@ def train(out: str = WEIGHTS, epochs: int = 20, batch_size: int = 64, seed: int 
   x_train, y_train = data_lib.to_model_range(tr['image']), tr['label']
   x_test, y_test = data_lib.to_model_range(te['image']), te['label']
   model = DigitClassifier(num_classes=train_split.num_classes)
-  params = model.init(jax.random.PRNGKey(seed), x_train[:1])['params']
+  params = model.init(jax.random.key(seed), x_train[:1])['params']
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
 
@@ -121,7 +121,7 @@ def train(out: str = WEIGHTS, epochs: int = 20, batch_size: int = 64, seed: int 
 
   predict = jax.jit(lambda p, x: jnp.argmax(model.apply({'params': p}, x)['logits'], -1))
   rng = np.random.default_rng(seed)
-  key = jax.random.PRNGKey(seed + 1)
+  key = jax.random.key(seed + 1)
   tic = time.time()
   for epoch in range(epochs):
     order = rng.permutation(len(x_train))

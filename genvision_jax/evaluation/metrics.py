@@ -527,6 +527,12 @@ def iwae_bound(log_weights, axis: int = -1) -> np.ndarray:
   return special.logsumexp(lw, axis=axis) - math.log(lw.shape[axis])
 
 
+def bits_per_dim(log_likelihood_nats, num_dims: int) -> np.ndarray:
+  """-log2 p(x) / D from log p(x) in nats: -log p(x) / (D ln 2). Meaningful only when p is a
+  probability of discrete data (binary or 8-bit pixels), not a density."""
+  return -np.asarray(log_likelihood_nats, np.float64) / (num_dims * math.log(2.0))
+
+
 def elbo_from_log_weights(log_weights, axis: int = -1) -> np.ndarray:
   """The ELBO estimate from the same k samples: mean_i log w_i, i.e. the average of k
   single-sample (k = 1) IWAE bounds. Its expectation is E_q[log p(x, z) - log q(z|x)]."""

@@ -59,14 +59,16 @@ SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES}
 DEFAULT_NEAREST_K = 5       # one k for precision, recall, density and coverage (prdc's)
 DEFAULT_KID_SUBSETS = 100   # torch-fidelity's kid_subsets
 DEFAULT_IS_SPLITS = 10      # torch-fidelity's isc_splits
-METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood')
+METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood', 'identity')
+# Groups computed without the generated samples of the feature metrics.
+OWN_SAMPLES = ('likelihood', 'identity')
 EVAL_DIR = 'eval'
 # Direction of each metric (for tests and tables); names are matched on their last part.
 HIGHER_IS_BETTER = {
     'fd': False, 'kid': False, 'precision': True, 'recall': True, 'density': True,
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
-    'bits_per_dim': False, 'nn_distance': False,
+    'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
 }
 
 
@@ -275,6 +277,9 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   tic = time.time()
   say = print if verbose else (lambda *a, **k: None)
   config, method, state = load_run(workdir, step)
+  if metrics and 'identity' in groups and not hasattr(method, 'paired_latents'):
+    raise EvaluationError(f"--metrics=identity measures SD-GAN's identity preservation; this "
+                          f"run's method is {config.method!r} (drop 'identity')")
   num_samples_default = num_samples is None
   if num_samples_default:
     num_samples = default_num_samples(config.method)
@@ -291,8 +296,9 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     raise EvaluationError(f'unknown feature networks {unknown}; use {FEATURE_NETWORKS}')
 
   values, intervals, per_example, details = {}, {}, {}, {}
+  likelihood_protocol = {}
   gen_seconds = 0.0
-  if set(groups) - {'likelihood'}:
+  if set(groups) - set(OWN_SAMPLES):
     t0 = time.time()
     images = _generate(method, state, num_samples, seed, use_ema)
     gen_seconds = time.time() - t0
@@ -322,18 +328,35 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       per_example.update(p)
       details.update(det)
       say(f'{name}: features and metrics in {time.time() - t0:.1f}s')
+  if 'identity' in groups and hasattr(method, 'paired_latents'):
+    v, i, p, det = _identity_metrics(method, state, ref_arrays, d, num_samples, seed, use_ema)
+    values.update(v)
+    intervals.update(i)
+    per_example.update(p)
+    details.update(det)
+    say('identity preservation (same digits_cnn class): ' + ', '.join(
+        f'{k.split("_")[-1]} {x:.3f}' for k, x in v.items()))
   if 'likelihood' in groups and hasattr(method, 'log_importance_weights'):
     t0 = time.time()
     test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
                                d.resize_method).arrays()
-    x = data_lib.to_model_range(test['image'])
+    # The test digits as the likelihood sees them (binarized reproducibly with a recorded seed).
+    x, likelihood_protocol = method.likelihood_data(data_lib.to_model_range(test['image']), seed)
+    x = np.asarray(x)
     fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
+    chunk = max(1, min(100, 6400 // iwae_samples))  # images x samples per call <= 6,400
     log_w = np.concatenate([
-        np.asarray(fn(state, x[i:i + 100], jax.random.PRNGKey(seed + i)), np.float64)
-        for i in range(0, len(x), 100)])
+        np.asarray(fn(state, x[i:i + chunk], jax.random.key(seed + i)), np.float64)
+        for i in range(0, len(x), chunk)])
     iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
     values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())
     per_example['iwae'], per_example['elbo'] = iwae, elbo
+    if likelihood_protocol['discrete']:  # a probability of discrete data: bits/dim
+      for name, nats in (('iwae', iwae), ('elbo', elbo)):
+        per_example[f'{name}/bits_per_dim'] = M.bits_per_dim(nats, int(np.prod(x.shape[1:])))
+        values[f'{name}/bits_per_dim'] = float(per_example[f'{name}/bits_per_dim'].mean())
+    likelihood_protocol.update(iwae_samples=iwae_samples, split='test', examples=len(x),
+                               units='iwae, elbo: nats per image; */bits_per_dim: bits/dim')
     details['iwae_samples'] = iwae_samples
     say(f'IWAE (k={iwae_samples}) and ELBO on {len(x)} test images in {time.time() - t0:.1f}s')
   if 'likelihood' in groups and config.method == 'diffusion':
@@ -361,6 +384,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       'intervals': {k: [float(a), float(b)] for k, (a, b) in intervals.items()},
       'details': details,
   }
+  if likelihood_protocol:
+    result['protocol']['likelihood'] = likelihood_protocol
   out_dir = os.path.join(workdir, EVAL_DIR)
   os.makedirs(out_dir, exist_ok=True)
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
@@ -369,6 +394,22 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   if 'class_histogram' in details:
     _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))
   return result
+
+
+def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
+  """SD-GAN's identity preservation (`evaluation.identity`) with the digit classifier, on
+  num_pairs pairs of each kind; real pairs from the reference split's labels."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import identity  # pylint: disable=g-import-not-at-top
+  net = digits.DigitFeatures()
+  crop = d.resize_method == 'pad' and d.image_size > 28  # the 28 px centre the net knows
+
+  def classify(images):
+    return np.argmax(net(_center_crop(images, 28) if crop else images)['logits'], -1)
+  real = data_lib.to_model_range(ref_arrays['image'])
+  return identity.identity_preservation(method, state, classify, real, ref_arrays['label'],
+                                        num_pairs, seed, use_ema)
 
 
 def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:

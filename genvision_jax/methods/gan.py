@@ -61,6 +61,7 @@ class GANMethod:
     self.penalty = losses.GAN_PENALTIES[config.gan.penalty]
     self.penalty_weight = float(config.gan.penalty_weight)
     self.clip_value = float(config.gan.clip_value)  # WGAN weight clipping (0: off)
+    self.drift_weight = 0.0  # eps_drift of E[D(x)^2] (progressive growing sets it)
     # BEGAN: the discriminator is an autoencoder and its outputs are reconstruction energies.
     self.began = config.gan.loss == 'began'
     self.began_gamma = float(config.gan.get('began_gamma', 0.5))
@@ -128,6 +129,8 @@ class GANMethod:
       extra = {'k': state.began_k} if self.began else {}
       terms = self.objective(real_logits, fake_logits, **extra)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
+      if self.drift_weight > 0:
+        loss = loss + self.drift_weight * jnp.mean(losses.drift_penalty(real_logits))
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
         critic = lambda x: _per_example(self._discriminate_train(d_params, bs, x, labels)[0])
@@ -151,6 +154,8 @@ class GANMethod:
     }
     if self.penalty is not None:
       metrics['d_penalty'] = penalty
+    if self.drift_weight > 0:
+      metrics['d_drift'] = jnp.mean(losses.drift_penalty(real_logits))
     if self.began:
       real_e, fake_e = jnp.mean(real_logits), jnp.mean(fake_logits)
       state = state.replace(began_k=losses.began_k_update(

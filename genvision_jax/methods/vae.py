@@ -1,7 +1,28 @@
 """VAE and beta-VAE trained by the reparameterized ELBO (Kingma & Welling 2014).
 
-Data in [-1, 1] is mapped to [0, 1] for the Bernoulli likelihood (grey levels as Bernoulli
-means, the usual MNIST practice); the Gaussian likelihood models [-1, 1] directly.
+The likelihood p(x | z) (`model.likelihood`) must be a likelihood of the data it is given
+(`data.binarize`), so that the IWAE bound is a bound on log p(x) of something:
+
+  'bernoulli'             binary images, made from the 8-bit ones by `data.binarize`:
+                          'dynamic'  a fresh Bernoulli draw of every pixel, on with probability
+                                     (x + 1) / 2, each time an image is seen (the protocol of
+                                     binarized-MNIST log-likelihoods, e.g. Burda et al. 2016);
+                                     randomness from fold_in(state.rng, step).
+                          'static'   one fixed draw per image: the same rule with the draw keyed
+                                     by (STATIC_BINARIZATION_SEED, the image's content), so each
+                                     image has one binarization whatever batch it comes in.
+  'discretized_gaussian'  8-bit images (data.binarize='none'): a Gaussian per pixel integrated
+                          over the pixel's 2/255-wide bin of [-1, 1], edge bins to +-inf (the
+                          decoder term L_0 of the diffusion bound, `losses.
+                          discretized_gaussian_log_likelihood`), so IWAE bits/dim are on the
+                          scale of diffusion bits/dim.
+  'gaussian'              a density on [-1, 1] (not a probability of 8-bit data: no bits/dim).
+  'bernoulli_grey'        only for run directories written before `data.binarize` existed: the
+                          cross-entropy of grey levels they were trained with (not a likelihood;
+                          `configs.from_dict` renames their 'bernoulli' to it; new configs are
+                          refused by `configs.validate`).
+
+Binary images are represented in [-1, 1] as {-1, 1}; the Bernoulli target is (x + 1) / 2.
 """
 
 import flax
@@ -12,6 +33,32 @@ import optax
 from genvision_jax import losses
 from genvision_jax.methods import common
 from genvision_jax.models import VAE
+
+
+STATIC_BINARIZATION_SEED = 0
+_BINARIZE_SALT = 0x62696e  # 'bin': the dynamic draw's key, apart from the latent noise's
+# likelihood -> (the model's decoder output, whether it is a probability of discrete data)
+LIKELIHOODS = {'bernoulli': ('bernoulli', True), 'discretized_gaussian':
+               ('discretized_gaussian', True), 'gaussian': ('gaussian', False),
+               'bernoulli_grey': ('bernoulli', False)}
+
+
+def binarize_dynamic(rng, images):
+  """Images in [-1, 1] -> {-1, 1}: pixel on with probability (x + 1) / 2, one draw per pixel."""
+  on = jax.random.uniform(rng, images.shape) < (images + 1.0) / 2.0
+  return jnp.where(on, 1.0, -1.0).astype(images.dtype)
+
+
+def binarize_static(images, seed: int):
+  """One fixed binarization of each image: `binarize_dynamic` with the draw keyed by `seed`
+  and a hash of the image's 256 levels, so an image binarizes the same in any batch, any
+  step and any split (two images share a draw only on a 32-bit hash collision)."""
+  flat = images.reshape(images.shape[0], -1)
+  levels = jnp.round((flat + 1.0) * 127.5).astype(jnp.uint32)
+  weights = jax.random.bits(jax.random.key(seed), flat.shape[1:], jnp.uint32) | 1
+  hashes = jnp.sum(levels * weights, axis=-1, dtype=jnp.uint32)  # wraps modulo 2^32
+  base = jax.random.fold_in(jax.random.key(seed), _BINARIZE_SALT)
+  return jax.vmap(lambda h, x: binarize_dynamic(jax.random.fold_in(base, h), x))(hashes, images)
 
 
 @flax.struct.dataclass
@@ -35,10 +82,11 @@ class VAEMethod:
     self.image_shape = tuple(image_shape)
     self.latent_dim = m.latent_dim
     self.likelihood = m.likelihood
+    self.binarize = config.data.get('binarize', 'none')
     self.beta = float(config.vae.beta)
     self.model = VAE(image_size=image_shape[0], channels=image_shape[-1],
                      latent_dim=m.latent_dim, architecture=m.architecture, width=m.width,
-                     hidden=m.hidden, likelihood=m.likelihood,
+                     hidden=m.hidden, likelihood=LIKELIHOODS[m.likelihood][0],
                      dtype=jnp.dtype(config.train.compute_dtype))
     self.tx = common.make_optimizer(config.optim)
 
@@ -51,10 +99,37 @@ class VAEMethod:
     return VAEState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=self.tx.init(params), rng=state_rng)
 
+  def binarized(self, images, rng):
+    """The training images the likelihood models: `data.binarize` applied (rng: the step's)."""
+    if self.binarize == 'dynamic':
+      return binarize_dynamic(jax.random.fold_in(rng, _BINARIZE_SALT), images)
+    if self.binarize == 'static':
+      return binarize_static(images, STATIC_BINARIZATION_SEED)
+    return images
+
+  def likelihood_data(self, images, seed: int):
+    """(test images as the likelihood sees them, protocol): reproducible given `seed`.
+
+    Dynamic binarization draws one binarization of each test image keyed by `seed` and the
+    image (`binarize_static(images, seed)`), static binarization uses the training rule, 8-bit
+    data is unchanged. `protocol['discrete']` says whether log p(x) is a probability of
+    discrete data (so -log2 p(x) / D is bits/dim); a density or the legacy grey-level
+    cross-entropy is not."""
+    binarize_seed = {'dynamic': seed, 'static': STATIC_BINARIZATION_SEED}.get(self.binarize)
+    if binarize_seed is not None:
+      images = binarize_static(jnp.asarray(images), binarize_seed)
+    protocol = {'likelihood': self.likelihood, 'binarize': self.binarize,
+                'binarize_seed': binarize_seed,
+                'discrete': LIKELIHOODS[self.likelihood][1]}
+    return images, protocol
+
   def log_likelihood(self, decoded, images):
-    """log p(x | z) per example for images in [-1, 1]."""
-    if self.likelihood == 'bernoulli':
+    """log p(x | z) per example for images in [-1, 1] (binary {-1, 1} for 'bernoulli')."""
+    if 'logits' in decoded:
       return losses.bernoulli_log_likelihood(decoded['logits'], (images + 1.0) / 2.0)
+    if 'log_scale' in decoded:
+      return losses.discretized_gaussian_log_likelihood(images, decoded['mean'],
+                                                        decoded['log_scale'])
     return losses.gaussian_log_likelihood(images, decoded['mean'], decoded['logvar'])
 
   def elbo_terms(self, params, images, rng):
@@ -68,7 +143,7 @@ class VAEMethod:
 
   def train_step(self, state: VAEState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
-    images = batch['image']
+    images = self.binarized(batch['image'], rng)
 
     def loss_fn(params):
       log_lik, kl, objective = self.elbo_terms(params, images, rng)
@@ -93,7 +168,7 @@ class VAEMethod:
   def decode_mean(self, params, z):
     """Mean of p(x | z) in [-1, 1]."""
     decoded = self.model.apply({'params': params}, z, method=VAE.decode)
-    if self.likelihood == 'bernoulli':
+    if 'logits' in decoded:
       return jax.nn.sigmoid(decoded['logits']) * 2.0 - 1.0
     return jnp.clip(decoded['mean'], -1.0, 1.0)
 
@@ -127,8 +202,17 @@ class VAEMethod:
 
   # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
 
+  BINARIZES = True  # models binary images: data.binarize applies (configs.validate)
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
   LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+
+  @staticmethod
+  def upgrade_config(d: dict, config) -> None:
+    """VAE runs written before `data.binarize` existed trained the Bernoulli likelihood on grey
+    levels: they load as likelihood 'bernoulli_grey' (same network, same sampling; refused for
+    training by `validate_config`) with data.binarize='none'."""
+    if 'binarize' not in d.get('data', {}) and config.model.get('likelihood') == 'bernoulli':
+      config.model.likelihood = 'bernoulli_grey'
 
   @staticmethod
   def validate_config(config, check) -> None:
@@ -144,3 +228,18 @@ class VAEMethod:
          f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
     need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
     check.optimizer('optim', config.optim)
+    # The likelihood is a likelihood of the data it gets: Bernoulli on binary images, the
+    # others on 8-bit ones.
+    mode, likelihood = config.data.get('binarize', 'none'), m.likelihood
+    if likelihood == 'bernoulli_grey':
+      need(False, "model.likelihood='bernoulli_grey' (the grey-level cross-entropy) only loads "
+           'VAE run directories written before data.binarize existed; train with '
+           '--config.model.likelihood=bernoulli --config.data.binarize=dynamic')
+    elif likelihood == 'bernoulli':
+      need(mode != 'none', "model.likelihood='bernoulli' is a likelihood of binary images, but "
+           "data.binarize='none' gives it 8-bit grey levels; use --config.data.binarize=dynamic "
+           '(or static), or --config.model.likelihood=discretized_gaussian for 8-bit data')
+    elif mode != 'none':
+      need(False, f'data.binarize={mode!r} makes binary images, but model.likelihood='
+           f"{likelihood!r} models 8-bit levels; use --config.model.likelihood=bernoulli, or "
+           '--config.data.binarize=none')

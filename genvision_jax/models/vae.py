@@ -2,7 +2,9 @@
 
 The modules return distribution parameters only; sampling (reparameterization) and the ELBO
 live in `genvision_jax.losses`. `likelihood` selects the decoder output: 'bernoulli' gives
-per-pixel logits, 'gaussian' a per-pixel mean and a learned per-channel log-variance.
+per-pixel logits, 'gaussian' a per-pixel mean and a learned per-channel log-variance,
+'discretized_gaussian' a per-pixel mean and a per-pixel log-scale (clipped below at
+MIN_LOG_SCALE, as PixelCNN++ does) for the 256-bin likelihood of 8-bit data.
 """
 
 from typing import Any
@@ -12,7 +14,8 @@ import jax.numpy as jnp
 
 from genvision_jax.models.layers import Conv, UpConv2x, upsampling_plan
 
-LIKELIHOODS = ('bernoulli', 'gaussian')
+LIKELIHOODS = ('bernoulli', 'gaussian', 'discretized_gaussian')
+MIN_LOG_SCALE = -7.0  # scale e^-7 ~ 1e-3 already puts ~all mass in one 2/255-wide bin
 
 
 def _gaussian_head(latent_dim, dtype, h):
@@ -90,8 +93,9 @@ class MLPDecoder(nn.Module):
 class VAE(nn.Module):
   """Encoder and decoder under one parameter tree.
 
-  `encode(x) -> (mean, logvar)`; `decode(z) -> dict` with 'logits' (Bernoulli) or 'mean' and
-  'logvar' (Gaussian); `__call__(x, z)` runs both (used for initialization).
+  `encode(x) -> (mean, logvar)`; `decode(z) -> dict` with 'logits' (Bernoulli), 'mean' and
+  'logvar' (Gaussian) or 'mean' and 'log_scale' (discretized Gaussian); `__call__(x, z)` runs
+  both (used for initialization).
   """
   image_size: int
   channels: int
@@ -103,18 +107,20 @@ class VAE(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; parameters and outputs stay float32
 
   def setup(self):
+    # The discretized Gaussian's decoder outputs a mean and a log-scale per pixel.
+    out_channels = self.channels * (2 if self.likelihood == 'discretized_gaussian' else 1)
     if self.architecture == 'conv':
       self.encoder = ConvEncoder(self.latent_dim, self.width, self.hidden, self.dtype)
-      self.decoder = ConvDecoder(self.image_size, self.channels, self.width, self.hidden,
+      self.decoder = ConvDecoder(self.image_size, out_channels, self.width, self.hidden,
                                  self.dtype)
     elif self.architecture == 'mlp':
       self.encoder = MLPEncoder(self.latent_dim, self.hidden, self.dtype)
-      self.decoder = MLPDecoder(self.image_size, self.channels, self.hidden, self.dtype)
+      self.decoder = MLPDecoder(self.image_size, out_channels, self.hidden, self.dtype)
     else:
       raise ValueError(f"unknown VAE architecture '{self.architecture}'; use 'conv' or 'mlp'")
     if self.likelihood == 'gaussian':
       self.obs_logvar = self.param('obs_logvar', nn.initializers.zeros, (self.channels,))
-    elif self.likelihood != 'bernoulli':
+    elif self.likelihood not in LIKELIHOODS:
       raise ValueError(f"unknown likelihood '{self.likelihood}'; use one of {LIKELIHOODS}")
 
   def encode(self, x):
@@ -124,6 +130,9 @@ class VAE(nn.Module):
     out = self.decoder(z)
     if self.likelihood == 'bernoulli':
       return {'logits': out}
+    if self.likelihood == 'discretized_gaussian':
+      mean, log_scale = jnp.split(out, 2, axis=-1)
+      return {'mean': mean, 'log_scale': jnp.maximum(log_scale, MIN_LOG_SCALE)}
     return {'mean': out, 'logvar': jnp.broadcast_to(self.obs_logvar, out.shape)}
 
   def __call__(self, x, z):

@@ -13,6 +13,19 @@ class CheckpointError(RuntimeError):
   deleted."""
 
 
+def _is_key(x) -> bool:
+  return jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _as_target_key(target, restored):
+  """A typed PRNG key where the target holds one. Run directories written before the state
+  held typed keys (`jax.random.key`) store the raw uint32 key data (`jax.random.PRNGKey`),
+  which orbax restores as such; both hold the same bits, so the run resumes unchanged."""
+  if _is_key(target) and not _is_key(restored):
+    return jax.random.wrap_key_data(restored, impl=jax.random.key_impl(target))
+  return restored
+
+
 class Checkpoints:
   """One orbax CheckpointManager for a run's `checkpoints/` directory."""
 
@@ -70,13 +83,14 @@ class Checkpoints:
           f'({mismatch}): the config does not match the one that trained it. Train in a new '
           '--workdir, or restore the run\'s own config.json.')
     try:
-      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(
           f'cannot restore checkpoint {self.directory}/{step}: {e.__class__.__name__}: '
           f'{_first_line(e)}. It is corrupt (its shapes match the model). '
           'Nothing was deleted: move that step directory aside to resume from an earlier '
           'checkpoint, or train in a new --workdir.') from None
+    return jax.tree.map(_as_target_key, target, restored)
 
   def _shape_mismatch(self, step: int, abstract) -> str:
     """'' if the stored arrays have the tree paths and shapes of `abstract`, else the first

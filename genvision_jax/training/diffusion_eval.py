@@ -41,7 +41,7 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
     raise ValueError(f'--num must be >= 1 (got {num})')
   batch_size = min(batch_size, n)
   fn = jax.jit(functools.partial(method.bits_per_dim, use_ema=use_ema))
-  base_rng = jax.random.PRNGKey(seed)
+  base_rng = jax.random.key(seed)
   totals, priors, decoders, terms = [], [], [], []
   tic = time.perf_counter()
   for i, start in enumerate(range(0, n, batch_size)):

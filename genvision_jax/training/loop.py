@@ -40,7 +40,7 @@ from genvision_jax.training.writers import MetricsWriter, Progress, format_durat
 SAMPLE_SEED_SALT = 0x5A17
 DATA_INFO = rundir.DATA_INFO
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
-DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
+DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(key(seed), salt)
 
 
 class Interrupted(RuntimeError):
@@ -238,7 +238,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
 
   mesh = sharding.make_mesh(devices)
   repl = sharding.replicated(mesh)
-  state = jax.jit(method.create_state, out_shardings=repl)(jax.random.PRNGKey(t.seed))
+  state = jax.jit(method.create_state, out_shardings=repl)(jax.random.key(t.seed))
   os.makedirs(workdir, exist_ok=True)
   ckpts = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=t.keep_checkpoints)
   writer = profile = None
@@ -264,7 +264,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
     sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
                         out_shardings=repl)
-    sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
+    sample_rng = jax.random.fold_in(jax.random.key(t.seed), SAMPLE_SEED_SALT)
 
     throughput = periodic.Throughput()
     pending = periodic.PendingMetrics(start, lambda: (ckpts.directory, save.last_saved))
@@ -384,7 +384,7 @@ def load_run(workdir: str, step: int | None = None):
   method = methods.create(config, image_shape, num_classes)
   mesh = sharding.make_mesh()
   state = jax.jit(method.create_state, out_shardings=sharding.replicated(mesh))(
-      jax.random.PRNGKey(config.train.seed))
+      jax.random.key(config.train.seed))
   directory = os.path.join(workdir, 'checkpoints')
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'{directory} holds no checkpoint yet; train first')
@@ -404,5 +404,5 @@ def load_run(workdir: str, step: int | None = None):
 def generate_images(method, state, num: int, seed: int = 0, **kwargs) -> np.ndarray:
   """num images in [-1, 1] as a host array."""
   fn = jax.jit(functools.partial(method.generate, num=num, **kwargs))
-  return np.asarray(jax.device_get(fn(state, jax.random.PRNGKey(seed))))
+  return np.asarray(jax.device_get(fn(state, jax.random.key(seed))))
 
