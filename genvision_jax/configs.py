@@ -150,6 +150,14 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
   return config
 
 
+def _file_in_the_way(path: str) -> str | None:
+  """`path` or the ancestor of it that exists as a file (a directory cannot be made there)."""
+  path = os.path.abspath(path)
+  while not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  return None if os.path.isdir(path) else path
+
+
 def validate(config, device_count: int | None = None, process_count: int | None = None):
   """Raises ConfigError listing every invalid field; returns the config otherwise."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -180,6 +188,9 @@ def validate(config, device_count: int | None = None, process_count: int | None 
        f"data.binarize={binarize!r} is implemented for methods that model binary images "
        f"({sorted(k for k, v in methods.METHODS.items() if getattr(v, 'BINARIZES', False))}), "
        f"not method={config.get('method')!r}; use --config.data.binarize=none")
+  blocked = _file_in_the_way(data_lib.resolve_data_dir(d.data_dir))
+  need(blocked is None, f'data.data_dir={d.data_dir!r}: {blocked} is a file, not a directory; '
+       'use --config.data.data_dir=DIR with DIR a directory (the datasets are prepared in it)')
   need(bool(d.name) and data_lib.known_dataset(d.name, d.data_dir),
        f"data.name={d.name!r} is not a TFDS dataset nor prepared in "
        f"{data_lib.resolve_data_dir(d.data_dir)}; use e.g. mnist, cifar10 or the offline "

@@ -13,6 +13,7 @@ import inspect
 import logging as py_logging
 import os
 import sys
+import warnings
 
 from absl import flags
 from absl import logging
@@ -78,10 +79,13 @@ def ema_kwargs(method, use_ema: bool) -> dict:
           else {})
 
 
+_ORBAX = f'{os.sep}orbax{os.sep}'
+
+
 def _not_from_orbax(record: py_logging.LogRecord) -> bool:
   """Orbax logs the failure of a background write (with its traceback) before raising it to
   the caller, where the error boundary reports it in one line: drop the log record."""
-  return f'{os.sep}orbax{os.sep}' not in record.pathname
+  return _ORBAX not in record.pathname
 
 
 def quiet_libraries() -> None:
@@ -90,6 +94,30 @@ def quiet_libraries() -> None:
   absl_logger.setLevel(py_logging.ERROR)
   if _not_from_orbax not in absl_logger.filters:
     absl_logger.addFilter(_not_from_orbax)
+  # A checkpoint write that fails half-way (a disk filling up during it) leaves orbax's
+  # asyncio tasks with unretrieved errors, logged by asyncio when collected: the error
+  # boundary has reported the failure already.
+  # Its array writer's threads then call back into the event loop orbax has closed, and the
+  # coroutines of the other arrays of a failed read or write are collected with their errors:
+  # Python reports each as unraisable (a traceback each); they are dropped.
+  py_logging.getLogger('asyncio').setLevel(py_logging.CRITICAL)
+  warnings.filterwarnings('ignore', message='coroutine .* was never awaited',
+                          category=RuntimeWarning)
+  if not getattr(sys.unraisablehook, 'drops_checkpoint_io_leftovers', False):
+    sys.unraisablehook = _dropping_checkpoint_io_leftovers(sys.unraisablehook)
+
+
+def _dropping_checkpoint_io_leftovers(hook):
+  """`hook` for every unraisable exception but those left by a failed orbax read or write:
+  RuntimeError('Event loop is closed') and errors of orbax's collected coroutines."""
+  def unraisablehook(unraisable):
+    value, code = unraisable.exc_value, getattr(unraisable.object, 'cr_code', None)
+    closed_loop = isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'
+    if not (closed_loop or (code is not None and _ORBAX in code.co_filename)):
+      hook(unraisable)
+
+  unraisablehook.drops_checkpoint_io_leftovers = True
+  return unraisablehook
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 

@@ -252,12 +252,15 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
         if changes:
           raise CheckpointError(
               f'{e} The config differs from the stored {workdir}/config.json in '
-              f'{rundir.describe_changes(changes)}.') from None
+              f'{rundir.describe_changes(changes)} (let through by --allow_config_change).'
+          ) from None
         raise
       progress.message(f'resumed from {ckpts.directory}/{start}')
     if is_main:  # the first writes: everything that can refuse the run has passed
       write_run_files(config, data, workdir, start)
-    writer = MetricsWriter(workdir, enabled=is_main, purge_step=start or None)
+    # TensorBoard drops the older events of steps >= purge_step: those a killed run logged after
+    # the checkpoint restored here (steps <= start stay, as in metrics.jsonl)
+    writer = MetricsWriter(workdir, enabled=is_main, purge_step=start + 1 if start else None)
 
     inputs = InputSource(config, data, method, mesh)
     dispatch = DispatchCache(method, inputs, mesh, transfer_guard)

@@ -39,18 +39,39 @@ def atomic_open(path: str, mode: str = 'w'):
   """Opens a temporary file next to `path`; on a clean exit it is flushed, fsynced and renamed
   over `path` (atomic on POSIX); on an error it is removed and `path` is untouched."""
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.',
-                             suffix='.tmp')
   try:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{os.path.basename(path)}.',
+                               suffix='.tmp')
+  except OSError as e:
+    raise _naming(e, path) from None
+  try:
+    os.fchmod(fd, _file_mode(path))  # mkstemp's 0600 -> what open() would have given
     with os.fdopen(fd, mode) as f:
       yield f
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(OSError):
       os.remove(tmp)
+    if isinstance(e, OSError) and e.filename in (tmp, None):
+      raise _naming(e, path) from None
     raise
+
+
+def _file_mode(path: str) -> int:
+  """The permission bits of the existing `path`, else 0666 minus the process's umask."""
+  try:
+    return os.stat(path).st_mode & 0o7777
+  except OSError:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _naming(e: OSError, path: str) -> OSError:
+  """The same system error about the file the user knows (not our temporary file)."""
+  return OSError(e.errno, e.strerror, path) if e.errno is not None else e
 
 
 def write_text(path: str, text: str) -> None:
@@ -155,20 +176,26 @@ def config_changes(stored, config) -> tuple[dict, dict]:
   return accepted, refused
 
 
-def describe_changes(changes: dict) -> str:
-  return ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changes.items())
+def describe_changes(changes: dict, most: int = 12) -> str:
+  """'field: old -> new, ...' (the first `most` of them, then how many more)."""
+  text = ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in list(changes.items())[:most])
+  return text + (f' and {len(changes) - most} more' if len(changes) > most else '')
 
 
 def check_resume(config, workdir: str, allow_config_change: bool = False) -> dict:
   """Before a run writes anything in `workdir`: refuses a config that differs from the stored
-  one in a field that may not change on resume (unless `allow_config_change`). Returns the
-  differing fields {field: (stored, new)} ({} for a new run)."""
+  one in a field that may not change on resume (unless `allow_config_change`). Returns those
+  fields {field: (stored, new)} that `allow_config_change` let through ({} otherwise)."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), workdir)
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
     return {}
   stored = read_config(workdir)
+  if stored.get('method') != config.get('method'):  # never resumable, not even when allowed
+    raise ConfigChangeError(
+        f'{workdir} holds a run of method={stored.get("method")!r}, not '
+        f'method={config.get("method")!r}. Nothing was written. Train in a new --workdir.')
   accepted, refused = config_changes(stored, config)
   if refused and not allow_config_change:
     raise ConfigChangeError(
@@ -176,7 +203,8 @@ def check_resume(config, workdir: str, allow_config_change: bool = False) -> dic
         f'{", ".join(sorted(resumable_fields(config.method)))} may change on resume). Nothing '
         'was written. Train in a new --workdir, or pass --allow_config_change to resume '
         'this run with the new values (its checkpoint must still fit the model).')
-  return {**accepted, **refused}
+  del accepted  # stored in config.json when the run starts
+  return refused
 
 
 # -- metrics after a crash ----------------------------------------------------------------------
@@ -212,7 +240,7 @@ _FIXES = {
                   'resumes from its last complete checkpoint',
     errno.EFBIG: 'the file size limit (ulimit -f) was reached; raise it and rerun',
     errno.EROFS: 'the file system is read-only; use a --workdir/--out on a writable file '
-                 'system (copy the run directory there to resume it)',
+                 'system (a run directory may be copied there and resumed)',
     errno.ENOTDIR: 'a component of the path is a file, not a directory; choose a path under '
                    'a directory',
     errno.EEXIST: 'it exists and is not a directory; choose another path or move the file '
@@ -247,11 +275,11 @@ def find_os_error(e: BaseException) -> OSError | None:
   return None
 
 
-def describe_os_error(e: OSError) -> str:
-  """'PATH: strerror; the fix' for an OSError raised by the system (errno set)."""
+def describe_os_error(e: OSError, detail: str = '') -> str:
+  """'PATH: strerror[detail]; the fix' for an OSError raised by the system (errno set)."""
   path = e.filename if e.filename is not None else '(unknown path)'
   if e.filename2 is not None:
     path = f'{path} -> {e.filename2}'
   reason = e.strerror or os.strerror(e.errno)
   fix = _FIXES.get(e.errno, 'check the path and rerun')
-  return f'{path}: {reason}; {fix}'
+  return f'{path}: {reason}{detail}; {fix}'

@@ -16,10 +16,10 @@ class MetricsWriter:
 
   Both are written in the calling thread and flushed at every record: a write error (a full
   disk) is raised here, as an OSError, not printed by a background thread that then blocks
-  the run. `purge_step` (a resumed run's restored step) starts the new events file with a
-  SessionLog START at that step: TensorBoard then discards the events of steps >= it that an
-  earlier, killed run wrote after its last checkpoint (the loop drops those records from
-  metrics.jsonl, rundir.truncate_metrics).
+  the run. `purge_step` (the first step a resumed run logs: its restored step + 1) starts the
+  new events file with a SessionLog START at that step: TensorBoard then discards the events
+  of steps >= it that an earlier, killed run wrote after its last checkpoint (the loop drops
+  those records from metrics.jsonl, rundir.truncate_metrics).
   """
 
   def __init__(self, workdir: str, enabled: bool = True, purge_step: int | None = None):
