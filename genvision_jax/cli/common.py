@@ -94,12 +94,12 @@ def quiet_libraries() -> None:
   absl_logger.setLevel(py_logging.ERROR)
   if _not_from_orbax not in absl_logger.filters:
     absl_logger.addFilter(_not_from_orbax)
-  # A checkpoint write that fails half-way (a disk filling up during it) leaves orbax's
-  # asyncio tasks with unretrieved errors, logged by asyncio when collected: the error
-  # boundary has reported the failure already.
-  # Its array writer's threads then call back into the event loop orbax has closed, and the
-  # coroutines of the other arrays of a failed read or write are collected with their errors:
-  # Python reports each as unraisable (a traceback each); they are dropped.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  # A checkpoint read or write that fails half-way (a corrupt file, a disk filling up) leaves
+  # orbax's asyncio tasks with unretrieved errors, logged by asyncio when collected; its array
+  # writer's threads call back into the event loop orbax has closed; the coroutines of the
+  # other arrays are collected with their errors. Python reports the last two as unraisable
+  # (a traceback each). The error boundary has reported the failure already: all are dropped.
   py_logging.getLogger('asyncio').setLevel(py_logging.CRITICAL)
   warnings.filterwarnings('ignore', message='coroutine .* was never awaited',
                           category=RuntimeWarning)
@@ -118,7 +118,6 @@ def _dropping_checkpoint_io_leftovers(hook):
 
   unraisablehook.drops_checkpoint_io_leftovers = True
   return unraisablehook
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
 def command_help(command: str, module) -> str:

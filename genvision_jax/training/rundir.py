@@ -107,7 +107,8 @@ def read_config(workdir: str):
   from genvision_jax import configs  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isdir(workdir):
-    raise FileNotFoundError(f'{workdir} is not a run directory (not a directory); pass the '
+    what = 'it is a file' if os.path.exists(workdir) else 'it does not exist: no config.json'
+    raise FileNotFoundError(f'{workdir} is not a run directory ({what}); pass the '
                             '--workdir of a `genvision train` run')
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{workdir} is not a run directory (no config.json); pass the '
