@@ -145,7 +145,7 @@ def bench_jax(name, batch_size, k, min_seconds, conv_impl='auto'):
   batch = {'image': jax.device_put(
       np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))}
   fn = jax.jit(steps.make_dispatch(method.train_step, k), donate_argnums=0)
-  state = jax.jit(method.create_state)(jax.random.PRNGKey(0))
+  state = jax.jit(method.create_state)(jax.random.key(0))
   # Compile time: tracing, lowering and XLA compilation, without running the step.
   tic = time.perf_counter()
   with layers.convolution_implementation(conv_impl):

@@ -10,27 +10,14 @@ digits (the binarized-MNIST protocol), or the discretized Gaussian on the 8-bit 
 Variants combine with commas, e.g. `:discretized,smoke`.
 """
 
-import ml_collections
-
-from genvision_jax.configs import base_config, optimizer, smoke_schedule
+from genvision_jax.configs import method_config, smoke_schedule
 
 VARIANTS = ('smoke', 'mlp', 'discretized')
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = 'vae'
+  c = method_config('vae')  # conv VAE, Bernoulli likelihood (VAEMethod.default_sections)
   c.data.binarize = 'dynamic'  # a fresh binarization of each digit whenever it is seen
-  c.model = ml_collections.ConfigDict(dict(
-      architecture='conv',     # 'conv' or 'mlp'
-      latent_dim=16,
-      width=32,                # channels of the first conv layer (doubles per stage)
-      hidden=256,              # dense layer between convs and the latent
-      likelihood='bernoulli',  # 'bernoulli' (binary data), 'discretized_gaussian' (8-bit
-                               # data, 256 bins) or 'gaussian' (a density on [-1, 1])
-  ))
-  c.vae = ml_collections.ConfigDict(dict(beta=1.0))
-  c.optim = optimizer('adam', learning_rate=1e-3)
   c.train.num_steps = 3000
   c.train.batch_size = 64
   variants = arg.split(',') if arg else []

@@ -1,7 +1,8 @@
 """Experiment configs: shared defaults, loading `experiments/*.py`, and validation.
 
 An experiment file defines `get_config(arg=None)` returning a `ConfigDict` built on
-`base_config()`; `arg` is the text after ':' in `--config=experiments/x.py:smoke`.
+`method_config(METHOD)` (the shared sections of `base_config()` and the method's own sections
+at the defaults the method documents in its `default_sections()`); `arg` is the text after ':' in `--config=experiments/x.py:smoke`.
 `validate(config)` rejects invalid values with one message before any compute starts: it
 checks the shared sections (data, train) and then calls the method's own
 `validate_config(config, check)` (found in `methods.METHODS`); `from_dict` fills in the fields
@@ -38,11 +39,7 @@ class ConfigError(ValueError):
   """An invalid config; the message names each bad field and what is allowed."""
 
 
-def optimizer(name='adam', learning_rate=1e-3, b1=0.9, b2=0.999) -> ml_collections.ConfigDict:
-  """An optimizer block (see methods.common.make_optimizer)."""
-  return ml_collections.ConfigDict(dict(
-      name=name, learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=0.0, grad_clip=0.0,
-      warmup_steps=0))
+optimizer = common.optimizer_config  # an optimizer block (see methods.common.make_optimizer)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -77,6 +74,20 @@ def base_config() -> ml_collections.ConfigDict:
       steps_per_dispatch=0,  # training steps per compiled call (lax.scan); 0 = by backend
       profile_steps=0,       # > 0: a JAX profiler trace of that many steps in DIR/profile
   ))
+  return c
+
+
+def method_config(method: str, config: ml_collections.ConfigDict | None = None):
+  """`config` (default: `base_config()`) for `method`: config.method set, and each section the
+  method owns (its `default_sections()`) added at its defaults where `config` lacks it."""
+  from genvision_jax import methods  # pylint: disable=g-import-not-at-top
+  if method not in methods.METHODS:
+    raise ConfigError(f'method must be one of {sorted(methods.METHODS)} (got {method!r})')
+  c = base_config() if config is None else config
+  c.method = method
+  for section, value in methods.METHODS[method].default_sections().items():
+    if section not in c:
+      c[section] = value
   return c
 
 

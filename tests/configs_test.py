@@ -34,6 +34,10 @@ class TinyMethod:
   LATER_DEFAULTS = {'tiny': {'momentum': 0.0}}
 
   @staticmethod
+  def default_sections():
+    return {'tiny': ml_collections.ConfigDict(dict(learning_rate=0.5, momentum=0.0))}
+
+  @staticmethod
   def validate_config(config, check) -> None:
     t = config.tiny
     check.need(t.learning_rate > 0, f'tiny.learning_rate must be > 0 (got {t.learning_rate!r})')
@@ -66,9 +70,8 @@ class TinyMethod:
 
 
 def _tiny_config(**tiny):
-  config = configs.base_config()
-  config.method = 'tiny'
-  config.tiny = ml_collections.ConfigDict(dict(dict(learning_rate=0.5, momentum=0.0), **tiny))
+  config = configs.method_config('tiny')
+  config.tiny.update(tiny)
   configs.smoke_schedule(config)
   config.train.num_steps = 1
   config.lock()
@@ -138,3 +141,22 @@ def test_old_gan_run_directory_gets_the_gan_fields_added_since():
   assert not config.model.conditional and config.train.profile_steps == 0
   with pytest.raises(AttributeError):  # locked: a typo stays an error
     config.gan.penalti = 'x'
+
+
+@pytest.mark.parametrize('name', sorted(methods.METHODS))
+def test_every_method_owns_default_sections_that_validate_and_cover_its_upgrades(name):
+  """`method_config(name)` is a complete config (the VAE's Bernoulli default needs binary
+  data); every field a method upgrades old run directories with is one of its sections'."""
+  config = configs.method_config(name)
+  if name == 'vae':
+    config.data.binarize = 'dynamic'
+  configs.validate(config)
+  method = methods.METHODS[name]
+  for section, fields in method.LATER_DEFAULTS.items():
+    assert set(fields) <= set(config[section]), (section, set(fields) - set(config[section]))
+
+
+def test_method_config_names_the_known_methods():
+  with pytest.raises(configs.ConfigError, match=r"method must be one of \['diffusion', 'gan'"):
+    configs.method_config('gann')
+

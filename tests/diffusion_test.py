@@ -56,7 +56,7 @@ def test_q_sample_empirical_moments_match_the_closed_form(t):
   p = _process()
   x0 = jnp.asarray([[-1.0, -0.3], [0.2, 0.9]]).reshape(1, 2, 2, 1)
   n = 40000
-  noise = jax.random.normal(jax.random.PRNGKey(t), (n, 2, 2, 1))
+  noise = jax.random.normal(jax.random.key(t), (n, 2, 2, 1))
   ts = jnp.full((n,), t)
   xt = np.asarray(p.q_sample(jnp.broadcast_to(x0, (n, 2, 2, 1)), ts, noise), np.float64)
   mean, var, log_var = p.q_mean_variance(x0, jnp.asarray([t]))
@@ -100,7 +100,7 @@ def test_marginals_at_both_ends(schedule):
   """Paper t = 1 (index 0): x_t is the data to within the first noise level; t = T: N(0, I)."""
   p = _process(schedule)
   x0 = jnp.asarray(_digits((256, 8, 8, 1)))
-  noise = jax.random.normal(jax.random.PRNGKey(0), x0.shape)
+  noise = jax.random.normal(jax.random.key(0), x0.shape)
   first = p.q_sample(x0, jnp.zeros((256,), jnp.int32), noise)
   assert float(jnp.max(jnp.abs(first - x0))) < 0.05  # sqrt(1 - abar_0) = 0.01 (linear)
   last = np.asarray(p.q_sample(x0, jnp.full((256,), 999), noise))
@@ -111,7 +111,7 @@ def test_marginals_at_both_ends(schedule):
 
 def test_parameterizations_invert_each_other():
   p = _process('cosine')
-  k = jax.random.split(jax.random.PRNGKey(1), 2)
+  k = jax.random.split(jax.random.key(1), 2)
   x0 = jnp.clip(jax.random.normal(k[0], (6, 4, 4, 1)), -1, 1)
   eps = jax.random.normal(k[1], x0.shape)
   t = jnp.asarray([0, 1, 10, 500, 900, 999])
@@ -125,7 +125,7 @@ def test_parameterizations_invert_each_other():
 
 def test_ddim_with_eta_1_is_the_ddpm_posterior():
   p = _process()
-  k = jax.random.split(jax.random.PRNGKey(2), 2)
+  k = jax.random.split(jax.random.key(2), 2)
   t = jnp.asarray([1, 5, 100, 500, 999])
   xt = jax.random.normal(k[0], (5, 4, 4, 1))
   x0_hat, eps_hat = p.to_x0_eps('eps', jax.random.normal(k[1], xt.shape), xt, t)
@@ -185,7 +185,7 @@ def test_bound_of_an_eps_zero_model_matches_a_hand_computation(variance):
   T = 50  # betas up to 0.4: the numpy schedule needs no cap
   p = _process('linear', T)
   x0 = _digits((3, 4, 4, 1))
-  rng = jax.random.PRNGKey(7)
+  rng = jax.random.key(7)
   noises = [np.asarray(jax.random.normal(jax.random.fold_in(rng, t), x0.shape), np.float64)
             for t in range(T)]
   eps_zero = lambda xt, t: p.to_x0_eps('eps', jnp.zeros_like(xt), xt, t)[0]
@@ -206,7 +206,7 @@ def _method(spec, **overrides):
 @pytest.fixture(scope='module')
 def cond():
   _, method = _method('ddpm_cond_mnist.py:smoke', **{'diffusion.num_timesteps': 20})
-  return method, jax.jit(method.create_state)(jax.random.PRNGKey(0))
+  return method, jax.jit(method.create_state)(jax.random.key(0))
 
 
 def test_sampler_compiles_once_scans_the_chain_and_returns_images(cond, monkeypatch):
@@ -222,7 +222,7 @@ def test_sampler_compiles_once_scans_the_chain_and_returns_images(cond, monkeypa
                            guidance=3.0)
 
   for seed in range(2):
-    images = fn(state, jax.random.PRNGKey(seed), (jnp.arange(6) + seed) % 10)
+    images = fn(state, jax.random.key(seed), (jnp.arange(6) + seed) % 10)
     chex.assert_shape(images, (6, 28, 28, 1))
     assert float(images.min()) >= -1 and float(images.max()) <= 1
     assert np.all(np.isfinite(images))
@@ -234,7 +234,7 @@ def test_ddim_eta_1_sampler_follows_the_ddpm_sampler(cond):
   are the same Markov chain: from the same x_T and noise they give the same images."""
   method, state = cond
   method.variance = 'small'
-  rng = jax.random.PRNGKey(3)
+  rng = jax.random.key(3)
   ddpm = jax.jit(functools.partial(method.generate, num=3, sampler='ddpm', label=2))(state, rng)
   ddim = jax.jit(functools.partial(method.generate, num=3, sampler='ddim', steps=20, eta=1.0,
                                    label=2))(state, rng)
@@ -244,7 +244,7 @@ def test_ddim_eta_1_sampler_follows_the_ddpm_sampler(cond):
 
 def test_guidance_combines_conditional_and_unconditional_outputs(cond):
   method, state = cond
-  xt = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  xt = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
   t, labels = jnp.asarray([3, 15]), jnp.asarray([7, 1])
   params = jax.tree.map(lambda p: p + 0.01, state.params)  # zero-init output is not a test
   apply = jax.jit(lambda y: method.model.apply({'params': params}, xt, t, y))
@@ -256,14 +256,14 @@ def test_guidance_combines_conditional_and_unconditional_outputs(cond):
 
 def test_label_dropout_rate(cond):
   method, _ = cond
-  labels = method.train_labels({'label': jnp.full((4000,), 3)}, jax.random.PRNGKey(0))
+  labels = method.train_labels({'label': jnp.full((4000,), 3)}, jax.random.key(0))
   frac = float(jnp.mean(labels == method.null_label))
   assert abs(frac - method.p_uncond) < 0.02 and set(np.unique(labels)) == {3, 10}
 
 
 def test_decode_is_the_deterministic_ddim_map(cond):
   method, state = cond
-  z = jax.random.normal(jax.random.PRNGKey(4), (2, method.latent_dim))
+  z = jax.random.normal(jax.random.key(4), (2, method.latent_dim))
   dec = jax.jit(method.decode)
   a = dec(state, z, jnp.asarray([1, 2]))
   chex.assert_shape(a, (2, 28, 28, 1))
@@ -277,7 +277,7 @@ def test_loss_falls_on_a_fixed_batch(cond):
   x0 = jnp.asarray(_digits((8, 28, 28, 1)))
   labels = jnp.arange(8) % 10
   fixed = jax.jit(lambda params: jnp.mean(method.loss_terms(params, x0, labels,
-                                                            jax.random.PRNGKey(9))[0]))
+                                                            jax.random.key(9))[0]))
   before = float(fixed(state.params))
   step = jax.jit(method.train_step)
   for _ in range(30):
@@ -333,7 +333,7 @@ def test_sampler_settings_are_checked():
   with pytest.raises(ValueError, match='runs all T=100 steps'):
     method.sample_settings('ddpm', steps=10)
   with pytest.raises(ValueError, match='unconditional'):
-    method.generate(None, jax.random.PRNGKey(0), 2, label=3)
+    method.generate(None, jax.random.key(0), 2, label=3)
   sampler, ts, eta, guidance = method.sample_settings('ddim', steps=7, eta=0.3)
   assert sampler == 'ddim' and eta == 0.3 and guidance == 0.0
   assert ts[0] == 99 and ts[-1] == 0 and len(ts) == 7 and np.all(np.diff(ts) < 0)

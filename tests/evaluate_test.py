@@ -68,15 +68,15 @@ def test_reference_features_are_cached_by_content(tmp_path):
 def test_vae_importance_weights_give_iwae_above_elbo():
   config = configs.load(str(REPO / VAE_SMOKE))
   method = methods.create(config, (28, 28, 1))
-  state = method.create_state(jax.random.PRNGKey(0))
-  x = jax.random.uniform(jax.random.PRNGKey(1), (5, 28, 28, 1), minval=-1)
-  log_w = np.asarray(method.log_importance_weights(state, x, jax.random.PRNGKey(2), 32),
+  state = method.create_state(jax.random.key(0))
+  x = jax.random.uniform(jax.random.key(1), (5, 28, 28, 1), minval=-1)
+  log_w = np.asarray(method.log_importance_weights(state, x, jax.random.key(2), 32),
                      np.float64)
   assert log_w.shape == (5, 32)
   iwae, elbo = metrics.iwae_bound(log_w), metrics.elbo_from_log_weights(log_w)
   assert np.all(iwae >= elbo)
   # k = 1 weights average to the method's own ELBO estimate (same encoder, beta = 1).
-  terms = method.elbo_terms(state.params, x, jax.random.PRNGKey(3))
+  terms = method.elbo_terms(state.params, x, jax.random.key(3))
   np.testing.assert_allclose(np.mean(elbo), float(np.mean(terms[0] - terms[1])), rtol=0.05)
 
 
@@ -270,11 +270,11 @@ def test_vae_run_directory_from_before_binarize_loads_samples_and_evaluates(vae_
   config, method, state = training.load_run(str(old))
   assert (config.model.likelihood, config.data.binarize) == ('bernoulli_grey', 'none')
   _, new_method, new_state = training.load_run(str(vae_run))
-  rng = jax.random.PRNGKey(0)
+  rng = jax.random.key(0)
   np.testing.assert_array_equal(method.generate(state, rng, 4),
                                 new_method.generate(new_state, rng, 4))
   # Its log-likelihood is the old one: Bernoulli cross-entropy on the grey levels.
-  x = jax.random.uniform(jax.random.PRNGKey(1), (3, 28, 28, 1), minval=-1.0)
+  x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1), minval=-1.0)
   decoded = method.model.apply({'params': state.params}, jnp.zeros((3, 4)),
                                method=method.model.decode)
   np.testing.assert_allclose(method.log_likelihood(decoded, x),

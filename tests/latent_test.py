@@ -24,7 +24,7 @@ def test_lerp_and_slerp_endpoints_and_midpoints():
 
 
 def test_slerp_keeps_typical_norms_of_gaussian_latents():
-  z0, z1 = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 100))
+  z0, z1 = jax.random.normal(jax.random.key(0), (2, 4, 100))
   norms = jnp.linalg.norm(latent.interpolate(z0, z1, 9, 'slerp').reshape(4, 9, 100), axis=-1)
   expected = jnp.linspace(0, 1, 9)[None] * (jnp.linalg.norm(z1, axis=-1)[:, None] -
                                             jnp.linalg.norm(z0, axis=-1)[:, None])

@@ -67,11 +67,11 @@ def test_gaussian_log_likelihood_matches_scipy():
 
 def test_reparameterize_moments_and_gradient():
   mean, logvar = jnp.full((200_000, 1), 2.0), jnp.full((200_000, 1), math.log(9.0))
-  z = losses.reparameterize(jax.random.PRNGKey(0), mean, logvar)
+  z = losses.reparameterize(jax.random.key(0), mean, logvar)
   assert abs(float(z.mean()) - 2.0) < 0.03
   assert abs(float(z.std()) - 3.0) < 0.03
   # dz/dmean = 1 per sample.
-  g = jax.grad(lambda m: losses.reparameterize(jax.random.PRNGKey(0), m, logvar).sum())(mean)
+  g = jax.grad(lambda m: losses.reparameterize(jax.random.key(0), m, logvar).sum())(mean)
   np.testing.assert_allclose(g, 1.0)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from genvision_jax import configs, methods
 from genvision_jax.methods import common
-from tests.conftest import experiment
+from tests.conftest import experiment, host_leaves
 
 
 def _images(shape, seed=0):
@@ -30,7 +30,7 @@ def _method(spec, **overrides):
 
 def test_vae_step_reduces_negative_elbo_on_a_fixed_batch():
   _, method = _method('vae_mnist.py:smoke', **{'optim.learning_rate': 1e-2})
-  state = method.create_state(jax.random.PRNGKey(0))
+  state = method.create_state(jax.random.key(0))
   batch = {'image': _images((16, 28, 28, 1))}
   step = jax.jit(method.train_step)
   losses = []
@@ -44,7 +44,7 @@ def test_vae_step_reduces_negative_elbo_on_a_fixed_batch():
 def test_vae_metrics_are_consistent():
   _, method = _method('beta_vae_mnist.py:smoke')
   assert method.beta == 4.0
-  state = method.create_state(jax.random.PRNGKey(0))
+  state = method.create_state(jax.random.key(0))
   _, m = jax.jit(method.train_step)(state, {'image': _images((16, 28, 28, 1))})
   # loss = recon + beta * kl; neg_elbo = recon + kl.
   np.testing.assert_allclose(m['loss'], m['recon'] + 4.0 * m['kl'], rtol=1e-5)
@@ -54,8 +54,8 @@ def test_vae_metrics_are_consistent():
 
 def test_vae_generate_shape_and_range():
   _, method = _method('vae_mnist.py:smoke')
-  state = method.create_state(jax.random.PRNGKey(0))
-  images = method.generate(state, jax.random.PRNGKey(1), 5)
+  state = method.create_state(jax.random.key(0))
+  images = method.generate(state, jax.random.key(1), 5)
   chex.assert_shape(images, (5, 28, 28, 1))
   assert float(images.min()) >= -1 and float(images.max()) <= 1
 
@@ -63,13 +63,13 @@ def test_vae_generate_shape_and_range():
 def test_dynamic_binarization_draws_each_pixel_with_its_grey_level_as_probability():
   from genvision_jax.methods import vae  # pylint: disable=g-import-not-at-top
   grey = jnp.broadcast_to(jnp.array([-1.0, -0.5, 0.0, 0.6, 1.0]), (4000, 5))
-  b = np.asarray(vae.binarize_dynamic(jax.random.PRNGKey(0), grey))
+  b = np.asarray(vae.binarize_dynamic(jax.random.key(0), grey))
   assert set(np.unique(b)) == {-1.0, 1.0}
   on = (b == 1).mean(0)
   p = np.array([0.0, 0.25, 0.5, 0.8, 1.0])
   # Binomial(4000, p): 5 standard errors; black never turns on, white never off.
   assert np.all(np.abs(on - p) <= 5 * np.sqrt(p * (1 - p) / 4000)), on
-  again = np.asarray(vae.binarize_dynamic(jax.random.PRNGKey(1), grey))
+  again = np.asarray(vae.binarize_dynamic(jax.random.key(1), grey))
   assert (again != b).mean() > 0.2  # a fresh draw each time
 
 
@@ -95,9 +95,9 @@ def test_vae_step_trains_on_the_binarized_batch(mode):
   changes nothing), and not the step of the grey batch itself (the old behaviour)."""
   _, method = _method('vae_mnist.py:smoke', **{'data.binarize': mode,
                                                 'optim.learning_rate': 1e-2})
-  grey = jax.random.uniform(jax.random.PRNGKey(5), (16, 28, 28, 1), minval=-1.0)
+  grey = jax.random.uniform(jax.random.key(5), (16, 28, 28, 1), minval=-1.0)
   step = jax.jit(method.train_step)
-  state = method.create_state(jax.random.PRNGKey(0))
+  state = method.create_state(jax.random.key(0))
   for _ in range(5):  # away from the initial logits ~ 0, where every target costs log 2
     state, _ = step(state, {'image': grey})
   binary = method.binarized(grey, jax.random.fold_in(state.rng, state.step))
@@ -115,7 +115,7 @@ def test_vae_step_trains_on_the_binarized_batch(mode):
 def test_discretized_vae_likelihood_is_a_probability_and_the_step_learns():
   _, method = _method('vae_mnist.py:discretized,smoke', **{'optim.learning_rate': 1e-2})
   assert method.binarize == 'none' and method.likelihood == 'discretized_gaussian'
-  state = method.create_state(jax.random.PRNGKey(0))
+  state = method.create_state(jax.random.key(0))
   x = jnp.round((_images((16, 28, 28, 1)) + 1) * 127.5) / 127.5 - 1  # 8-bit levels
   step = jax.jit(method.train_step)
   losses = []
@@ -124,7 +124,7 @@ def test_discretized_vae_likelihood_is_a_probability_and_the_step_learns():
     losses.append(float(metrics['recon']))
   assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
   # log p(x | z) of discrete data is a log-probability: <= 0 (a density need not be).
-  log_lik, _, _ = method.elbo_terms(state.params, x, jax.random.PRNGKey(1))
+  log_lik, _, _ = method.elbo_terms(state.params, x, jax.random.key(1))
   assert np.all(np.asarray(log_lik) <= 0)
 
 
@@ -150,7 +150,7 @@ def test_binarize_is_refused_for_methods_that_do_not_binarize():
 @pytest.fixture(scope='module')
 def gan():
   config, method = _method('dcgan_mnist.py:smoke', **{'train.d_steps': 3})
-  return config, method, method.create_state(jax.random.PRNGKey(0))
+  return config, method, method.create_state(jax.random.key(0))
 
 
 def test_gan_counts_d_steps_discriminator_updates_per_generator_update(gan):
@@ -185,15 +185,15 @@ def test_gan_updates_each_reduce_their_own_loss_on_a_fixed_batch():
   """Trained on one fixed real batch, D's loss on (real, fixed fakes) falls with D's updates
   and G's loss on fixed noise falls with G's updates (each against the current opponent)."""
   _, method = _method('dcgan_mnist.py:smoke', **{'train.d_steps': 1})
-  state = method.create_state(jax.random.PRNGKey(0))
+  state = method.create_state(jax.random.key(0))
   real = _images((16, 28, 28, 1))
-  z = jax.random.normal(jax.random.PRNGKey(5), (16, method.latent_dim))
+  z = jax.random.normal(jax.random.key(5), (16, method.latent_dim))
   fake, _ = method._generate_train(state.g_params, state.g_batch_stats, z)  # pylint: disable=protected-access
   d_update = jax.jit(method._d_update)  # pylint: disable=protected-access
   d_before = _d_loss(method, state.d_params, state.d_batch_stats, real, fake)
   d_state = state
   for i in range(10):
-    d_state, _ = d_update(d_state, real, jax.random.PRNGKey(i))
+    d_state, _ = d_update(d_state, real, jax.random.key(i))
   assert _d_loss(method, d_state.d_params, d_state.d_batch_stats, real, fake) < d_before
   # G against the improved, now fixed, D.
   g_update = jax.jit(method._g_update, static_argnums=1)  # pylint: disable=protected-access
@@ -201,7 +201,7 @@ def test_gan_updates_each_reduce_their_own_loss_on_a_fixed_batch():
                      d_state.d_batch_stats, z)
   g_state = d_state
   for i in range(10):
-    g_state, _ = g_update(g_state, 16, jax.random.PRNGKey(100 + i))
+    g_state, _ = g_update(g_state, 16, jax.random.key(100 + i))
   assert _g_loss(method, g_state.g_params, g_state.g_batch_stats, d_state.d_params,
                  d_state.d_batch_stats, z) < g_before
 
@@ -209,12 +209,12 @@ def test_gan_updates_each_reduce_their_own_loss_on_a_fixed_batch():
 def test_gan_updates_touch_only_their_own_network(gan):
   _, method, state = gan
   real = _images((16, 28, 28, 1))
-  after_d, _ = jax.jit(method._d_update)(state, real, jax.random.PRNGKey(0))  # pylint: disable=protected-access
+  after_d, _ = jax.jit(method._d_update)(state, real, jax.random.key(0))  # pylint: disable=protected-access
   chex.assert_trees_all_equal(after_d.g_params, state.g_params)
   chex.assert_trees_all_equal(after_d.g_batch_stats, state.g_batch_stats)
   assert not np.allclose(after_d.d_batch_stats['BatchNorm_0']['mean'],
                          state.d_batch_stats['BatchNorm_0']['mean'])
-  after_g, _ = jax.jit(method._g_update, static_argnums=1)(after_d, 16, jax.random.PRNGKey(1))  # pylint: disable=protected-access
+  after_g, _ = jax.jit(method._g_update, static_argnums=1)(after_d, 16, jax.random.key(1))  # pylint: disable=protected-access
   chex.assert_trees_all_equal(after_g.d_params, after_d.d_params)
   chex.assert_trees_all_equal(after_g.d_batch_stats, after_d.d_batch_stats)  # D's BN untouched
   chex.assert_trees_all_equal(after_g.d_opt_state, after_d.d_opt_state)
@@ -225,8 +225,8 @@ def test_gan_updates_touch_only_their_own_network(gan):
 def test_gan_generate_shape_range_and_ema_choice(gan):
   _, method, state = gan
   state = state.replace(ema_params=jax.tree.map(jnp.zeros_like, state.ema_params))
-  ema = method.generate(state, jax.random.PRNGKey(0), 4)
-  raw = method.generate(state, jax.random.PRNGKey(0), 4, use_ema=False)
+  ema = method.generate(state, jax.random.key(0), 4)
+  raw = method.generate(state, jax.random.key(0), 4, use_ema=False)
   chex.assert_shape([ema, raw], (4, 28, 28, 1))
   assert float(jnp.abs(raw).max()) <= 1.0
   assert not np.allclose(ema, raw)
@@ -271,12 +271,12 @@ def test_bfloat16_step_is_finite_and_close_to_float32(spec):
   results = {}
   for dtype in ('float32', 'bfloat16'):
     _, method = _method(spec, **{'train.compute_dtype': dtype})
-    state = method.create_state(jax.random.PRNGKey(0))
+    state = method.create_state(jax.random.key(0))
     new_state, metrics = jax.jit(method.train_step)(state, {'image': images})
     results[dtype] = (state, new_state, metrics)
   (s32, n32, m32), (s16, n16, m16) = results['float32'], results['bfloat16']
-  chex.assert_trees_all_equal(s32, s16)  # same float32 initial parameters
-  for leaf in jax.tree.leaves(n16):
+  chex.assert_trees_all_equal(host_leaves(s32), host_leaves(s16))  # same float32 initial state
+  for leaf in host_leaves(n16):
     assert leaf.dtype != jnp.bfloat16  # parameters and optimizer state stay float32
     assert np.all(np.isfinite(leaf))
   for key in m32:

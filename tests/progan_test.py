@@ -21,10 +21,10 @@ SMOKE = str(REPO / 'experiments' / 'gan' / 'progan_mnist.py:smoke')
 def _nets(image_size=32):
   g = progan.Generator(image_size=image_size, channels=1, width=4, max_width=16)
   d = progan.Discriminator(image_size=image_size, width=4, max_width=16)
-  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
-  g_params = g.init(jax.random.PRNGKey(1), z)['params']
-  x = jax.random.uniform(jax.random.PRNGKey(2), (4, image_size, image_size, 1), minval=-1)
-  d_params = d.init(jax.random.PRNGKey(3), x)['params']
+  z = jax.random.normal(jax.random.key(0), (4, 8))
+  g_params = g.init(jax.random.key(1), z)['params']
+  x = jax.random.uniform(jax.random.key(2), (4, image_size, image_size, 1), minval=-1)
+  d_params = d.init(jax.random.key(3), x)['params']
   return g, g_params, d, d_params, z, x
 
 
@@ -35,7 +35,7 @@ def test_every_stage_has_its_parameters_from_the_start():
   assert {f'to_rgb_{s}' for s in range(4)} <= set(g_params)
   assert {f'from_rgb_{s}' for s in range(4)} <= set(d_params)
   # Initializing at a low stage creates the same tree as at the final one.
-  low = g.init(jax.random.PRNGKey(1), jnp.zeros((1, 8)), stage=1)['params']
+  low = g.init(jax.random.key(1), jnp.zeros((1, 8)), stage=1)['params']
   assert jax.tree.structure(low) == jax.tree.structure(g_params)
   chex.assert_trees_all_equal_shapes(low, g_params)
 
@@ -98,14 +98,14 @@ def test_switch_step_equals_the_stage_step():
   """`train_step` (all stages in one function) and the loop's per-stage step agree."""
   config, m = _method(16, **{'progan.stable_steps': 1, 'progan.fade_steps': 2,
                              'gan.penalty': 'none'})  # (penalty: faster compile)
-  state = m.create_state(jax.random.PRNGKey(0)).replace(step=jnp.int32(1))  # stage 1, fading
-  images = jax.random.uniform(jax.random.PRNGKey(1), (config.train.d_steps, 8, 16, 16, 1),
+  state = m.create_state(jax.random.key(0)).replace(step=jnp.int32(1))  # stage 1, fading
+  images = jax.random.uniform(jax.random.key(1), (config.train.d_steps, 8, 16, 16, 1),
                               minval=-1)
   batch = {'image': images, 'label': jnp.zeros(images.shape[:2], jnp.int32)}
   a, metrics = jax.jit(m.train_step)(state, batch)
   b, _ = jax.jit(m.train_step_for(1))(state, batch)
   assert float(metrics['alpha']) == 0.5 and float(metrics['resolution']) == 8.0
-  chex.assert_trees_all_close(a, b, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(host_leaves(a), host_leaves(b), rtol=1e-5, atol=1e-6)
 
 
 _TRACES = []  # (method instance serial, stage) per trace of a stage's step
@@ -167,8 +167,8 @@ def test_drift_term_eps_drift_times_mean_squared_real_output():
   assert configs.load(SMOKE).progan.drift == 0.001  # the paper's eps_drift by default
   _, with_drift = _method(8, **sgd, **{'progan.drift': eps})
   _, without = _method(8, **sgd, **{'progan.drift': 0.0})
-  state = with_drift.create_state(jax.random.PRNGKey(0))
-  images = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 8, 8, 1), minval=-1)
+  state = with_drift.create_state(jax.random.key(0))
+  images = jax.random.uniform(jax.random.key(1), (1, 8, 8, 8, 1), minval=-1)
   batch = {'image': images, 'label': jnp.zeros((1, 8), jnp.int32)}
   a, metrics_a = jax.jit(with_drift.train_step_for(0))(state, batch)
   b, metrics_b = jax.jit(without.train_step_for(0))(state, batch)

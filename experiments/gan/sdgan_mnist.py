@@ -6,16 +6,11 @@ row shares the identity code and each column draws a new observation code.
   genvision train --config=experiments/gan/sdgan_mnist.py --workdir=runs/sdgan_mnist
 """
 
-import ml_collections
-
-from genvision_jax.configs import import_experiment
+from genvision_jax.configs import import_experiment, method_config
 
 
 def get_config(arg=None):
   c = import_experiment('../dcgan_mnist', __file__).get_config(arg)
-  c.method = 'sdgan'
-  c.sdgan = ml_collections.ConfigDict(dict(
-      identity_dim=c.model.latent_dim // 2,
-      latent_distribution='uniform',  # z ~ U[-1, 1] (the paper's); 'normal': N(0, I)
-  ))
+  c = method_config('sdgan', c)  # adds SDGANMethod's `sdgan` section
+  c.sdgan.identity_dim = c.model.latent_dim // 2  # z_I, the rest z_O (Uniform[-1, 1])
   return c

@@ -7,6 +7,11 @@ Each method object offers:
   decode(state, z, ...) -> images in [-1, 1] for given latents (generator / VAE decoder /
                            diffusion: deterministic DDIM from x_T)
   minibatches_per_step: None (batch is [B, ...]) or k (batch is [k, B, ...])
+and, for its config (static):
+  default_sections() -> {section: ConfigDict} at the defaults (`configs.method_config`)
+  validate_config(config, check)                 its sections' checks (`configs.validate`)
+  LATER_DEFAULTS = {section: {field: value}}     fields added since a run directory was
+                                                 written, at the values that reproduce it
 """
 
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState

@@ -2,9 +2,18 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 OPTIMIZERS = ('adam', 'adamw', 'rmsprop', 'sgd')
+
+
+def optimizer_config(name='adam', learning_rate=1e-3, b1=0.9,
+                     b2=0.999) -> ml_collections.ConfigDict:
+  """An optimizer block (see make_optimizer); `configs.optimizer` is this."""
+  return ml_collections.ConfigDict(dict(
+      name=name, learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=0.0, grad_clip=0.0,
+      warmup_steps=0))
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:

@@ -19,6 +19,7 @@ import functools
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -264,7 +265,42 @@ class DiffusionMethod:
     denoise = lambda xt, t: self.denoise(params, xt, t, labels)[0]
     return self.process.bits_per_dim(denoise, x0, rng, self.variance)
 
-  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+  # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
+  # -- these) --------------------------------------------------------------------------------
+
+  @staticmethod
+  def default_sections() -> dict:
+    """The sections this method owns, at their defaults (DDPM, Ho et al. 2020, sized for
+    28 px digits; Adam 1e-3 clipped at 1 with a warm-up)."""
+    optim = common.optimizer_config('adam', learning_rate=1e-3)
+    optim.grad_clip = 1.0    # Ho et al. clip at 1 and warm up
+    optim.warmup_steps = 200
+    return {
+        'model': ml_collections.ConfigDict(dict(
+            architecture='unet',
+            base=16,                     # channels of the first level
+            channel_mults=(1, 2, 4),     # widths per level: 28 -> 14 -> 7 px
+            num_res_blocks=1,            # residual blocks per level (the decoder has one more)
+            attention_resolutions=(7,),  # self-attention after the blocks at these sizes
+            num_heads=4,
+            dropout=0.0,                 # Ho et al.: 0.1 on CIFAR-10; short runs underfit anyway
+            conditional=False,           # class embedding (+ null class for guidance)
+        )),
+        'diffusion': ml_collections.ConfigDict(dict(
+            schedule='linear',    # 'linear' (1e-4 .. 0.02 at T = 1000) or 'cosine'
+            num_timesteps=1000,   # T
+            prediction='eps',     # network output: 'eps' or 'v'
+            loss='mse',           # 'mse' (L_simple) or 'l1'
+            variance='large',     # sigma_t^2 of p(x_{t-1}|x_t): 'large' = beta_t, 'small' = beta~_t
+            p_uncond=0.1,         # conditional models: label dropout to the null class
+            sampler='ddim',       # sample grids and `genvision sample`: 'ddim' or 'ddpm' (all T)
+            sample_steps=50,      # DDIM steps
+            eta=0.0,              # DDIM stochasticity: 0 deterministic, 1 ancestral-like
+            guidance=0.0,         # classifier-free guidance w (conditional models)
+        )),
+        'optim': optim,
+    }
+
 
   # Fields besides configs.RESUMABLE_FIELDS a resumed run may change: how the sample grids
   # are drawn, not what is trained.

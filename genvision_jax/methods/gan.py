@@ -11,6 +11,7 @@ and counters of the D and G updates made.
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from genvision_jax import losses
@@ -249,7 +250,42 @@ class GANMethod:
     return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
                                 labels, train=False)
 
-  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+  # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
+  # -- these) --------------------------------------------------------------------------------
+
+  @staticmethod
+  def default_sections() -> dict:
+    """The sections this method owns, at their defaults (DCGAN, Radford et al.: the
+    non-saturating loss, Adam 2e-4 / 0.5)."""
+    return {
+        'model': ml_collections.ConfigDict(dict(
+            generator='dcgan',
+            discriminator='dcgan',
+            latent_dim=100,
+            g_width=64,        # channels of G's last hidden layer (doubles towards z)
+            d_width=64,        # channels of D's first layer (doubles per stage)
+            g_norm='batch',    # 'batch' or 'none' (G's normalization; cbn conditioning needs it)
+            d_norm='batch',    # 'batch', 'layer' or 'none'
+            d_spectral_norm=False,        # spectral normalization of every D layer
+            d_layers=2,                   # PatchGAN only: stride-2 layers (receptive field)
+            conditional=False,            # class-conditional G and D (labelled data)
+            g_conditioning='embedding',   # 'embedding' (concatenated to z) or 'cbn'
+            d_conditioning='projection',  # 'projection' or 'concat' (one-hot planes)
+        )),
+        'gan': ml_collections.ConfigDict(dict(
+            loss='non_saturating',  # see losses.GAN_OBJECTIVES
+            penalty='none',         # none, gradient (WGAN-GP), dragan, r1; needs d_norm != batch
+            penalty_weight=10.0,
+            clip_value=0.0,         # WGAN weight clipping of D's parameters (0 = off)
+            began_gamma=0.5,        # BEGAN: equilibrium E[L(G(z))] = gamma E[L(x)]
+            began_lambda_k=0.001,   # BEGAN: gain of the k_t control
+        )),
+        'optim': ml_collections.ConfigDict(dict(
+            g=common.optimizer_config('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
+            d=common.optimizer_config('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
+        )),
+    }
+
 
   # Fields added after the first release, with the values that reproduce older runs: a run
   # directory written before a field existed still loads.

@@ -20,7 +20,9 @@ compiles one step per stage (`phase`, `phase_end`, `train_step_for`: see
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from genvision_jax.methods import common
 from genvision_jax.methods.gan import GANMethod
 from genvision_jax.models import layers
 from genvision_jax.models import progan as progan_models
@@ -165,6 +167,23 @@ class ProGANMethod(GANMethod):
 
   # Runs written before the drift term existed trained without it.
   LATER_DEFAULTS = {**GANMethod.LATER_DEFAULTS, 'progan': dict(drift=0.0)}
+
+  @staticmethod
+  def default_sections() -> dict:
+    """GANMethod's sections with the progressive networks (WGAN-GP, Adam 1e-3 / 0 / 0.99, as
+    Karras et al.) and the `progan` schedule."""
+    s = GANMethod.default_sections()
+    s['model'].update(dict(generator='progan', discriminator='progan', d_norm='none',
+                           latent_dim=128, g_width=16, d_width=16))
+    s['gan'].update(dict(loss='wgan', penalty='gradient', penalty_weight=10.0))
+    s['optim'].g = common.optimizer_config('adam', learning_rate=1e-3, b1=0.0, b2=0.99)
+    s['optim'].d = common.optimizer_config('adam', learning_rate=1e-3, b1=0.0, b2=0.99)
+    s['progan'] = ml_collections.ConfigDict(dict(
+        stable_steps=300,   # steps at each resolution once it is fully faded in
+        fade_steps=300,     # steps over which alpha rises 0 -> 1 for a new resolution
+        drift=0.001,        # eps_drift: D's loss + drift * E[D(x)^2] (Karras et al.)
+    ))
+    return s
 
   @staticmethod
   def validate_config(config, check) -> None:

@@ -18,6 +18,7 @@ paper; 'normal' (N(0, I)) is what run directories written before the option exis
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from genvision_jax.methods.gan import GANMethod, GANState
 
@@ -116,6 +117,16 @@ class SDGANMethod(GANMethod):
 
   # Runs written before the option existed drew Gaussian latents.
   LATER_DEFAULTS = {**GANMethod.LATER_DEFAULTS, 'sdgan': dict(latent_distribution='normal')}
+
+  @staticmethod
+  def default_sections() -> dict:
+    """GANMethod's sections and the `sdgan` one (half of z is the identity code)."""
+    s = GANMethod.default_sections()
+    s['sdgan'] = ml_collections.ConfigDict(dict(
+        identity_dim=s['model'].latent_dim // 2,  # z_I; the rest of model.latent_dim is z_O
+        latent_distribution='uniform',  # z ~ U[-1, 1] (the paper's); 'normal': N(0, I)
+    ))
+    return s
 
   @staticmethod
   def validate_config(config, check) -> None:

@@ -28,6 +28,7 @@ Binary images are represented in [-1, 1] as {-1, 1}; the Bernoulli target is (x 
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from genvision_jax import losses
@@ -200,7 +201,26 @@ class VAEMethod:
 
     return jax.vmap(one, out_axes=1)(jax.random.split(rng, num_samples))
 
-  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+  # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
+  # -- these) --------------------------------------------------------------------------------
+
+  @staticmethod
+  def default_sections() -> dict:
+    """The sections this method owns, at their defaults (a convolutional VAE; its Bernoulli
+    likelihood needs binary data: set data.binarize, or use the discretized Gaussian)."""
+    return {
+        'model': ml_collections.ConfigDict(dict(
+            architecture='conv',     # 'conv' or 'mlp'
+            latent_dim=16,
+            width=32,                # channels of the first conv layer (doubles per stage)
+            hidden=256,              # dense layer between convs and the latent
+            likelihood='bernoulli',  # 'bernoulli' (binary data), 'discretized_gaussian' (8-bit
+                                     # data, 256 bins) or 'gaussian' (a density on [-1, 1])
+        )),
+        'vae': ml_collections.ConfigDict(dict(beta=1.0)),  # beta-VAE weight of the KL term
+        'optim': common.optimizer_config('adam', learning_rate=1e-3),
+    }
+
 
   BINARIZES = True  # models binary images: data.binarize applies (configs.validate)
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
