@@ -12,6 +12,9 @@ and, for its config (static):
   validate_config(config, check)                 its sections' checks (`configs.validate`)
   LATER_DEFAULTS = {section: {field: value}}     fields added since a run directory was
                                                  written, at the values that reproduce it
+  RESUMABLE_FIELDS = ('section.field', ...)      fields of its sections a resumed run may
+                                                 change besides configs.RESUMABLE_FIELDS
+                                                 (optional, default (); training/rundir.py)
 """
 
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
