@@ -244,8 +244,8 @@ _FIXES = {
                  'system (a run directory may be copied there and resumed)',
     errno.ENOTDIR: 'a component of the path is a file, not a directory; choose a path under '
                    'a directory',
-    errno.EEXIST: 'it exists and is not a directory; choose another path or move the file '
-                  'aside',
+    errno.EEXIST: 'a file is in the way of a directory; choose another path or move the '
+                  'file aside',
     errno.EACCES: 'permission denied; fix the permissions or choose a path you can write',
     errno.EPERM: 'operation not permitted; fix the permissions or choose a path you can write',
     errno.EISDIR: 'it is a directory; name a file',
