@@ -264,9 +264,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
 
     inputs = InputSource(config, data, method, mesh)
     dispatch = DispatchCache(method, inputs, mesh, transfer_guard)
-    sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
-    sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
-                        out_shardings=repl)
+    grid_fn, sample_cols = sample_grid(method, data, t.num_samples, t.seed)
+    sample_fn = jax.jit(grid_fn, out_shardings=repl)
     sample_rng = jax.random.fold_in(jax.random.key(t.seed), SAMPLE_SEED_SALT)
 
     throughput = periodic.Throughput()
@@ -359,6 +358,17 @@ def _write_if_changed(path: str, text: str) -> None:
       if f.read() == text:
         return
   rundir.write_text(path, text)
+
+
+def sample_grid(method, data, num: int, seed: int):
+  """(fn(state, rng) -> images, columns) of the periodic sample grid: a method conditioned on
+  images (image-to-image: `grid_from_data`) gets the split's first minibatch of `num`; the
+  others generate `num` images (one row per class for a conditional model)."""
+  if hasattr(method, 'grid_from_data'):
+    images = data.minibatch(0, min(num, data.num_examples), seed)['image']
+    return method.grid_from_data(images, num)
+  kwargs, cols = class_grid_labels(method, num)
+  return functools.partial(method.generate, num=num, **kwargs), cols
 
 
 def class_grid_labels(method, num: int):
