@@ -243,3 +243,13 @@ def known_pixels(task, pair: dict):
   del task
   c = pair['target'].shape[-1]
   return pair['input'][..., :c], pair['known']
+
+
+def degrade_examples(task, images, seed: int, first_index: int = 0) -> dict:
+  """`degrade` with one key per example, fold_in(key(seed), index) for indices first_index,
+  first_index + 1, ...: an evaluation pair depends on its example only, not on the batching."""
+  images = jnp.asarray(images, jnp.float32)
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
+      first_index + jnp.arange(images.shape[0]))
+  pairs = jax.vmap(lambda x, k: degrade(task, x[None], k))(images, keys)
+  return jax.tree.map(lambda v: v[:, 0], pairs)

@@ -69,6 +69,7 @@ HIGHER_IS_BETTER = {
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
     'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
+    'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True,  # image-to-image
 }
 
 
@@ -280,6 +281,12 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   if metrics and 'identity' in groups and not hasattr(method, 'paired_latents'):
     raise EvaluationError(f"--metrics=identity measures SD-GAN's identity preservation; this "
                           f"run's method is {config.method!r} (drop 'identity')")
+  if hasattr(method, 'translate'):  # image-to-image: the test split, the run and its baselines
+    from genvision_jax.evaluation import translation  # pylint: disable=g-import-not-at-top
+    features = features or (('digits_cnn',) if method.image_shape[-1] == 1 else ('inception',))
+    return translation.evaluate_translation(
+        workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,
+        features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights)
   num_samples_default = num_samples is None
   if num_samples_default:
     num_samples = default_num_samples(config.method)

@@ -1,0 +1,160 @@
+"""`genvision evaluate` for image-to-image runs: the test split, the run's outputs and the
+classical baselines of the task, in one protocol.
+
+Every test image becomes one (input, target) pair keyed by (seed, example index)
+(`tasks.degrade_examples`), so the run and each baseline see the same pairs. Per image:
+PSNR and SSIM of the output against the target (dm-pix on [0, 1], max value 1; SSIM with an
+11-pixel Gaussian window, sigma 1.5, as Wang et al.), and on digits whether the digit
+classifier gives the output the target's class (`digits_cnn/correct`; its mean, the accuracy,
+beside the accuracy on the degraded inputs and on the clean targets). Per set: the Fréchet
+distance and precision/recall/density/coverage of the outputs' features against the targets'.
+
+The run's results go to RUN/eval/metrics.json and per_example.npz; each baseline's to
+RUN/eval/baselines/NAME/eval/, so that `genvision compare RUN RUN/eval/baselines/NAME` runs
+the paired bootstrap on the per-image values.
+"""
+
+import os
+import time
+import warnings
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy
+
+from genvision_jax import tasks
+from genvision_jax.evaluation import baselines as baselines_lib
+from genvision_jax.evaluation import significance as S
+
+SET_GROUPS = ('fd', 'manifold')
+CHUNK = 250
+
+
+def psnr_ssim(outputs, targets) -> tuple[np.ndarray, np.ndarray]:
+  """Per-image PSNR (dB) and SSIM of outputs vs targets, both NHWC in [-1, 1]."""
+  a = (jnp.asarray(outputs, jnp.float32) + 1.0) / 2.0
+  b = (jnp.asarray(targets, jnp.float32) + 1.0) / 2.0
+  psnr = dm_pix.psnr(jnp.clip(a, 0.0, 1.0), b)
+  ssim = dm_pix.ssim(jnp.clip(a, 0.0, 1.0), b, max_val=1.0)
+  return np.asarray(psnr, np.float64), np.asarray(ssim, np.float64)
+
+
+def translate_split(method, state, images, seed: int, use_ema: bool):
+  """(pairs as host arrays, outputs [N, H, W, C]) for clean `images` in [-1, 1]."""
+  pair_fn = jax.jit(lambda x, first: tasks.degrade_examples(method.task, x, seed, first))
+  out_fn = jax.jit(lambda s, x, r: jnp.clip(method.translate(s, x, r, use_ema), -1.0, 1.0))
+  pairs, outputs = [], []
+  for start in range(0, len(images), CHUNK):
+    pair = pair_fn(images[start:start + CHUNK], start)
+    rng = jax.random.fold_in(jax.random.key(seed + 1), start)
+    outputs.append(np.asarray(out_fn(state, pair['input'], rng)))
+    pairs.append(jax.tree.map(np.asarray, pair))
+  pairs = {k: np.concatenate([p[k] for p in pairs]) for k in pairs[0]}
+  return pairs, np.concatenate(outputs)
+
+
+def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_ema: bool,
+                         bootstrap: int, features, nearest_k: int, say,
+                         inception_weights: str | None = None) -> dict:
+  """Evaluates the run and its task's baselines on the test split; returns the run's
+  metrics.json content (see the module docstring)."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  tic = time.time()
+  d = config.data
+  test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
+                             d.resize_method).arrays()
+  targets_all = data_lib.to_model_range(test['image'])
+  labels = test['label'] if 'label' in test else None
+  t0 = time.time()
+  pairs, outputs = translate_split(method, state, targets_all, seed, use_ema)
+  translate_seconds = time.time() - t0
+  say(f'translated {len(outputs)} test images in {translate_seconds:.1f}s')
+  targets = pairs['target']
+  shown_inputs = np.asarray(method.display_input(pairs))
+  candidates = {'run': outputs}
+  for name in baselines_lib.BASELINES[method.task.name]:
+    t0 = time.time()
+    candidates[f'baseline/{name}'] = baselines_lib.classical(method.task, pairs, name)
+    say(f'baseline {name} in {time.time() - t0:.1f}s')
+
+  nets = {}
+  for name in features:
+    net, key, _ = runner._feature_network(name, inception_weights)  # pylint: disable=protected-access
+    crop = name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28
+    prep = (lambda x: runner._center_crop(x, 28)) if crop else (lambda x: x)  # pylint: disable=protected-access
+    nets[name] = (net, key, prep)
+  real_features = {}
+  shared = {}
+  for name, (net, key, prep) in nets.items():
+    out = net(prep(targets))
+    real_features[name] = {'features': out[key], 'logits': out['logits']}
+    if name == 'digits_cnn' and labels is not None:
+      shared['digits_cnn/accuracy_target'] = float(np.mean(
+          np.argmax(out['logits'], -1) == labels))
+      shared['digits_cnn/accuracy_input'] = float(np.mean(
+          np.argmax(net(prep(shown_inputs))['logits'], -1) == labels))
+
+  settings = {'nearest_k': int(nearest_k)}
+  protocol = {
+      'workdir': os.path.abspath(workdir), 'checkpoint_step': int(jax.device_get(state.step)),
+      'weights': 'ema' if use_ema else 'raw', 'method': config.method, 'seed': seed,
+      'dataset': d.name, 'split': 'test', 'examples': int(len(targets)),
+      'task': config.task.to_dict(), 'pairs': 'tasks.degrade_examples(seed, example index)',
+      'psnr_ssim': 'dm-pix on [0, 1] (max 1); SSIM Gaussian window 11, sigma 1.5',
+      'feature_networks': list(features), 'nearest_k': int(nearest_k),
+      'bootstrap_resamples': bootstrap, 'translate_seconds': round(translate_seconds, 1),
+      # compare's protocol key reads these as for generative runs
+      'reference_split': 'test', 'num_samples': int(len(targets)),
+  }
+  results = {}
+  out_root = os.path.join(workdir, runner.EVAL_DIR)
+  for cand, images in candidates.items():
+    values, intervals, per_example, details = dict(shared), {}, {}, {}
+    psnr, ssim = psnr_ssim(images, targets)
+    per_example['psnr'], per_example['ssim'] = psnr, ssim
+    values['psnr'], values['ssim'] = float(psnr.mean()), float(ssim.mean())
+    for metric, v in (('psnr', psnr), ('ssim', ssim)):  # percentile bootstrap of the mean
+      b = S.bootstrap_interval(np.mean, v, num_resamples=max(bootstrap, 1), rng=seed)
+      intervals[metric] = [float(b.low), float(b.high)]
+    for name, (net, key, prep) in nets.items():
+      out = net(prep(images))
+      fake = {'features': out[key], 'logits': out['logits']}
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+        v, i, p, det = runner.feature_metrics(name, real_features[name], fake, SET_GROUPS, seed,
+                                              bootstrap, 0, settings=settings)
+      values.update(v)
+      intervals.update(i)
+      per_example.update(p)
+      details.update(det)
+      if name == 'digits_cnn' and labels is not None:
+        correct = (np.argmax(out['logits'], -1) == labels).astype(np.float64)
+        per_example['digits_cnn/correct'] = correct
+        values['digits_cnn/accuracy'] = float(correct.mean())
+    result = {'protocol': {**protocol, 'candidate': cand,
+                           'seconds': round(time.time() - tic, 1)},
+              'metrics': {k: float(v) for k, v in values.items()},
+              'intervals': intervals, 'details': details}
+    out_dir = (out_root if cand == 'run' else
+               os.path.join(out_root, 'baselines', cand.split('/')[1], runner.EVAL_DIR))
+    os.makedirs(out_dir, exist_ok=True)
+    rundir.write_json(os.path.join(out_dir, 'metrics.json'), result, indent=1)
+    np.savez(os.path.join(out_dir, 'per_example.npz'), **per_example)
+    results[cand] = result
+  strip = np.stack([shown_inputs[:16], outputs[:16], targets[:16]], 1).reshape(
+      -1, *targets.shape[1:])
+  viz.save_image_grid(np.clip(strip, -1, 1), os.path.join(out_root, 'samples.png'), ncol=3)
+  lines = [f"{'':<22}{'psnr':>8}{'ssim':>8}" + ''.join(
+      f'{k.split("/")[-1]:>10}' for k in ('digits_cnn/accuracy', 'digits_cnn/fd')
+      if k in results['run']['metrics'])]
+  for cand, r in results.items():
+    m = r['metrics']
+    lines.append(f'{cand:<22}{m["psnr"]:>8.2f}{m["ssim"]:>8.3f}' + ''.join(
+        f'{m[k]:>10.3f}' for k in ('digits_cnn/accuracy', 'digits_cnn/fd') if k in m))
+  say('\n'.join(lines))
+  return results['run']
