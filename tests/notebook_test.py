@@ -2,6 +2,7 @@
 
 import nbclient
 import nbformat
+import pytest
 
 from tests.conftest import REPO
 
@@ -20,9 +21,24 @@ def test_quickstart_notebook_executes():
   assert 'loss' in text and 'final metrics' in text
 
 
-def test_colab_cell_takes_the_repository_from_one_marked_variable():
-  """The install cell clones REPO_URL, set by the user, and no made-up address."""
-  nb = nbformat.read(REPO / 'notebooks' / 'quickstart.ipynb', as_version=4)
+def test_pix2pix_notebook_executes():
+  path = REPO / 'notebooks' / 'pix2pix.ipynb'
+  nb = nbformat.read(path, as_version=4)
+  client = nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
+                                   resources={'metadata': {'path': str(path.parent)}})
+  client.execute()
+  outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.get('outputs', [])]
+  assert not [o for o in outputs if o.get('output_type') == 'error']
+  images = [o for o in outputs if 'image/png' in o.get('data', {})]
+  assert len(images) >= 3  # training grid, curves, test strip
+  text = ''.join(o.get('text', '') for o in outputs)
+  assert 'psnr' in text and 'bicubic' in text and 'paired_bootstrap' in text
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in (REPO / 'notebooks').glob('*.ipynb')))
+def test_colab_cell_takes_the_repository_from_one_marked_variable(name):
+  """Each notebook's install cell clones REPO_URL, set by the user, and no made-up address."""
+  nb = nbformat.read(REPO / 'notebooks' / name, as_version=4)
   install = next(c.source for c in nb.cells if c.cell_type == 'code')
   assert 'SET THIS' in install and "REPO_URL = ''" in install
   assert 'http' not in install.replace('https://github.com/YOU/', '')
