@@ -7,8 +7,9 @@ import pytest
 from tests.conftest import REPO
 
 
-def test_quickstart_notebook_executes():
-  path = REPO / 'notebooks' / 'quickstart.ipynb'
+def _execute(name: str):
+  """Runs notebooks/NAME top to bottom; returns (outputs without errors, PNG outputs, text)."""
+  path = REPO / 'notebooks' / name
   nb = nbformat.read(path, as_version=4)
   client = nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
                                    resources={'metadata': {'path': str(path.parent)}})
@@ -16,22 +17,18 @@ def test_quickstart_notebook_executes():
   outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.get('outputs', [])]
   assert not [o for o in outputs if o.get('output_type') == 'error']
   images = [o for o in outputs if 'image/png' in o.get('data', {})]
+  return images, ''.join(o.get('text', '') for o in outputs)
+
+
+def test_quickstart_notebook_executes():
+  images, text = _execute('quickstart.ipynb')
   assert len(images) >= 3  # sample grid, loss curve, fresh samples
-  text = ''.join(o.get('text', '') for o in outputs)
   assert 'loss' in text and 'final metrics' in text
 
 
 def test_pix2pix_notebook_executes():
-  path = REPO / 'notebooks' / 'pix2pix.ipynb'
-  nb = nbformat.read(path, as_version=4)
-  client = nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
-                                   resources={'metadata': {'path': str(path.parent)}})
-  client.execute()
-  outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.get('outputs', [])]
-  assert not [o for o in outputs if o.get('output_type') == 'error']
-  images = [o for o in outputs if 'image/png' in o.get('data', {})]
+  images, text = _execute('pix2pix.ipynb')
   assert len(images) >= 3  # training grid, curves, test strip
-  text = ''.join(o.get('text', '') for o in outputs)
   assert 'psnr' in text and 'bicubic' in text and 'paired_bootstrap' in text
 
 
