@@ -1,4 +1,4 @@
-"""notebooks/quickstart.ipynb runs top to bottom and shows its figures."""
+"""Every notebook in notebooks/ runs top to bottom and shows its figures."""
 
 import nbclient
 import nbformat
