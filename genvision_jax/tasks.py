@@ -253,3 +253,20 @@ def degrade_examples(task, images, seed: int, first_index: int = 0) -> dict:
       first_index + jnp.arange(images.shape[0]))
   pairs = jax.vmap(lambda x, k: degrade(task, x[None], k))(images, keys)
   return jax.tree.map(lambda v: v[:, 0], pairs)
+
+
+# Named task settings the experiments use as variants (`experiments/i2i/*.py:inpainting`).
+PRESETS = {
+    'sr4': dict(name='super_resolution', factor=4, downsample='area'),
+    'inpainting': dict(name='inpainting', mask='center', hole_fraction=0.5),
+    'uncropping': dict(name='uncropping', uncrop='border', border_fraction=0.25),
+    'colorization': dict(name='colorization'),
+}
+
+
+def apply_preset(task, variants) -> None:
+  """Updates `task` with the first of `variants` that names a preset (none: unchanged)."""
+  for v in variants:
+    if v in PRESETS:
+      task.update(PRESETS[v])
+      return

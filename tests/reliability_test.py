@@ -195,7 +195,7 @@ def test_bad_paths_are_one_line(run, tmp_path, capsys):
   a_file.write_text('x')
   cases = [
       (['train', f'--config={VAE}', f'--workdir={a_file}'], 'train',
-       [str(a_file), 'not a directory']),
+       [str(a_file), 'a file is in the way of a directory']),
       (['train', f'--config={VAE}', f'--workdir={a_file}/run'], 'train',
        [str(a_file), 'Not a directory']),
       (['train', f'--config={VAE}', f'--workdir={tmp_path}/new',

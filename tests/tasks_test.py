@@ -181,3 +181,12 @@ def test_bicubic_and_grey_baselines():
                              jax.tree.map(np.asarray, tasks.degrade(_task(name='colorization'),
                                                                     x, jax.random.key(0))))
   assert grey.shape == x.shape and np.all(grey[..., 0] == grey[..., 2])
+
+
+def test_presets_set_the_named_task_and_the_first_one_wins():
+  t = _task(name='denoising')
+  tasks.apply_preset(t, ['smoke', 'inpainting', 'sr4'])
+  assert (t.name, t.mask, t.hole_fraction) == ('inpainting', 'center', 0.5)
+  t = _task(name='denoising')
+  tasks.apply_preset(t, ['l1'])
+  assert t.name == 'denoising'

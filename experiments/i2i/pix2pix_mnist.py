@@ -12,6 +12,7 @@ no discriminator), `smoke` (a few steps of a tiny model, for the tests).
   genvision train --config=experiments/i2i/pix2pix_mnist.py:sr4,l1 --workdir=runs/l1_sr4
 """
 
+from genvision_jax import tasks
 from genvision_jax.configs import method_config, smoke_schedule
 
 VARIANTS = ('sr4', 'inpainting', 'uncropping', 'l1', 'smoke')
@@ -31,18 +32,7 @@ def get_config(arg=None):
   c.train.num_steps = 2000
   c.train.batch_size = 64
   c.train.num_samples = 24       # sample grids: 8 rows input | output | target
-  if 'inpainting' in variants:
-    c.task.name = 'inpainting'
-    c.task.mask = 'center'
-    c.task.hole_fraction = 0.5
-  elif 'uncropping' in variants:
-    c.task.name = 'uncropping'
-    c.task.uncrop = 'border'
-    c.task.border_fraction = 0.25
-  else:
-    c.task.name = 'super_resolution'
-    c.task.factor = 4
-    c.task.downsample = 'area'
+  tasks.apply_preset(c.task, variants + ['sr4'])  # the first preset named (tasks.PRESETS)
   if 'l1' in variants:
     c.pix2pix.gan_weight = 0.0
   if 'smoke' in variants:

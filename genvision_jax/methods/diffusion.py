@@ -110,14 +110,17 @@ class DiffusionMethod:
     target = self.process.training_target(self.prediction, x0, t, noise)
     return self.loss_fn(out, target), t
 
-  def train_step(self, state: DiffusionState, batch):
-    rng = jax.random.fold_in(state.rng, state.step)
+  def batch_loss(self, params, batch, rng):
+    """(per-example loss, t) of one minibatch: the simple loss of its images at random t."""
     label_rng, loss_rng = jax.random.split(rng)
     x0 = batch['image'].astype(jnp.float32)
-    labels = self.train_labels(batch, label_rng)
+    return self.loss_terms(params, x0, self.train_labels(batch, label_rng), loss_rng)
+
+  def train_step(self, state: DiffusionState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
-      per_example, t = self.loss_terms(params, x0, labels, loss_rng)
+      per_example, t = self.batch_loss(params, batch, rng)
       return jnp.mean(per_example), (per_example, t)
 
     (loss, (per_example, t)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -191,9 +194,12 @@ class DiffusionMethod:
     return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance
 
   def reverse_chain(self, params, x_T, rng, labels, sampler: str, timesteps, eta: float,
-                    guidance: float):
+                    guidance: float, project=None):
     """Runs the reverse chain from x_T over `timesteps` (descending, static) in one lax.scan;
-    returns x_0 clipped to [-1, 1]. rng None: no noise is drawn (deterministic DDIM)."""
+    returns x_0 clipped to [-1, 1]. rng None: no noise is drawn (deterministic DDIM).
+    project: applied to x_T and to every new x_{t-1} (e.g. known pixels put back)."""
+    project = project or (lambda x: x)
+    x_T = project(x_T)
     b = x_T.shape[0]
     ts = jnp.asarray(timesteps, jnp.int32)
     t_prevs = jnp.concatenate([ts[1:], jnp.full((1,), -1, jnp.int32)])
@@ -210,8 +216,8 @@ class DiffusionMethod:
       else:
         mean, std = self.process.ddim_mean_std(x0_hat, eps_hat, tb, t_prev_b, eta)
       if rng is None:
-        return mean, None
-      return mean + std * jax.random.normal(key, x.shape, x.dtype), None
+        return project(mean), None
+      return project(mean + std * jax.random.normal(key, x.shape, x.dtype)), None
 
     x, _ = jax.lax.scan(step, x_T, (ts, t_prevs, keys))
     return jnp.clip(x, -1.0, 1.0)

@@ -15,8 +15,6 @@ non-saturating one) and pix2pix's weights (gan 1, L1 100), Adam 2e-4 / 0.5. G is
 ablation. The state keeps an EMA of G's weights, as the other methods do.
 """
 
-import functools
-
 import flax
 import jax
 import jax.numpy as jnp
@@ -26,6 +24,7 @@ import optax
 from genvision_jax import losses
 from genvision_jax import tasks
 from genvision_jax.methods import common
+from genvision_jax.methods import i2i
 from genvision_jax.models import layers
 from genvision_jax.models import patchgan
 from genvision_jax.models import pix2pix as pix2pix_models
@@ -44,7 +43,7 @@ class Pix2PixState:
   rng: jax.Array
 
 
-class Pix2PixMethod:
+class Pix2PixMethod(i2i.ImageToImage):
   """create_state / train_step / translate for pix2pix, configured by `config.model`,
   `config.task`, `config.pix2pix` and `config.optim.{g,d}`."""
 
@@ -149,10 +148,6 @@ class Pix2PixMethod:
       metrics['g_adversarial'] = adversarial
     return state, metrics
 
-  def pairs(self, images, rng):
-    """(input, target[, known]) of `images` for the task (see `genvision_jax.tasks`)."""
-    return tasks.degrade(self.task, images, rng)
-
   # -- the step ------------------------------------------------------------------------------
 
   def train_step(self, state: Pix2PixState, batch):
@@ -182,35 +177,6 @@ class Pix2PixMethod:
     params = state.ema_params if use_ema else state.g_params
     return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, inputs,
                                 train=False, stochastic=stochastic, rngs={'dropout': rng})
-
-  def display_input(self, pair):
-    """The input as an image of the target's shape, for strips: the image channels of an
-    inpainting/uncropping input, luminance as grey, a small input upsampled."""
-    x, target = pair['input'], pair['target']
-    b, h, w, c = target.shape
-    if x.shape[1] != h:
-      x = tasks.upsample_bicubic(x, (h, w))
-    x = x[..., :c]
-    return jnp.broadcast_to(x, (b, h, w, c)) if x.shape[-1] != c else x
-
-  def translation_grid(self, state: Pix2PixState, rng, images, use_ema: bool = True):
-    """Rows input | output | target for clean `images` [N, H, W, C]: [3N, H, W, C]. The
-    pairs are keyed by a fixed key, so each grid of a run shows the same inputs."""
-    pair = self.pairs(images, jax.random.key(0))
-    out = jnp.clip(self.translate(state, pair['input'], rng, use_ema), -1.0, 1.0)
-    rows = jnp.stack([jnp.clip(self.display_input(pair), -1.0, 1.0), out, pair['target']], 1)
-    return rows.reshape(-1, *self.image_shape)
-
-  def grid_from_data(self, images, num: int):
-    """(fn(state, rng) -> grid images, columns) of the training loop's sample grid: the first
-    num // 3 of `images` as rows input | output | target."""
-    rows = max(1, num // 3)
-    return functools.partial(self.translation_grid, images=jnp.asarray(images[:rows])), 3
-
-  def generate(self, state, rng, num: int, **kwargs):
-    del state, rng, num, kwargs
-    raise ValueError('pix2pix translates images, it does not sample from noise: its training '
-                     'run writes input | output | target grids (samples/)')
 
   # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
   # -- these) --------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""What every image-to-image method shares: the task's pairs, how an input is shown, the
+training loop's sample grid (rows input | output | target) and the refusal to sample from noise.
+A method mixes in `ImageToImage`, sets `self.task`, `self.image_shape` and defines
+`translate(state, inputs, rng, use_ema=True)`."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from genvision_jax import tasks
+
+
+class ImageToImage:
+  """Mixin of the image-to-image methods (pix2pix, palette)."""
+
+  def pairs(self, images, rng):
+    """(input, target[, known]) of `images` for the task (see `genvision_jax.tasks`)."""
+    return tasks.degrade(self.task, images, rng)
+
+  def display_input(self, pair):
+    """The input as an image of the target's shape, for strips: the image channels of an
+    inpainting/uncropping input, luminance as grey, a small input upsampled."""
+    x, target = pair['input'], pair['target']
+    b, h, w, c = target.shape
+    if x.shape[1] != h:
+      x = tasks.upsample_bicubic(x, (h, w))
+    x = x[..., :c]
+    return jnp.broadcast_to(x, (b, h, w, c)) if x.shape[-1] != c else x
+
+  def translation_grid(self, state, rng, images, use_ema: bool = True):
+    """Rows input | output | target for clean `images` [N, H, W, C]: [3N, H, W, C]. The
+    pairs are keyed by a fixed key, so each grid of a run shows the same inputs."""
+    pair = self.pairs(images, jax.random.key(0))
+    out = jnp.clip(self.translate(state, pair['input'], rng, use_ema), -1.0, 1.0)
+    rows = jnp.stack([jnp.clip(self.display_input(pair), -1.0, 1.0), out, pair['target']], 1)
+    return rows.reshape(-1, *self.image_shape)
+
+  def grid_from_data(self, images, num: int):
+    """(fn(state, rng) -> grid images, columns) of the training loop's sample grid: the first
+    num // 3 of `images` as rows input | output | target."""
+    rows = max(1, num // 3)
+    return functools.partial(self.translation_grid, images=jnp.asarray(images[:rows])), 3
+
+  def generate(self, state, rng, num: int, **kwargs):
+    del state, rng, num, kwargs
+    raise ValueError(f'{self.config.method} translates images, it does not sample from noise: '
+                     'its training run writes input | output | target grids (samples/), and '
+                     '`genvision evaluate` translates the test split')
