@@ -116,9 +116,10 @@ def set_field(config, dotted: str, value):
 # directory written before a field existed still loads (`from_dict`).
 _LATER_DEFAULTS = {
     'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
-                began_lambda_k=0.001),
+                began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
     'model@gan': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
-                      d_conditioning='projection', d_spectral_norm=False, d_layers=2),
+                      d_conditioning='projection', d_spectral_norm=False, d_layers=2,
+                      began_arch='dcgan', began_hidden=64),
 }
 
 
@@ -278,6 +279,17 @@ def validate(config, device_count: int | None = None, process_count: int | None 
          f'(got gan.loss={g.loss!r}, model.discriminator={m.discriminator!r})')
     need(0 < g.began_gamma <= 1, f'gan.began_gamma must be in (0, 1] (got {g.began_gamma!r})')
     need(g.began_lambda_k >= 0, f'gan.began_lambda_k must be >= 0 (got {g.began_lambda_k!r})')
+    if g.loss == 'began':
+      arch, decay = m.get('began_arch', 'dcgan'), g.get('began_lr_decay_steps', 0)
+      need(arch in models.BEGAN_AUTOENCODERS, 'model.began_arch must be one of '
+           f'{sorted(models.BEGAN_AUTOENCODERS)} (got {arch!r})')
+      positive_int('model.began_hidden', m.get('began_hidden', 64))
+      need(isinstance(decay, int) and decay >= 0, 'gan.began_lr_decay_steps must be an integer '
+           f'>= 0 (0 = no decay; got {decay!r})')
+      need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '
+           f"(0, 1] (got {g.get('began_lr_decay_factor')!r})")
+      need(arch != 'paper' or not m.d_spectral_norm, "model.began_arch='paper' has no spectral "
+           'normalization; drop model.d_spectral_norm')
     need(g.penalty == 'none' or m.d_norm != 'batch',
          f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
          'example, but BatchNorm makes each output depend on the whole batch; use '

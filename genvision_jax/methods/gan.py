@@ -8,6 +8,8 @@ or per patch (PatchGAN): the objectives are elementwise and reduced by the mean.
 and counters of the D and G updates made.
 """
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,14 @@ import optax
 from genvision_jax import losses
 from genvision_jax.methods import common
 from genvision_jax import models
+
+
+def began_lr_factor(count, every: int, factor: float):
+  """The multiplier of BEGAN's learning rate after `count` updates: factor**(count // every).
+  The paper halves the rate when M_global stalls; a fixed step staircase is its reproducible
+  stand-in (carpedm20/BEGAN-tensorflow halves every `lr_update_step` steps). Adam's update is
+  linear in the rate, so scaling it scales the rate."""
+  return jnp.asarray(factor, jnp.float32)**(count // every).astype(jnp.float32)
 
 
 def _per_example(logits):
@@ -65,6 +75,9 @@ class GANMethod:
     self.began = config.gan.loss == 'began'
     self.began_gamma = float(config.gan.get('began_gamma', 0.5))
     self.began_lambda_k = float(config.gan.get('began_lambda_k', 0.001))
+    # The paper's architecture draws z ~ Uniform[-1, 1]^h; the older DCGAN-shaped one N(0, I).
+    self.began_arch = m.get('began_arch', 'dcgan')
+    self.uniform_latents = self.began and self.began_arch == 'paper'
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
@@ -72,12 +85,23 @@ class GANMethod:
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
         **g_extra, **cond, **({'conditioning': m.g_conditioning} if cond else {}))
     d_extra = {'layers': m.d_layers} if m.discriminator == 'patchgan' else {}
-    self.discriminator = models.DISCRIMINATORS[m.discriminator](
+    d_class = models.DISCRIMINATORS[m.discriminator]
+    if m.discriminator == 'began':
+      d_class = models.BEGAN_AUTOENCODERS[self.began_arch]
+      d_extra = {'hidden': m.get('began_hidden', 64)}
+    self.discriminator = d_class(
         image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype,
         spectral_norm=m.d_spectral_norm, **d_extra,
         **cond, **({'conditioning': m.d_conditioning} if cond else {}))
     self.g_tx = common.make_optimizer(config.optim.g)
     self.d_tx = common.make_optimizer(config.optim.d)
+    decay_every = int(config.gan.get('began_lr_decay_steps', 0)) if self.began else 0
+    if decay_every:  # BEGAN's learning-rate decay, as a fixed staircase (see began_lr_factor)
+      decay = optax.scale_by_schedule(functools.partial(
+          began_lr_factor, every=decay_every,
+          factor=float(config.gan.get('began_lr_decay_factor', 0.5))))
+      self.g_tx = optax.chain(self.g_tx, decay)
+      self.d_tx = optax.chain(self.d_tx, decay)
 
   def create_state(self, rng, example_batch=None) -> GANState:
     del example_batch
@@ -151,12 +175,6 @@ class GANMethod:
     }
     if self.penalty is not None:
       metrics['d_penalty'] = penalty
-    if self.began:
-      real_e, fake_e = jnp.mean(real_logits), jnp.mean(fake_logits)
-      state = state.replace(began_k=losses.began_k_update(
-          state.began_k, real_e, fake_e, self.began_gamma, self.began_lambda_k))
-      metrics['began_k'] = state.began_k
-      metrics['began_m_global'] = losses.began_convergence(real_e, fake_e, self.began_gamma)
     return state, metrics
 
   def _g_update(self, state: GANState, batch_size: int, rng):
@@ -180,16 +198,32 @@ class GANMethod:
                           ema_params=ema, g_updates=state.g_updates + 1)
     return state, {'g_loss': loss, 'g_grad_norm': common.global_norm(grads)}
 
+  def _began_control(self, state: GANState, real_energy, fake_energy):
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) and M_global, as in
+    Berthelot et al. (2017), eq. 4 and section 3.4.1: L(x) is the D step's mean real energy
+    and L(G(z_G)) the generator step's mean fake energy (its loss), not that of the D step's
+    noise."""
+    k = losses.began_k_update(state.began_k, real_energy, fake_energy, self.began_gamma,
+                              self.began_lambda_k)
+    m_global = losses.began_convergence(real_energy, fake_energy, self.began_gamma)
+    return state.replace(began_k=k), {'began_k': k, 'began_m_global': m_global}
+
+  def latents(self, rng, num: int):
+    """z [num, latent_dim]: Uniform[-1, 1] for BEGAN's paper architecture, else N(0, I)."""
+    if self.uniform_latents:
+      return jax.random.uniform(rng, (num, self.latent_dim), minval=-1.0, maxval=1.0)
+    return jax.random.normal(rng, (num, self.latent_dim))
+
   def d_inputs(self, state: GANState, real, labels, rng):
     """(real, fake) inputs of a D update: the real minibatch and G(z) for fresh noise."""
-    z = jax.random.normal(rng, (real.shape[0], self.latent_dim))
+    z = self.latents(rng, real.shape[0])
     labels = labels if self.num_classes else None
     fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z, labels)
     return real, jax.lax.stop_gradient(fake)
 
   def g_inputs(self, g_params, g_batch_stats, rng, batch_size: int, labels):
     """(fake inputs of D, G's new batch statistics) for a G update."""
-    z = jax.random.normal(rng, (batch_size, self.latent_dim))
+    z = self.latents(rng, batch_size)
     return self._generate_train(g_params, g_batch_stats, z, labels)
 
   # -- the step ------------------------------------------------------------------------------
@@ -210,6 +244,10 @@ class GANMethod:
     state, g_metrics = self._g_update(state, real.shape[1], keys[-1])
     metrics = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *d_metrics)
     metrics.update(g_metrics)
+    if self.began:
+      state, began_metrics = self._began_control(state, metrics['d_loss_real'],
+                                                 metrics['g_loss'])
+      metrics.update(began_metrics)
     metrics['loss'] = metrics['d_loss'] + metrics['g_loss']
     return state.replace(step=state.step + 1), metrics
 
@@ -220,7 +258,7 @@ class GANMethod:
     return jax.random.randint(rng, (num,), 0, self.num_classes)
 
   def generate(self, state: GANState, rng, num: int, use_ema: bool = True, label=None):
-    """num images G(z), z ~ N(0, I), in [-1, 1]; BatchNorm uses its running statistics.
+    """num images G(z) (z from `latents`) in [-1, 1]; BatchNorm uses its running statistics.
 
     label: for a conditional GAN, one class for all images, or an array of num labels;
       None draws them uniformly.
@@ -235,7 +273,7 @@ class GANMethod:
       labels = self.sample_labels(label_rng, num)
     else:
       labels = jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
-    z = jax.random.normal(z_rng, (num, self.latent_dim))
+    z = self.latents(z_rng, num)
     return self.decode(state, z, use_ema=use_ema, labels=labels)
 
   def decode(self, state: GANState, z, use_ema: bool = True, labels=None):
