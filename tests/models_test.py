@@ -179,3 +179,47 @@ def test_spectral_norm_discriminator_keeps_its_state_in_batch_stats():
   leaves_before = jax.tree.leaves(variables['batch_stats'])
   leaves_after = jax.tree.leaves(updated['batch_stats'])
   assert any(not np.allclose(a, b) for a, b in zip(leaves_before, leaves_after))
+
+
+@pytest.mark.parametrize('size,channels,scales', [(28, 1, 3), (32, 3, 4)])
+def test_began_paper_autoencoder_and_generator(size, channels, scales):
+  """Berthelot et al. section 3.3: a 3x3 conv (n), then per scale a pair of 3x3 convs with
+  n, 2n, 3n, ... filters and a stride-2 3x3 conv down between scales, a Dense to h; the decoder
+  and G: Dense to n planes at the lowest scale, a pair of 3x3 convs (n) per scale, nearest-
+  neighbour upsampling, a 3x3 conv to the channels. No normalization, no batch statistics."""
+  n, h = 4, 6
+  ae = models.began.PaperAutoencoder(image_size=size, width=n, hidden=h)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, size, size, channels), minval=-1)
+  variables = ae.init(jax.random.PRNGKey(1), x)
+  assert set(variables) == {'params'}
+  chex.assert_shape(ae.apply(variables, x), (2, size, size, channels))
+  enc = variables['params']['encoder']
+  convs = [enc[f'Conv_{i}']['kernel'].shape for i in range(len(enc) - 1)]
+  expected = [(3, 3, channels, n)]
+  for scale in range(1, scales + 1):
+    expected += [(3, 3, expected[-1][-1], scale * n), (3, 3, scale * n, scale * n)]
+    if scale < scales:
+      expected.append((3, 3, scale * n, (scale + 1) * n))
+  assert convs == expected
+  base = size // 2**(scales - 1)
+  assert enc['Dense_0']['kernel'].shape == (base * base * scales * n, h)
+  dec = variables['params']['decoder']
+  assert dec['Dense_0']['kernel'].shape == (h, base * base * n)
+  assert [dec[f'Conv_{i}']['kernel'].shape for i in range(2 * scales + 1)] == (
+      [(3, 3, n, n)] * (2 * scales) + [(3, 3, n, channels)])
+  g = models.GENERATORS['began'](image_size=size, channels=channels, width=n)
+  z = jax.random.uniform(jax.random.PRNGKey(2), (5, h), minval=-1)
+  g_vars = g.init(jax.random.PRNGKey(3), z)
+  assert jax.tree.map(jnp.shape, g_vars['params']['decoder']) == jax.tree.map(jnp.shape, dec)
+  images = g.apply(g_vars, z)
+  chex.assert_shape(images, (5, size, size, channels))
+  assert float(jnp.max(jnp.abs(images))) <= 1.0
+
+
+def test_nearest_neighbour_upsampling():
+  x = jnp.arange(4.0).reshape(1, 2, 2, 1)
+  np.testing.assert_array_equal(models.began.upsample_nearest(x)[0, :, :, 0],
+                                [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+  np.testing.assert_array_equal(
+      models.began.upsample_nearest(x),
+      jax.image.resize(x, (1, 4, 4, 1), 'nearest'))  # jax's own nearest resize agrees
