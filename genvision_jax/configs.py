@@ -119,7 +119,7 @@ _LATER_DEFAULTS = {
                 began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
     'model@gan': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
                       d_conditioning='projection', d_spectral_norm=False, d_layers=2,
-                      began_arch='dcgan', began_hidden=64),
+                      began_arch='dcgan', began_hidden=64, began_g_output='tanh'),
 }
 
 
@@ -284,6 +284,8 @@ def validate(config, device_count: int | None = None, process_count: int | None 
       need(arch in models.BEGAN_AUTOENCODERS, 'model.began_arch must be one of '
            f'{sorted(models.BEGAN_AUTOENCODERS)} (got {arch!r})')
       positive_int('model.began_hidden', m.get('began_hidden', 64))
+      need(m.get('began_g_output', 'tanh') in ('linear', 'tanh'), "model.began_g_output must be "
+           f"'linear' or 'tanh' (got {m.get('began_g_output')!r})")
       need(isinstance(decay, int) and decay >= 0, 'gan.began_lr_decay_steps must be an integer '
            f'>= 0 (0 = no decay; got {decay!r})')
       need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '

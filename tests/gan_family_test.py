@@ -286,13 +286,14 @@ def test_began_paper_architecture_and_old_run_directories():
   assert float(z.min()) >= -1.0 and float(z.max()) <= 1.0
   np.testing.assert_allclose(float(jnp.var(z)), 1 / 3, rtol=0.05)  # Uniform[-1, 1]
   old = config.to_dict()
-  for key in ('began_arch', 'began_hidden'):
+  for key in ('began_arch', 'began_hidden', 'began_g_output'):
     del old['model'][key]
   for key in ('began_lr_decay_steps', 'began_lr_decay_factor'):
     del old['gan'][key]
   old['model'].update(generator='dcgan', latent_dim=8)
   old_config = configs.from_dict(old)
   assert old_config.model.began_arch == 'dcgan' and old_config.gan.began_lr_decay_steps == 0
+  assert old_config.model.began_g_output == 'tanh'
   old_method = methods.create(configs.validate(old_config), (28, 28, 1))
   assert type(old_method.discriminator) is models.began.AutoencoderDiscriminator
   assert not old_method.uniform_latents

@@ -211,9 +211,13 @@ def test_began_paper_autoencoder_and_generator(size, channels, scales):
   z = jax.random.uniform(jax.random.PRNGKey(2), (5, h), minval=-1)
   g_vars = g.init(jax.random.PRNGKey(3), z)
   assert jax.tree.map(jnp.shape, g_vars['params']['decoder']) == jax.tree.map(jnp.shape, dec)
-  images = g.apply(g_vars, z)
-  chex.assert_shape(images, (5, size, size, channels))
-  assert float(jnp.max(jnp.abs(images))) <= 1.0
+  raw = g.apply(g_vars, z * 50)  # training: the paper's linear output
+  samples = g.apply(g_vars, z * 50, train=False)  # samples: clipped to [-1, 1]
+  chex.assert_shape(samples, (5, size, size, channels))
+  assert float(jnp.max(jnp.abs(raw))) > 1.0
+  np.testing.assert_array_equal(samples, jnp.clip(raw, -1, 1))
+  tanh_g = models.GENERATORS['began'](image_size=size, channels=channels, width=n, output='tanh')
+  np.testing.assert_allclose(tanh_g.apply(g_vars, z), jnp.tanh(g.apply(g_vars, z)), atol=1e-6)
 
 
 def test_nearest_neighbour_upsampling():

@@ -28,6 +28,7 @@ def get_config(arg=None):
   c.model.d_norm = 'none'
   c.model.began_arch = 'paper'   # 'paper' or 'dcgan' (the first, DCGAN-shaped autoencoder)
   c.model.began_hidden = 64      # h: the embedding size, also z's
+  c.model.began_g_output = 'linear'  # G's output: 'linear' (paper; samples clipped) or 'tanh'
   c.model.latent_dim = c.model.began_hidden
   c.model.g_width = 32           # n: filters of G and of the decoder (encoder: n, 2n, 3n)
   c.model.d_width = 32

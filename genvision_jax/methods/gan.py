@@ -81,6 +81,8 @@ class GANMethod:
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
+    if m.generator == 'began':
+      g_extra = {'output': m.get('began_g_output', 'tanh')}
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
         **g_extra, **cond, **({'conditioning': m.g_conditioning} if cond else {}))

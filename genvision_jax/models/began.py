@@ -9,8 +9,8 @@ Two architectures (`model.began_arch`):
   a fully connected layer maps to the embedding of size h. The decoder maps h to n planes at the
   lowest resolution and runs a pair of 3x3 convolutions at each scale with nearest-neighbour
   upsampling between scales, then one 3x3 convolution to the image channels. The generator has
-  the decoder's shape (its own weights) and maps z of size h to an image (tanh here, so that
-  samples are in [-1, 1] like every other generator of the package; the paper's is linear).
+  the decoder's shape (its own weights) and maps z of size h to an image (linear as in the
+  paper, clipped to [-1, 1] for samples; or tanh, `model.began_g_output`).
   The number of scales follows the image size: 28 px -> 7, 14, 28 (the paper's 64 px -> 8 ... 64).
 - 'dcgan' (`AutoencoderDiscriminator`, the package's first BEGAN): 4x4 stride-2 convolutions
   down, transposed 4x4 convolutions up (DCGAN-shaped); kept so that older run directories load.
@@ -120,15 +120,24 @@ class PaperAutoencoder(nn.Module):
 
 
 class PaperGenerator(nn.Module):
-  """z [B, h] -> images [B, S, S, C] in [-1, 1]: the decoder's shape with its own weights,
-  then tanh. No normalization, so no batch statistics."""
+  """z [B, h] -> images [B, S, S, C]: the decoder's shape with its own weights. No
+  normalization, so no batch statistics.
+
+  output='linear' (the paper): the decoder's linear output in training, clipped to [-1, 1]
+  outside it (samples); 'tanh': tanh always. A tanh output that saturates at the background
+  value (-1) has no gradient left to leave a blank image, which the autoencoder reconstructs
+  almost perfectly; the linear output keeps that gradient.
+  """
   image_size: int = 28
   channels: int = 1
   width: int = 64
   dtype: Any = jnp.float32
+  output: str = 'linear'
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
-    del labels, train
+    del labels
     h = PaperDecoder(self.image_size, self.channels, self.width, self.dtype, name='decoder')(z)
-    return jax.nn.tanh(h)
+    if self.output == 'tanh':
+      return jax.nn.tanh(h)
+    return h if train else jnp.clip(h, -1.0, 1.0)
