@@ -158,28 +158,70 @@ def _input_grad_norm(critic, x):
   return jnp.sqrt(jnp.sum(grads.reshape(x.shape[0], -1)**2, axis=-1) + 1e-12)
 
 
-def gradient_penalty(critic, real, fake, rng):
+def _per_example_uniform(rng, x):
+  """One U(0, 1) draw per example, shaped [B, 1, ..., 1] to broadcast over x."""
+  return jax.random.uniform(rng, (x.shape[0],) + (1,) * (x.ndim - 1), jnp.float32)
+
+
+def _as_weights(alpha, x):
+  """Given per-example weights [B] -> [B, 1, ..., 1] float32."""
+  return jnp.asarray(alpha, jnp.float32).reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+
+
+def gradient_penalty(critic, real, fake, rng, alpha=None):
   """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)||_2 - 1)^2 at x_hat = a x + (1 - a) x~,
-  one a ~ U(0, 1) per example. Per example; computed in float32."""
-  alpha = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1), jnp.float32)
-  x_hat = alpha * real.astype(jnp.float32) + (1.0 - alpha) * fake.astype(jnp.float32)
+  one a ~ U(0, 1) per example. Per example; computed in float32.
+
+  alpha: optional fixed weights a [B] (tests); None draws them from rng.
+  """
+  real, fake = real.astype(jnp.float32), fake.astype(jnp.float32)
+  alpha = _per_example_uniform(rng, real) if alpha is None else _as_weights(alpha, real)
+  x_hat = alpha * real + (1.0 - alpha) * fake
   return (_input_grad_norm(critic, x_hat) - 1.0)**2
 
 
-def dragan_penalty(critic, real, fake, rng, c: float = 0.5):
-  """DRAGAN (Kodali et al. 2017): (||grad D(x_hat)||_2 - 1)^2 at perturbed real data
-  x_hat = x + c * std(x) * eps, eps ~ N(0, I) (the notes' x_hat ~ p_d + N(0, c), with c in
-  units of the data's standard deviation)."""
+def dragan_penalty(critic, real, fake, rng, c: float = 0.5, alpha=None, noise=None):
+  """DRAGAN (Kodali et al. 2017): (||grad D(x~)||_2 - 1)^2 at points x~ = x + a delta between
+  the real data x and its perturbation x_hat = x + delta, with
+
+    delta = c * std(x) * eps,  eps ~ N(0, I),  a ~ U(0, 1) per example,  c = 0.5,
+
+  std(x) being the standard deviation of the whole real minibatch (a scalar).
+
+  Which variant, and why: the notes' table (x_hat ~ p_d + N(0, c)) and the paper's
+  regularizer E_{x, delta ~ N(0, cI)} (||grad D(x + delta)|| - k)^2 perturb the data with
+  Gaussian noise, so eps is Gaussian, symmetric around the data manifold. The authors'
+  reference code (DRAGAN.ipynb) scales the noise by 0.5 * std(x), which makes c a fraction of
+  the data's spread and so independent of the pixel range, and penalizes at random points of
+  the segment between x and x_hat rather than at x_hat alone, so the whole neighbourhood of the
+  data, not only a shell around it, is kept 1-Lipschitz; both are kept here. Not kept: that
+  code's noise is uniform on [0, 1), which shifts every pixel upwards, a one-sided
+  perturbation neither the paper nor the notes describe.
+
+  alpha, noise: optional fixed a [B] and eps [B, ...] (tests); None draws them from rng
+  (alpha from the first key of `jax.random.split(rng)`, eps from the second).
+  """
   del fake
   real = real.astype(jnp.float32)
-  x_hat = real + c * jnp.std(real) * jax.random.normal(rng, real.shape, jnp.float32)
-  return (_input_grad_norm(critic, x_hat) - 1.0)**2
+  alpha_rng, noise_rng = jax.random.split(rng)
+  alpha = _per_example_uniform(alpha_rng, real) if alpha is None else _as_weights(alpha, real)
+  if noise is None:
+    noise = jax.random.normal(noise_rng, real.shape, jnp.float32)
+  delta = c * jnp.std(real) * noise
+  return (_input_grad_norm(critic, real + alpha * delta) - 1.0)**2
 
 
 def r1_penalty(critic, real, fake=None, rng=None):
   """R1 (Mescheder et al. 2018): 1/2 ||grad D(x)||^2 on real data."""
   del fake, rng
   return 0.5 * _input_grad_norm(critic, real.astype(jnp.float32))**2
+
+
+def drift_penalty(real_logits):
+  """Progressive growing's drift term (Karras et al. 2018, sec. A.1): D(x)^2 per example on
+  real data, added to the critic's loss as eps_drift * E[D(x)^2] (eps_drift = 0.001) so that
+  the WGAN critic's outputs, which the loss fixes only up to a constant, stay near zero."""
+  return real_logits.reshape(real_logits.shape[0], -1).mean(axis=-1)**2
 
 
 # config.gan.loss -> objective(real_logits, fake_logits) -> GANLoss. The generator step passes
@@ -198,7 +240,7 @@ GAN_OBJECTIVES: dict[str, Callable[..., GANLoss]] = {
 GAN_PENALTIES = {
     'none': None,
     'gradient': gradient_penalty,   # WGAN-GP: on interpolates of real and fake
-    'dragan': dragan_penalty,       # on perturbed real data
+    'dragan': dragan_penalty,       # between real data and its perturbation
     'r1': r1_penalty,               # on real data
 }
 

@@ -56,6 +56,10 @@ def test_reference_features_are_cached_by_content(tmp_path):
   runner.reference_features('digits_cnn', net, 'features', digits.WEIGHTS, images,
                             data.to_model_range)
   assert len(os.listdir(tmp_path / 'cache' / 'reference')) == 2
+  # Another input pipeline (e.g. --resize=clean for Inception) -> another entry.
+  runner.reference_features('digits_cnn', net, 'features', digits.WEIGHTS, images,
+                            data.to_model_range, variant='resize=clean')
+  assert len(os.listdir(tmp_path / 'cache' / 'reference')) == 3
 
 
 def test_vae_importance_weights_give_iwae_above_elbo():
@@ -91,6 +95,18 @@ def test_seeds_evaluate_and_compare_through_the_cli(tmp_path):
   result = json.load(open(group / 'seed_0' / 'eval' / 'metrics.json'))
   p, m = result['protocol'], result['metrics']
   assert p['num_samples'] == 60 and p['reference_split'] == 'train'
+  assert not p['num_samples_default']
+  # KID on 100 subsets of half the samples (they differ: a real std), IS on 10 shuffled
+  # splits of 6, one k = 5 for the manifold metrics.
+  assert (p['kid_subsets'], p['kid_subset_size']) == (100, 30) and m['digits_cnn/kid_std'] > 0
+  assert (p['is_splits'], p['is_split_size'], p['is_shuffle_seed']) == (10, 6, 0)
+  assert p['nearest_k'] == 5 and 'inception_resize' not in p
+  # 60 samples of 128-d features: a rank-deficient covariance, recorded (and warned about).
+  assert result['details']['digits_cnn/fd_rank_deficient'] is True
+  assert 'rank-deficient' in proc.stderr
+  # A KID subset of more than half the samples is refused before any sampling.
+  with pytest.raises(runner.EvaluationError, match='more than half of the 60 samples'):
+    runner.evaluate_run(str(group / 'seed_0'), num_samples=60, kid_subset_size=31)
   assert p['feature_networks'] == ['digits_cnn'] and p['checkpoint_step'] == 6
   for key in ('digits_cnn/fd', 'digits_cnn/kid', 'digits_cnn/precision', 'digits_cnn/recall',
               'digits_cnn/coverage', 'digits_cnn/c2st_accuracy', 'digits_cnn/score',
@@ -113,6 +129,82 @@ def test_seeds_evaluate_and_compare_through_the_cli(tmp_path):
   summary = runner.compare([str(group), str(group / 'seed_0')])
   row = summary['rows']['vae']['digits_cnn/fd']
   assert row['n'] == 2 and row['interval'] == 't95' and row['low'] <= row['mean'] <= row['high']
+
+
+def test_default_sample_counts_and_metric_settings():
+  from genvision_jax.cli import evaluate  # pylint: disable=g-import-not-at-top
+  assert evaluate.FLAGS['num_samples'].default is None   # resolved per method by the runner
+  assert runner.default_num_samples('gan') == runner.default_num_samples('vae') == 5000
+  assert runner.default_num_samples('diffusion') == runner.DIFFUSION_NUM_SAMPLES < 5000
+  groups = runner.METRIC_GROUPS
+  assert runner.metric_settings(5000, groups, seed=3) == {
+      'kid_subsets': 100, 'kid_subset_size': 1000, 'is_splits': 10, 'is_split_size': 500,
+      'is_shuffle': 'numpy RandomState(seed).permutation', 'is_shuffle_seed': 3,
+      'nearest_k': 5}
+  assert runner.metric_settings(1000, groups, 0)['kid_subset_size'] == 500
+  assert runner.metric_settings(1000, groups, 0, kid_subset_size=500)['kid_subset_size'] == 500
+  with pytest.raises(runner.EvaluationError, match=r'more than half of the 1000 samples'):
+    runner.metric_settings(1000, groups, 0, kid_subset_size=501)
+  # A reference set smaller than the generated one bounds the subsets too.
+  assert runner.metric_settings(5000, groups, 0, reference_examples=900)['kid_subset_size'] == 450
+  with pytest.raises(runner.EvaluationError, match='nearest_k'):
+    runner.metric_settings(50, groups, 0, nearest_k=50)
+  assert runner.metric_settings(50, ['fd'], 0) == {}
+
+
+def test_feature_metrics_shuffle_is_splits_use_one_k_and_flag_rank_deficiency():
+  rng = np.random.default_rng(0)
+  real = {'features': rng.normal(size=(300, 6)), 'logits': rng.normal(size=(300, 10))}
+  # Generated logits sorted by class: unshuffled splits would each hold one class (IS ~ 1).
+  labels = np.repeat(np.arange(10), 20)
+  fake = {'features': rng.normal(size=(200, 6)) + 0.3,
+          'logits': 8.0 * np.eye(10)[labels] + rng.normal(size=(200, 10))}
+  groups = ('fd', 'kid', 'manifold', 'score')
+  values, _, _, details = runner.feature_metrics('f', real, fake, groups, rng_seed=4,
+                                                 bootstrap=0, num_classes=0)
+  shuffled = metrics.inception_score(fake['logits'], 10, rng=np.random.RandomState(4))
+  assert values['f/score'] == pytest.approx(shuffled.mean, rel=1e-12)
+  assert values['f/score'] > 5 > metrics.inception_score(fake['logits'], 10).mean
+  k5 = metrics.manifold_metrics(real['features'], fake['features'], k=5)
+  assert [values[f'f/{n}'] for n in k5._fields] == list(k5)
+  kid = metrics.kernel_inception_distance(real['features'], fake['features'], 100, 100, rng=4)
+  assert (values['f/kid'], values['f/kid_std']) == (kid.mean, kid.std) and kid.std > 0
+  assert details['f/fd_rank_deficient'] is False
+  values, _, _, details = runner.feature_metrics(
+      'f', real, fake, ('manifold',), 4, 0, 0, settings={'nearest_k': 2})
+  assert values['f/density'] == metrics.manifold_metrics(real['features'], fake['features'],
+                                                         k=2).density
+  few = {'features': fake['features'][:5], 'logits': fake['logits'][:5]}
+  with pytest.warns(UserWarning, match='rank-deficient'):
+    _, _, _, details = runner.feature_metrics('f', real, few, ('fd',), 0, 0, 0)
+  assert details['f/fd_rank_deficient'] is True
+
+
+def _fake_evaluated_run(path, nn_distance, fd):
+  os.makedirs(path / 'eval')
+  protocol = {'dataset': 'd', 'reference_split': 'train', 'feature_networks': ['digits_cnn'],
+              'num_samples': len(nn_distance)}
+  (path / 'eval' / 'metrics.json').write_text(json.dumps(
+      {'protocol': protocol, 'metrics': {'digits_cnn/fd': fd}, 'intervals': {}, 'details': {}}))
+  np.savez(path / 'eval' / 'per_example.npz', **{'digits_cnn/nn_distance': nn_distance})
+
+
+def test_compare_of_two_runs_tests_the_observed_winner(tmp_path):
+  """b is clearly better (smaller nearest-neighbour distances on every reference example):
+  the table names b as the winner with a small one-sided p and the two-sided p beside it, never
+  the p ~ 1 of "a better than b"."""
+  rng = np.random.default_rng(0)
+  base = rng.uniform(1.0, 2.0, size=200)
+  _fake_evaluated_run(tmp_path / 'a', base + 0.3 + 0.05 * rng.normal(size=200), 9.0)
+  _fake_evaluated_run(tmp_path / 'b', base, 5.0)
+  result = runner.compare([str(tmp_path / 'a'), str(tmp_path / 'b')], num_resamples=2000)
+  (test,) = [t for t in result['tests'] if t['test'] == 'paired_bootstrap']
+  assert (test['a'], test['b'], test['winner'], test['better']) == ('b', 'a', 'b', 'a')
+  assert test['p_value'] < 0.01 and test['p_value_two_sided'] < 0.01
+  assert test['difference'] == pytest.approx(-0.3, abs=0.02)   # b - a, lower is better
+  line = next(l for l in result['table'].splitlines() if 'paired_bootstrap' in l)
+  assert line.startswith('  b vs a') and 'b better: one-sided p = 0' in line
+  assert 'two-sided p = 0' in line and 'p = 1' not in line
 
 
 def test_evaluate_rejects_bad_requests(tmp_path):

@@ -112,6 +112,25 @@ def test_frechet_distance_warns_about_too_few_samples():
 # KID
 
 
+def _kid_by_hand(x, y, num_subsets, subset_size, seed):
+  """torch-fidelity's KID written out in float64 numpy: per subset, rows drawn without
+  replacement (indices of x first, then of y, from np.random.default_rng(seed) as the
+  docstring of `kernel_inception_distance` says); k(a, b) = (a.b / d + 1)^3;
+  mmd2 = (sum K_xx - tr K_xx) / (m (m - 1)) + (sum K_yy - tr K_yy) / (m (m - 1))
+         - 2 sum K_xy / m^2; mean and (ddof=0) std over subsets."""
+  rng = np.random.default_rng(seed)
+  d, m = x.shape[1], subset_size
+  out = []
+  for _ in range(num_subsets):
+    a = x[rng.choice(len(x), m, replace=False)]
+    b = y[rng.choice(len(y), m, replace=False)]
+    kxx, kyy, kxy = [(np.einsum('id,jd->ij', u, v) / d + 1.0)**3 for u, v in
+                     ((a, a), (b, b), (a, b))]
+    out.append((kxx.sum() - np.einsum('ii', kxx)) / (m * (m - 1))
+               + (kyy.sum() - np.einsum('ii', kyy)) / (m * (m - 1)) - 2.0 * kxy.sum() / m**2)
+  return np.mean(out), np.std(out)
+
+
 def test_kid_matches_torch_fidelity_with_its_subsets():
   c = REF['kid']
   x1, x2 = GEN.make_inputs(c['seed'], c['n1'], c['n2'], c['d'])
@@ -120,12 +139,20 @@ def test_kid_matches_torch_fidelity_with_its_subsets():
   assert res.mean == pytest.approx(c['kid_mean'], rel=1e-9)
   assert res.std == pytest.approx(c['kid_std'], rel=1e-9)
   assert res.values.shape == (c['subsets'],)
-  # A seeded Generator is reproducible too.
-  again = metrics.kernel_inception_distance(x1, x2, 3, 50, rng=5)
-  np.testing.assert_array_equal(again.values,
-                                metrics.kernel_inception_distance(x1, x2, 3, 50, rng=5).values)
-  with pytest.raises(ValueError, match='subset_size'):
-    metrics.kernel_inception_distance(x1, x2, subset_size=1000)
+  # A seeded Generator: the same numbers as the formula by hand on the documented draws.
+  ours = metrics.kernel_inception_distance(x1, x2, 7, 60, rng=5)
+  mean, std = _kid_by_hand(x1, x2, 7, 60, seed=5)
+  assert ours.mean == pytest.approx(mean, rel=1e-10) and ours.std == pytest.approx(std, rel=1e-9)
+  assert std > 0.01 * abs(mean)   # subsets that differ: a real spread
+
+
+def test_kid_refuses_subsets_larger_than_half_the_samples():
+  x1, x2 = GEN.make_inputs(0, 300, 250, 8)
+  metrics.kernel_inception_distance(x1, x2, 2, 125)   # half of the smaller set: fine
+  with pytest.raises(ValueError, match=r'more than half of the 250 samples.*at most 125'):
+    metrics.kernel_inception_distance(x1, x2, 2, 126)
+  assert metrics.default_kid_subset_size(5000) == 1000
+  assert metrics.default_kid_subset_size(60) == 30
 
 
 def test_unbiased_mmd2_matches_torch_fidelity():
@@ -211,7 +238,7 @@ def test_manifold_metrics_match_torch_fidelity_and_prdc():
   precision, recall = metrics.precision_recall(real, fake, k=c['k_prc'])
   assert precision == pytest.approx(c['precision'], abs=1e-6)   # torch-fidelity: float32 mean
   assert recall == pytest.approx(c['recall'], abs=1e-6)
-  m = metrics.manifold_metrics(real, fake, c['k_prdc'], c['k_prdc'], block_rows=37)
+  m = metrics.manifold_metrics(real, fake, c['k_prdc'], block_rows=37)
   for key in ('precision', 'recall', 'density', 'coverage'):
     assert getattr(m, key) == pytest.approx(c['prdc'][key], abs=1e-12), key
 
@@ -248,6 +275,22 @@ def test_precision_recall_on_overlapping_boxes():
   assert metrics.manifold_metrics(real, far) == (0.0, 0.0, 0.0, 0.0)
 
 
+def _manifold_by_hand(real, fake, k, strict_precision_recall=False):
+  """The papers' definitions with scipy's exact pairwise distances: r_k = distance to the k-th
+  nearest other point of the own set (column k of the sorted rows; column 0 is the point
+  itself); precision/recall count a point inside a ball when its distance is <= the radius
+  (torch-fidelity; prdc's `compute_prdc` uses < there: strict_precision_recall), density and
+  coverage when it is < the radius (prdc)."""
+  r_real = np.sort(distance.cdist(real, real), axis=1)[:, k]
+  r_fake = np.sort(distance.cdist(fake, fake), axis=1)[:, k]
+  d = distance.cdist(real, fake)   # [N real, M fake]
+  inside = np.less if strict_precision_recall else np.less_equal
+  return dict(precision=inside(d, r_real[:, None]).any(axis=0).mean(),
+              recall=inside(d, r_fake[None, :]).any(axis=1).mean(),
+              density=(d < r_real[:, None]).sum(axis=0).mean() / k,
+              coverage=(d.min(axis=1) < r_real).mean())
+
+
 def test_density_and_coverage_for_equal_distributions():
   rng = np.random.default_rng(1)
   real, fake = rng.normal(size=(1500, 3)), rng.normal(size=(1500, 3))
@@ -255,8 +298,39 @@ def test_density_and_coverage_for_equal_distributions():
   assert m.density == pytest.approx(1.0, abs=0.1)   # E[density] = 1 (Naeem et al.)
   assert m.coverage > 0.9                            # -> 1 - 1/2^k = 0.97 for k = 5
   assert m.precision > 0.8 and m.recall > 0.8
-  # The public helpers agree with the combined computation.
-  assert metrics.density_coverage(real, fake) == (m.density, m.coverage)
+  # One k = 5 for all four (the default), each value the definition by hand.
+  hand = _manifold_by_hand(real[:300], fake[:250], k=5)
+  got = metrics.manifold_metrics(real[:300], fake[:250])
+  for key, value in hand.items():
+    assert getattr(got, key) == pytest.approx(value, abs=1e-12), key
+  assert metrics.density_coverage(real[:300], fake[:250]) == pytest.approx(
+      (hand['density'], hand['coverage']), abs=1e-12)
+  assert metrics.precision_recall(real[:300], fake[:250]) == pytest.approx(
+      (hand['precision'], hand['recall']), abs=1e-12)
+
+
+def test_manifold_metrics_on_tied_distances_match_prdc_and_torch_fidelity():
+  """Discrete features: many distances equal a k-NN radius exactly, so `<` and `<=` differ.
+  Density/coverage against the stored output of prdc 0.2 (`<`); precision/recall against the
+  definitions by hand with torch-fidelity's `<=` (prdc's own precision/recall use `<`)."""
+  c = REF['prdc_ties']
+  fake, real = GEN.make_discrete_inputs(c['seed'], c['n1'], c['n2'], c['d'], c['levels'])
+  k = c['k_prdc']
+  m = metrics.manifold_metrics(real, fake, k, block_rows=13)
+  assert m.density == pytest.approx(c['prdc']['density'], abs=1e-12)
+  assert m.coverage == pytest.approx(c['prdc']['coverage'], abs=1e-12)
+  hand = _manifold_by_hand(real, fake, k)
+  assert (m.precision, m.recall) == pytest.approx((hand['precision'], hand['recall']), abs=1e-12)
+  strict = _manifold_by_hand(real, fake, k, strict_precision_recall=True)
+  assert (strict['precision'], strict['recall']) == pytest.approx(
+      (c['prdc']['precision'], c['prdc']['recall']), abs=1e-12)
+  # The case tells the comparisons apart: with <= in density/coverage (or < in
+  # precision/recall) the numbers change.
+  r_real = np.sort(distance.cdist(real, real), axis=1)[:, k]
+  d = distance.cdist(real, fake)
+  assert (d <= r_real[:, None]).sum(axis=0).mean() / k != pytest.approx(m.density)
+  assert (d.min(axis=1) <= r_real).mean() != pytest.approx(m.coverage)
+  assert strict['precision'] != pytest.approx(m.precision)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,9 +460,30 @@ def test_iwae_bound_rises_with_k_to_the_true_log_likelihood():
 
 
 def test_feature_metrics_registry():
+  """Each entry's values against an independent value: pytorch-fid's stored FID, KID by hand
+  on the documented draws (default subset size: half the samples), the manifold metrics by the
+  definitions, and the C2ST against scikit-learn's logistic regression on the same split."""
+  assert set(metrics.FEATURE_METRICS) == {'fid', 'kid', 'manifold', 'c2st'}
+  c = REF['fid']
+  x1, x2 = GEN.make_inputs(c['seed'], c['n1'], c['n2'], c['d'])
+  assert metrics.FEATURE_METRICS['fid'](x1, x2) == {'fid': pytest.approx(c['fid'], rel=1e-6)}
+  real, fake = x1[:160], x2[:140]
+  mean, std = _kid_by_hand(real, fake, 100, 70, seed=0)
+  kid = metrics.FEATURE_METRICS['kid'](real, fake)
+  assert kid == {'kid': pytest.approx(mean, rel=1e-10), 'kid_std': pytest.approx(std, rel=1e-9)}
+  assert metrics.FEATURE_METRICS['manifold'](real, fake) == pytest.approx(
+      _manifold_by_hand(real, fake, k=5), abs=1e-12)
+  c2st = metrics.FEATURE_METRICS['c2st'](real, fake)
+  assert set(c2st) == {'accuracy', 'p_value'}
+  # The registry's split (seed 0): both sets shuffled and cut to n = 140, half of each trains.
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
-  real, fake = rng.normal(size=(60, 4)), rng.normal(size=(60, 4))
-  out = {name: fn(real, fake) for name, fn in metrics.FEATURE_METRICS.items()}
-  assert set(out) == {'fid', 'kid', 'manifold', 'c2st'}
-  assert set(out['manifold']) == {'precision', 'recall', 'density', 'coverage'}
-  assert all(isinstance(v, float) for d in out.values() for v in d.values())
+  r, f = real[rng.permutation(160)[:140]], fake[rng.permutation(140)[:140]]
+  x_train, x_test = np.concatenate([r[:70], f[:70]]), np.concatenate([r[70:], f[70:]])
+  y = np.repeat([1, 0], 70)
+  mu, sd = x_train.mean(0), x_train.std(0)
+  clf = LogisticRegression(C=1.0, max_iter=2000).fit((x_train - mu) / sd, y)
+  correct = int((clf.predict((x_test - mu) / sd) == y).sum())
+  assert c2st['accuracy'] == pytest.approx(correct / 140, abs=1.5 / 140)
+  n_correct = round(c2st['accuracy'] * 140)
+  assert c2st['p_value'] == pytest.approx(stats.binom.sf(n_correct - 1, 140, 0.5), rel=1e-9)

@@ -1,6 +1,8 @@
 """The GAN loss table beyond minimax/non-saturating, its penalties, and the configs of
 experiments/gan/: hand-computed values, gradient signs, the gradient-penalty norm against a
-linear critic, weight clipping, and every config's :smoke run through the CLI."""
+linear critic and the points where each penalty is evaluated against a nonlinear one
+(D(x) = 1/2 ||x||^2, grad D = x), weight clipping, and every config's :smoke run through the
+CLI."""
 
 import math
 
@@ -61,6 +63,90 @@ def test_gradient_penalty_of_a_linear_critic():
                              expected, rtol=1e-5)
   np.testing.assert_allclose(losses.r1_penalty(critic, real), 0.5 * float(jnp.sum(w**2)),
                              rtol=1e-5)
+
+
+# D(x) = 1/2 ||x||^2 per example: a nonlinear critic whose input gradient is x itself, so
+# ||grad D(p)|| = ||p|| tells at which point p a penalty was evaluated.
+_HALF_SQUARED_NORM = lambda x: 0.5 * jnp.sum(x.reshape(x.shape[0], -1)**2, axis=-1)
+
+
+def _norms(x):
+  return np.linalg.norm(np.asarray(x, np.float64).reshape(x.shape[0], -1), axis=-1)
+
+
+def _real_fake(shape=(4, 3, 3, 2)):
+  rng = np.random.default_rng(0)
+  return (jnp.asarray(rng.normal(0.3, 0.4, shape), jnp.float32),
+          jnp.asarray(rng.normal(-0.5, 0.2, shape), jnp.float32))
+
+
+def test_wgan_gp_is_evaluated_at_the_interpolates():
+  """Fixed eps per example: x_hat = eps x + (1 - eps) x~, penalty (||x_hat|| - 1)^2 by hand.
+  Evaluated at x or at x~ instead, the values differ."""
+  real, fake = _real_fake()
+  eps = np.array([0.0, 0.25, 0.6, 1.0])
+  got = losses.gradient_penalty(_HALF_SQUARED_NORM, real, fake, None, alpha=eps)
+  x, xt = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  x_hat = eps[:, None, None, None] * x + (1 - eps[:, None, None, None]) * xt
+  np.testing.assert_allclose(got, (_norms(x_hat) - 1.0)**2, rtol=1e-5)
+  # eps = 1 is the real point and eps = 0 the fake one: only the middle two tell them apart.
+  for wrong in (x, xt):
+    assert not np.allclose(got[1:3], (_norms(wrong)[1:3] - 1.0)**2, rtol=1e-2)
+
+
+def test_wgan_gp_draws_one_uniform_eps_per_example():
+  """With fake = 0 and ||x|| = 1 the penalty is (eps - 1)^2, whose mean over eps ~ U(0, 1)
+  is 1/3 (1 at the fake points, 0 at the real ones); one eps per example, not per pixel."""
+  n = 4000
+  x = np.random.default_rng(1).normal(size=(n, 4, 4, 1))
+  x = jnp.asarray(x / _norms(x)[:, None, None, None], jnp.float32)
+  got = np.asarray(losses.gradient_penalty(_HALF_SQUARED_NORM, x, jnp.zeros_like(x),
+                                           jax.random.PRNGKey(0)))
+  assert abs(got.mean() - 1.0 / 3.0) < 0.03, got.mean()   # standard error 0.005
+  assert abs(np.sqrt(got).mean() - 0.5) < 0.03            # |eps - 1|, uniform on [0, 1]
+  assert got.min() >= 0.0 and got.max() <= 1.0 + 1e-5
+
+
+def test_dragan_is_evaluated_between_the_data_and_its_perturbation():
+  """Fixed a and eps: x~ = x + a * c * std(x) * eps with c = 0.5 and std over the minibatch;
+  penalty (||x~|| - 1)^2 by hand. At x, at the fake data or at x + delta the values differ."""
+  real, fake = _real_fake()
+  a = np.array([0.2, 0.5, 0.9, 0.7])
+  eps = np.random.default_rng(2).normal(size=real.shape)
+  got = losses.dragan_penalty(_HALF_SQUARED_NORM, real, fake, jax.random.PRNGKey(0),
+                              alpha=a, noise=jnp.asarray(eps, jnp.float32))
+  x = np.asarray(real, np.float64)
+  delta = 0.5 * x.std() * eps
+  expected = (_norms(x + a[:, None, None, None] * delta) - 1.0)**2
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  for wrong in (x, np.asarray(fake, np.float64), x + delta):
+    assert not np.allclose(got, (_norms(wrong) - 1.0)**2, rtol=1e-2)
+
+
+def test_dragan_draws_gaussian_noise_scaled_by_the_data_std():
+  """D(x) = 1/2 ||x - x0||^2 around the real batch x0: grad D(x~) = a * delta, whose norm is
+  a * c * std(x) * ||eps||. With c std(x) sqrt(n) = 1 (std 1/16, n = 1024 pixels) the
+  penalty is ~ (a - 1)^2: mean 1/3 over a ~ U(0, 1). Penalized at x + delta instead it
+  would be ~ 0, at x exactly 1; a std taken per example or noise of another scale would
+  move the mean."""
+  n_ex = 2000
+  signs = np.random.default_rng(3).choice([-1.0, 1.0], size=(n_ex, 32, 32, 1))
+  real = jnp.asarray(signs / 16.0, jnp.float32)   # std exactly 1/16 when the signs balance
+  real = real - jnp.mean(real)
+  critic = lambda v: _HALF_SQUARED_NORM(v - real)
+  got = np.asarray(losses.dragan_penalty(critic, real, None, jax.random.PRNGKey(1)))
+  scale = 0.5 * float(jnp.std(real)) * 32.0
+  np.testing.assert_allclose(scale, 1.0, rtol=1e-2)
+  assert abs(got.mean() - 1.0 / 3.0) < 0.03, got.mean()
+  assert abs(np.sqrt(got).mean() - 0.5) < 0.03
+
+
+def test_r1_is_evaluated_at_the_real_points():
+  """R1 = 1/2 ||grad D(x)||^2 = 1/2 ||x||^2 at the real x, not at the fake points."""
+  real, fake = _real_fake()
+  got = losses.r1_penalty(_HALF_SQUARED_NORM, real, fake, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(got, 0.5 * _norms(real)**2, rtol=1e-5)
+  assert not np.allclose(got, 0.5 * _norms(fake)**2, rtol=1e-2)
 
 
 def test_gradient_penalty_is_on_raw_outputs_and_interpolates():
@@ -144,6 +230,19 @@ def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name):
   proc = run_cli('train', f'--config=experiments/gan/{name}:smoke', f'--workdir={tmp_path}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'step 6/6' in proc.stdout and 'non-finite' not in proc.stderr
+  if name in ('sdgan_mnist.py', 'minimax_mnist.py'):  # identity preservation: SD-GAN only
+    from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+    if name == 'minimax_mnist.py':
+      with pytest.raises(runner.EvaluationError, match="drop 'identity'"):
+        runner.evaluate_run(str(tmp_path), 20, metrics=['identity'], verbose=False)
+      return
+    result = runner.evaluate_run(str(tmp_path), 20, metrics=['identity'], verbose=False)
+    for kind in ('generated', 'independent', 'real'):
+      value = result['metrics'][f'digits_cnn/identity_{kind}']
+      low, high = result['intervals'][f'digits_cnn/identity_{kind}']
+      assert 0 <= low <= value <= high <= 1, kind
+    assert result['metrics']['digits_cnn/identity_real'] >= 0.8  # the classifier's ceiling
+    assert result['details']['identity_pairs'] == 20
 
 
 @pytest.mark.parametrize('g_cond,d_cond', [('embedding', 'projection'), ('cbn', 'concat')])
@@ -310,12 +409,60 @@ def test_began_needs_its_autoencoder_discriminator():
     configs.validate(config)
 
 
-def test_sdgan_pairs_and_identity_rows():
+@pytest.mark.parametrize('seed', range(4))
+def test_sdgan_real_pairs_are_two_different_images_of_one_class(seed):
+  """Never an image with itself, always one class; examples with a classmate keep their own
+  pair, and their partner is uniform over the other members of the class."""
   from genvision_jax.methods import sdgan  # pylint: disable=g-import-not-at-top
-  labels = jnp.array([0, 1, 0, 2, 1, 0])
-  partner = sdgan.same_label_partners(labels, jax.random.PRNGKey(0))
-  assert np.all(labels[partner] == labels)
-  assert np.all((partner != jnp.arange(6)) | (labels == 2))  # 2 is alone: paired with itself
+  rng = np.random.default_rng(seed)
+  labels = jnp.asarray(np.concatenate([[7], rng.integers(0, 5, 40)]))  # 7 is alone
+  counts = np.zeros((41, 41))
+  for k in range(200):
+    first, second = map(np.asarray, sdgan.same_identity_pairs(labels, jax.random.PRNGKey(k)))
+    assert np.all(first != second)
+    np.testing.assert_array_equal(labels[first], labels[second])
+    np.testing.assert_array_equal(first[1:], np.arange(1, 41))  # pairable: kept in place
+    assert first[0] != 0  # the lone 7 is replaced, not paired with itself
+    counts[first[1:], second[1:]] += 1
+  # Example 1's partner: uniform over its m - 1 classmates (200 draws; loose bound).
+  mates = np.flatnonzero((np.asarray(labels) == int(labels[1])) & (np.arange(41) != 1))
+  assert set(np.flatnonzero(counts[1])) <= set(mates)
+  if len(mates) > 1:
+    expected = 200 / len(mates)
+    assert np.all(np.abs(counts[1, mates] - expected) < 4 * np.sqrt(expected) + 2)
+
+
+def test_sdgan_latents_are_uniform_and_share_the_identity_part():
+  """z ~ U[-1, 1] (Donahue et al.): in [-1, 1], mean 0, variance 1/3 (N(0, 1): variance 1,
+  values beyond 1). Pairs share z_I unless shared_identity=False; old run directories
+  (no latent_distribution) load as 'normal', what they were trained with."""
+  config = configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'))
+  configs.validate(config)
+  assert config.sdgan.latent_distribution == 'uniform'
+  method = methods.create(config, (28, 28, 1), num_classes=10)
+  k = method.identity_dim
+  z = np.asarray(method.paired_latents(jax.random.PRNGKey(1), 2000))
+  assert z.min() >= -1.0 and z.max() <= 1.0
+  assert abs(z.mean()) < 0.02 and abs(z.var() - 1.0 / 3.0) < 0.02
+  np.testing.assert_array_equal(z[:2000, :k], z[2000:, :k])
+  assert not np.allclose(z[:2000, k:], z[2000:, k:])
+  independent = np.asarray(method.paired_latents(jax.random.PRNGKey(1), 5, False))
+  assert not np.allclose(independent[:5, :k], independent[5:, :k])
+  images = method.generate(method.create_state(jax.random.PRNGKey(0)), jax.random.PRNGKey(2), 4)
+  chex.assert_shape(images, (4, 28, 28, 1))
+  old = config.to_dict()
+  del old['sdgan']['latent_distribution']
+  upgraded = configs.from_dict(old)
+  assert upgraded.sdgan.latent_distribution == 'normal'
+  z = np.asarray(methods.create(upgraded, (28, 28, 1), 10).paired_latents(
+      jax.random.PRNGKey(1), 2000))
+  assert abs(z.var() - 1.0) < 0.05
+  with pytest.raises(configs.ConfigError, match='latent_distribution'):
+    configs.validate(configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'),
+                                  {'sdgan.latent_distribution': 'gaussian'}))
+
+
+def test_sdgan_train_step_and_identity_rows():
   config = configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'))
   configs.validate(config)
   method = methods.create(config, (28, 28, 1), num_classes=10)
@@ -324,11 +471,16 @@ def test_sdgan_pairs_and_identity_rows():
   batch['label'] = jnp.tile(jnp.arange(16) % 10, (method.d_steps, 1))
   state, metrics = jax.jit(method.train_step)(state, batch)
   assert np.isfinite(float(metrics['d_loss'])) and int(state.d_updates) == method.d_steps
-  # Fake pairs share z_I: the first identity_dim coordinates of pair members are equal.
-  z = method.paired_latents(jax.random.PRNGKey(1), 3)
-  k = method.identity_dim
-  np.testing.assert_array_equal(z[:3, :k], z[3:, :k])
-  assert not np.allclose(z[:3, k:], z[3:, k:])
+  # D's real pairs are two different images of one class (image i is filled with i; labels
+  # 0-5 occur twice, 6-9 once).
+  labels = jnp.arange(16) % 10
+  real = jnp.broadcast_to(jnp.arange(16.0)[:, None, None, None], (16, 28, 28, 1))
+  pairs, _ = method.d_inputs(state, real, labels, jax.random.PRNGKey(3))
+  a, b = (np.asarray(pairs[:, 0, 0, c]).astype(int) for c in (0, 1))
+  assert np.all(a != b) and np.all(np.asarray(labels)[a] == np.asarray(labels)[b])
+  with pytest.raises(ValueError, match='must exceed'):
+    methods.create(configs.load(str(REPO / 'experiments' / 'gan' / 'sdgan_mnist.py:smoke'),
+                                {'train.batch_size': 10}), (28, 28, 1), num_classes=10)
   # D judges pairs: 2 channels for grey digits.
   assert method.d_input_shape == (28, 28, 2)
   images = method.generate(state, jax.random.PRNGKey(2), 16)

@@ -174,3 +174,49 @@ def test_pth_and_converted_npz_load_the_same_variables(tmp_path, seeded_state_di
   pth.write_bytes(b'garbage')
   with pytest.raises(inception.InceptionWeightsError, match='weights_only'):
     inception.load_pytorch_fid_weights(pth)
+
+
+def test_clean_resize_is_pil_bicubic_on_float_images():
+  """clean-fid's 'clean' mode, checked against PIL itself: each channel of the [0, 255] float
+  image resized as a mode 'F' image with BICUBIC, clipped to [0, 255]; grey becomes RGB."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1.0, 1.0, size=(2, 28, 28, 3)).astype(np.float32)
+  images[0, :14] = 1.0   # a hard edge: bicubic overshoots it, the clip matters
+  images[0, 14:] = -1.0
+  out = inception.clean_resize(images)
+  assert out.shape == (2, 299, 299, 3) and out.dtype == np.float32
+  for i in range(2):
+    for c in range(3):
+      pil = Image.fromarray((images[i, :, :, c] + 1.0) * 127.5, mode='F')
+      expected = np.clip(np.asarray(pil.resize((299, 299), Image.BICUBIC)), 0, 255)
+      np.testing.assert_allclose(out[i, :, :, c], expected, rtol=0, atol=1e-3)
+  assert out[0].max() == 255.0 and out[0].min() == 0.0   # clipped overshoot
+  grey = inception.clean_resize(images[:, :, :, :1])
+  np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
+  np.testing.assert_allclose(grey[..., 0], out[..., 0], atol=1e-3)
+  # uint8-range images give the same result as their [-1, 1] version.
+  np.testing.assert_allclose(inception.clean_resize((images + 1) * 127.5, (0.0, 255.0)), out,
+                             atol=2e-3)
+
+
+def test_inception_features_clean_mode_feeds_the_network_pil_resized_images():
+  images = np.random.default_rng(1).uniform(-1.0, 1.0, size=(3, 32, 32, 1)).astype(np.float32)
+  clean = inception.InceptionFeatures(variables={}, batch_size=2, resize='clean')
+  expected = 2.0 * inception.clean_resize(images) / 255.0 - 1.0
+  np.testing.assert_allclose(np.asarray(clean.network_input(images)), expected, atol=1e-5)
+  default = inception.InceptionFeatures(variables={}, batch_size=2)
+  assert np.abs(np.asarray(default.network_input(images)) - expected).max() > 0.1  # differ
+  np.testing.assert_allclose(np.asarray(default.network_input(images)),
+                             np.asarray(inception.preprocess(images)), atol=0)
+  seen = []
+
+  def fake_network(variables, x):
+    seen.append(np.asarray(x))
+    return {'pool3': np.zeros((len(x), 2048)), 'logits': np.zeros((len(x), 1008))}
+
+  clean._batch_fn = fake_network   # what __call__ sends to the jitted network, batch by batch
+  clean(images)
+  np.testing.assert_allclose(np.concatenate(seen)[:3], inception.clean_resize(images), atol=0)
+  with pytest.raises(ValueError, match='resize'):
+    inception.InceptionFeatures(variables={}, resize='bicubic')

@@ -204,3 +204,32 @@ def test_bfloat16_step_is_finite_and_close_to_float32(spec):
       jax.tree.leaves(getattr(n16, params)), jax.tree.leaves(getattr(s16, params)))])
   cosine = float(d32 @ d16 / (jnp.linalg.norm(d32) * jnp.linalg.norm(d16)))
   assert cosine > 0.9, cosine
+
+
+def test_global_norm_is_the_root_sum_of_squares_without_deprecation_warnings():
+  """common.global_norm by hand; pyproject turns a DeprecationWarning of a call inside
+  genvision_jax into an error, so the old optax.global_norm call fails this test."""
+  tree = {'a': jnp.array([3.0, 0.0]), 'b': {'c': jnp.array([[4.0]]), 'd': jnp.array(12.0)}}
+  np.testing.assert_allclose(float(common.global_norm(tree)), 13.0, rtol=1e-6)
+
+
+def test_a_deprecated_call_inside_genvision_jax_fails_a_test():
+  """The pytest filters of pyproject.toml: a DeprecationWarning attributed to a genvision_jax
+  module (a library warning with stacklevel=2 about its caller), or one optax raises, is an
+  error; the same warning attributed to a third-party module is ignored."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  def deprecated_api():  # how jax, numpy, ... warn: about the line that called them
+    warnings.warn('deprecated_api is deprecated', DeprecationWarning, stacklevel=2)
+
+  caller = 'def call():\n  deprecated_api()\n'
+  inside = {'__name__': 'genvision_jax.some_module', 'deprecated_api': deprecated_api}
+  outside = {'__name__': 'some_library.module', 'deprecated_api': deprecated_api}
+  exec(compile(caller, 'genvision_jax/some_module.py', 'exec'), inside)  # pylint: disable=exec-used
+  exec(compile(caller, 'some_library/module.py', 'exec'), outside)  # pylint: disable=exec-used
+  with pytest.raises(DeprecationWarning, match='deprecated_api is deprecated'):
+    inside['call']()
+  outside['call']()  # ignored
+  with pytest.raises(DeprecationWarning, match='global_norm is deprecated'):
+    optax.global_norm({'a': jnp.ones(2)})

@@ -154,20 +154,37 @@ def test_depth_to_space_order():
 
 
 @pytest.mark.parametrize('size,n_layers', [(28, 2), (32, 3), (64, 3)])
-def test_patchgan_shapes_and_receptive_field(size, n_layers):
-  from genvision_jax.models import patchgan  # pylint: disable=g-import-not-at-top
+def test_patchgan_shapes(size, n_layers):
   d = models.PatchDiscriminator(image_size=size, width=4, layers=n_layers)
   x = jnp.zeros((2, size, size, 3))
   variables = d.init(jax.random.PRNGKey(0), x, train=False)
   logits, _ = d.apply(variables, x, train=True, mutable=['batch_stats'])
   chex.assert_shape(logits, (2, size // 2**n_layers, size // 2**n_layers))
-  assert patchgan.receptive_field(3) == 70  # pix2pix's 70x70 PatchGAN
-  # Empirically: a pixel change moves only the logits whose patch contains it.
-  if size == 64:
-    f = lambda x: d.apply(variables, x, train=False)
-    g = jax.grad(lambda x: f(x)[0, 4, 4])(jax.random.normal(jax.random.PRNGKey(1), x.shape))
-    rows = np.nonzero(np.abs(np.asarray(g[0])).sum(axis=(1, 2)))[0]
-    assert 0 < rows.max() - rows.min() + 1 <= patchgan.receptive_field(3)
+
+
+@pytest.mark.parametrize('n_layers,patch', [(1, 16), (2, 34), (3, 70)])
+def test_patchgan_receptive_field_is_measured_exactly(n_layers, patch):
+  """The input rows and columns that one central patch logit depends on (non-zero gradient)
+  form a patch x patch square: 16, 34, 70 for 1, 2, 3 stride-2 layers, pix2pix's
+  NLayerDiscriminator (70 x 70 at n_layers=3). Computed by hand: from the logit back through
+  the two stride-1 4x4 convolutions r = 1 + 3 + 3 = 7, then r <- 2 (r - 1) + 4 per stride-2
+  layer: 16, 34, 70. The image (160 px) keeps the central patch clear of the zero padding;
+  no normalization, so only convolutions couple pixels (train-mode BatchNorm would couple
+  them all)."""
+  from genvision_jax.models import patchgan  # pylint: disable=g-import-not-at-top
+  size = 160
+  d = models.PatchDiscriminator(image_size=size, width=4, layers=n_layers, norm='none')
+  x = jax.random.normal(jax.random.PRNGKey(1), (1, size, size, 2))
+  variables = d.init(jax.random.PRNGKey(0), x, train=False)
+  h = size // 2**n_layers
+  g = jax.grad(lambda x: d.apply(variables, x, train=False)[0, h // 2, h // 2])(x)
+  g = np.abs(np.asarray(g[0])).sum(axis=-1)
+  rows, cols = np.nonzero(g.sum(axis=1))[0], np.nonzero(g.sum(axis=0))[0]
+  assert rows.min() > 0 and cols.min() > 0 and rows.max() < size - 1 and cols.max() < size - 1
+  # Contiguous and exactly `patch` wide in both directions.
+  np.testing.assert_array_equal(rows, np.arange(rows.min(), rows.min() + patch))
+  np.testing.assert_array_equal(cols, np.arange(cols.min(), cols.min() + patch))
+  assert patchgan.receptive_field(n_layers) == patch
 
 
 def test_spectral_norm_discriminator_keeps_its_state_in_batch_stats():

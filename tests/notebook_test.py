@@ -18,3 +18,12 @@ def test_quickstart_notebook_executes():
   assert len(images) >= 3  # sample grid, loss curve, fresh samples
   text = ''.join(o.get('text', '') for o in outputs)
   assert 'loss' in text and 'final metrics' in text
+
+
+def test_colab_cell_takes_the_repository_from_one_marked_variable():
+  """The install cell clones REPO_URL, set by the user, and no made-up address."""
+  nb = nbformat.read(REPO / 'notebooks' / 'quickstart.ipynb', as_version=4)
+  install = next(c.source for c in nb.cells if c.cell_type == 'code')
+  assert 'SET THIS' in install and "REPO_URL = ''" in install
+  assert 'http' not in install.replace('https://github.com/YOU/', '')
+  assert "'git', 'clone', '--depth=1', REPO_URL" in install

@@ -155,3 +155,39 @@ def test_one_compile_per_stage_and_bit_exact_resume_mid_fade(tmp_path, monkeypat
   assert sorted(stage for _, stage in _TRACES) == [0, 0, 1, 1, 1]
   records = [json.loads(line) for line in open(tmp_path / 'straight' / 'metrics.jsonl')]
   assert [r['resolution'] for r in records] == [4.0, 8.0, 8.0, 8.0]  # steps 2, 4, 6, 7
+
+
+def test_drift_term_eps_drift_times_mean_squared_real_output():
+  """Karras et al.'s drift term: D's loss gains eps_drift * E[D(x)^2] over the real images.
+  Checked by hand at stage 0: D(x) is computed here on the real minibatch at 4 px; with plain
+  SGD (rate lr) D's parameters after one step differ from a drift-free step by exactly
+  -lr * eps_drift * grad_theta E[D(x)^2], and d_loss by eps_drift * E[D(x)^2]."""
+  eps, lr = 0.5, 1.0  # large, so the difference stands far above float32 rounding
+  sgd = {'optim.d.name': 'sgd', 'optim.d.learning_rate': lr, 'optim.d.b1': 0.0,
+         'gan.penalty': 'none', 'train.d_steps': 1}
+  assert configs.load(SMOKE).progan.drift == 0.001  # the paper's eps_drift by default
+  _, with_drift = _method(8, **sgd, **{'progan.drift': eps})
+  _, without = _method(8, **sgd, **{'progan.drift': 0.0})
+  state = with_drift.create_state(jax.random.PRNGKey(0))
+  images = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 8, 8, 1), minval=-1)
+  batch = {'image': images, 'label': jnp.zeros((1, 8), jnp.int32)}
+  a, metrics_a = jax.jit(with_drift.train_step_for(0))(state, batch)
+  b, metrics_b = jax.jit(without.train_step_for(0))(state, batch)
+
+  real = with_drift.real_at_stage(images[0], 0, 1.0)   # the 4 px real images
+  def mean_squared_output(d_params):
+    out = with_drift.discriminator.apply({'params': d_params}, real, None, train=True, stage=0,
+                                         alpha=None)
+    return jnp.mean(out**2)
+  drift, grad = jax.value_and_grad(mean_squared_output)(state.d_params)
+  np.testing.assert_allclose(metrics_a['d_drift'], drift, rtol=1e-5)
+  np.testing.assert_allclose(metrics_a['d_loss'] - metrics_b['d_loss'], eps * drift, rtol=1e-4)
+  expected = jax.tree.map(lambda p, g: p - lr * eps * g, b.d_params, grad)
+  chex.assert_trees_all_close(a.d_params, expected, rtol=1e-4, atol=1e-5)
+  assert 'd_drift' not in metrics_b
+  # Run directories written before the term existed train without it.
+  old = configs.load(SMOKE).to_dict()
+  del old['progan']['drift']
+  assert configs.from_dict(old).progan.drift == 0.0
+  with pytest.raises(configs.ConfigError, match='progan.drift'):
+    configs.validate(configs.load(SMOKE, {'progan.drift': -1.0}))

@@ -1,5 +1,6 @@
 """DRAGAN (Kodali et al. 2017): the minimax losses of the notes' table plus
-10 * (||grad D(x_hat)|| - 1)^2 at perturbed real data; LayerNorm in D.
+10 * (||grad D(x~)|| - 1)^2 at random points between the real data and its Gaussian
+perturbation (see `losses.dragan_penalty`); LayerNorm in D.
 
   genvision train --config=experiments/gan/dragan_mnist.py --workdir=runs/dragan_mnist
   genvision train --config=experiments/gan/dragan_mnist.py:smoke --workdir=/tmp/dragan_smoke

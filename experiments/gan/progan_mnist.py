@@ -34,6 +34,7 @@ def get_config(arg=None):
   c.progan = ml_collections.ConfigDict(dict(
       stable_steps=300,   # steps at each resolution once it is fully faded in
       fade_steps=300,     # steps over which alpha rises 0 -> 1 for a new resolution
+      drift=0.001,        # eps_drift: D's loss + drift * E[D(x)^2] (Karras et al.)
   ))
   c.train.d_steps = 1
   if arg == 'smoke':  # dcgan_mnist:smoke set the smoke schedule: 6 steps grow 4 -> 8 -> 16 px

@@ -12,7 +12,8 @@ precision/recall) and the 1008 logits of the fc layer (Inception Score).
 `preprocess` is pytorch-fid's input path: images to [0, 1], bilinear resize to 299x299 with
 `F.interpolate(mode='bilinear', align_corners=False)` semantics (no antialiasing, also when
 shrinking), then 2x - 1. `InceptionFeatures` runs both over any number of images in batches
-under one jit compile.
+under one jit compile. `InceptionFeatures(resize='clean')` resizes instead as clean-fid's
+'clean' mode (`clean_resize`: PIL bicubic on float images, on the host).
 
 Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (`FID_WEIGHTS_URL`), given by
 path and never downloaded. A .pth is read with `torch.load(weights_only=True)` (no pickled
@@ -229,6 +230,39 @@ def resize_bilinear(images, size: int):
                           precision=_HIGHEST)
 
 
+RESIZE_MODES = ('pytorch_fid', 'clean')
+
+
+def clean_resize(images, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+  """clean-fid's 'clean' resize (Parmar et al. 2022; `cleanfid.resize.make_resizer('PIL',
+  False, 'bicubic', (299, 299))`): images [N, H, W, 1 or 3] with values in `value_range` are
+  mapped to [0, 255] floats (no quantization), grey repeated to RGB, and each channel resized
+  on its own as a PIL mode 'F' (float32) image with `Image.BICUBIC` to 299x299 (PIL filters
+  with antialiasing when shrinking), then clipped to [0, 255]. Returns float32 numpy
+  [N, 299, 299, 3] in [0, 255].
+
+  clean-fid then feeds its TF-Inception torchscript (x - 128) / 128; `InceptionFeatures` feeds
+  this network's (pytorch-fid's) 2 x / 255 - 1, so the features differ from clean-fid's by that
+  1/256 offset and scale of the input only.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f'expected images [N, H, W, 1 or 3] (NHWC), got shape {images.shape}')
+  low, high = value_range
+  if not high > low:
+    raise ValueError(f'value_range must be (low, high) with high > low, got {value_range}')
+  x = (images - np.float32(low)) * np.float32(255.0 / (high - low))
+  if x.shape[-1] == 1:
+    x = np.repeat(x, 3, axis=-1)
+  out = np.empty((len(x), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+  for i, image in enumerate(x):
+    for c in range(3):
+      channel = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode='F')
+      out[i, :, :, c] = np.asarray(channel.resize((INPUT_SIZE, INPUT_SIZE), Image.BICUBIC))
+  return np.clip(out, 0.0, 255.0)
+
+
 def preprocess(images, value_range: tuple[float, float] = (-1.0, 1.0)):
   """Images [N, H, W, C] -> the network input [N, 299, 299, 3] in [-1, 1], as pytorch-fid.
 
@@ -248,7 +282,8 @@ def preprocess(images, value_range: tuple[float, float] = (-1.0, 1.0)):
   if not high > low:
     raise ValueError(f'value_range must be (low, high) with high > low, got {value_range}')
   x = (images - low) / (high - low)
-  x = resize_bilinear(x, INPUT_SIZE)
+  if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):  # (bilinear to the same size is the identity)
+    x = resize_bilinear(x, INPUT_SIZE)
   return 2.0 * x - 1.0
 
 
@@ -424,13 +459,19 @@ class InceptionFeatures:
   (5.7 G multiply-adds): measured ~0.3 s per image on a shared 2-core CPU
   (`benchmarks/inception_features.py`), so 10,000 samples take the best part of an hour there.
   `variables` (e.g. from `load_state_dict_arrays`) replaces the weight file.
+
+  `resize`: 'pytorch_fid' (default; `preprocess`, bilinear without antialiasing, inside the jit)
+  or 'clean' (`clean_resize` on the host, PIL bicubic as clean-fid, then 2 x / 255 - 1).
   """
 
   def __init__(self, weights_path: str | os.PathLike | None = None, *,
                variables: Mapping[str, Any] | None = None, batch_size: int = 50,
-               value_range: tuple[float, float] = (-1.0, 1.0)):
+               value_range: tuple[float, float] = (-1.0, 1.0), resize: str = 'pytorch_fid'):
     if batch_size < 1:
       raise ValueError(f'batch_size must be positive, got {batch_size}')
+    if resize not in RESIZE_MODES:
+      raise ValueError(f'resize={resize!r}: use one of {RESIZE_MODES}')
+    self.resize = resize
     if variables is None:
       variables = load_pytorch_fid_weights(resolve_weights_path(weights_path))
     self.variables = jax.device_put(variables)
@@ -439,9 +480,19 @@ class InceptionFeatures:
     self.num_compiles = 0  # traces of the batch function (one per input image shape)
     self._batch_fn = jax.jit(self._features)
 
+  def _host_resize(self, images):
+    return clean_resize(images, self.value_range) if self.resize == 'clean' else images
+
+  def network_input(self, images):
+    """What `InceptionV3` is given for images [N, H, W, C]: [N, 299, 299, 3] in [-1, 1]."""
+    return preprocess(self._host_resize(np.asarray(images)), self._device_range())
+
+  def _device_range(self):
+    return (0.0, 255.0) if self.resize == 'clean' else self.value_range
+
   def _features(self, variables, images):
     self.num_compiles += 1
-    return InceptionV3().apply(variables, preprocess(images, self.value_range))
+    return InceptionV3().apply(variables, preprocess(images, self._device_range()))
 
   def __call__(self, images) -> dict[str, np.ndarray]:
     """images [N, H, W, C] (C = 1 or 3, values in `value_range`) -> {'pool3': [N, 2048],
@@ -456,7 +507,7 @@ class InceptionFeatures:
     batch = self.batch_size  # always: one compiled shape per image size
     outputs = []
     for start in range(0, n, batch):  # dispatches run ahead; results are fetched at the end
-      chunk = images[start:start + batch]
+      chunk = self._host_resize(images[start:start + batch])
       if len(chunk) < batch:
         chunk = np.concatenate([chunk, np.zeros((batch - len(chunk),) + chunk.shape[1:],
                                                 chunk.dtype)])

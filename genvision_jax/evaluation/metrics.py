@@ -9,6 +9,7 @@ directories are the callers' business.
 Contents (reference implementations in brackets; see each docstring):
   feature_statistics, frechet_distance, frechet_distance_from_features   FID [pytorch-fid]
   polynomial_kernel, mmd2_unbiased, kernel_inception_distance           KID [torch-fidelity]
+  default_kid_subset_size, check_kid_subset_size
   inception_score                                                       IS  [torch-fidelity]
   knn_radii, precision_recall, density_coverage, manifold_metrics
       improved precision/recall [Kynkaanniemi et al. 2019], density/coverage [Naeem et al. 2020]
@@ -158,6 +159,25 @@ def mmd2_unbiased(x, y, degree: int = 3, gamma: float | None = None, coef0: floa
   return float(sum_xx / (m * (m - 1)) + sum_yy / (n * (n - 1)) - 2.0 * kxy.sum() / (m * n))
 
 
+def default_kid_subset_size(num_samples: int) -> int:
+  """torch-fidelity's 1000 rows per subset, or half the sample count when that is smaller (so
+  that the subsets differ; see `check_kid_subset_size`)."""
+  return min(1000, num_samples // 2)
+
+
+def check_kid_subset_size(subset_size: int, num_samples: int) -> None:
+  """Refuses KID subsets of more than half of the `num_samples` rows of the smaller set: with
+  larger subsets the subsets overlap mostly (all of them are the whole set at subset_size = N)
+  and the std over subsets no longer measures anything."""
+  if subset_size < 2:
+    raise ValueError(f'KID subset_size={subset_size}: the unbiased MMD needs at least 2 rows.')
+  if subset_size > num_samples // 2:
+    raise ValueError(f'KID subset_size={subset_size} is more than half of the {num_samples} '
+                     'samples, so the subsets would mostly be the same rows; lower the subset '
+                     f'size to at most {num_samples // 2} (or generate at least '
+                     f'{2 * subset_size} samples).')
+
+
 class KIDResult(NamedTuple):
   mean: float          # KID: mean of the subset MMD^2 estimates
   std: float           # their standard deviation (ddof=0, as torch-fidelity)
@@ -175,11 +195,13 @@ def kernel_inception_distance(features_1, features_2, num_subsets: int = 100,
   np.random.RandomState. Per subset the indices of features_1 are drawn first, then those of
   features_2, each with `rng.choice(n, subset_size, replace=False)`: passing
   np.random.RandomState(s) reproduces torch-fidelity's subsets for `rng_seed=s`.
+
+  `subset_size` may be at most half the smaller set (`check_kid_subset_size`): torch-fidelity
+  allows up to all of it, but subsets of (nearly) the whole set are (nearly) the same set every
+  time, and their std (~1e-16 for subset_size = N) then says nothing about the spread of KID.
   """
   f1, f2 = _features(features_1, 'features_1'), _features(features_2, 'features_2')
-  if min(len(f1), len(f2)) < subset_size:
-    raise ValueError(f'KID subset_size={subset_size} exceeds the number of samples '
-                     f'({len(f1)}, {len(f2)}); lower subset_size.')
+  check_kid_subset_size(subset_size, min(len(f1), len(f2)))
   rng = _numpy_rng(rng)
   values = np.zeros(num_subsets)
   for i in range(num_subsets):
@@ -287,49 +309,50 @@ class ManifoldMetrics(NamedTuple):
   coverage: float    # fraction of real k-NN balls holding at least one generated sample
 
 
-def manifold_metrics(real_features, fake_features, k_precision_recall: int = 3,
-                     k_density_coverage: int = 5,
+def manifold_metrics(real_features, fake_features, k: int = 5,
                      block_rows: int | None = None) -> ManifoldMetrics:
   """Improved precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem
-  et al. 2020) from k-NN balls, sharing the distance passes. With B_k(x) the ball around x of
-  radius the distance to its k-th nearest neighbour within its own set, real X (N), fake Y (M):
+  et al. 2020) from k-NN balls, sharing the distance passes. With r_k(x) the distance from x to
+  its k-th nearest neighbour within its own set, real X (N), fake Y (M), and ONE k for all four:
 
-    precision = 1/M sum_j 1[exists i: ||y_j - x_i|| <= r_k(x_i)]   (k = k_precision_recall)
+    precision = 1/M sum_j 1[exists i: ||y_j - x_i|| <= r_k(x_i)]
     recall    = 1/N sum_i 1[exists j: ||x_i - y_j|| <= r_k(y_j)]
-    density   = 1/(k M) sum_j sum_i 1[||y_j - x_i|| < r_k(x_i)]    (k = k_density_coverage)
+    density   = 1/(k M) sum_j sum_i 1[||y_j - x_i|| < r_k(x_i)]
     coverage  = 1/N sum_i 1[min_j ||x_i - y_j|| < r_k(x_i)]
 
   `<=` in precision/recall as torch-fidelity's `prc` (and the authors' code), `<` in
-  density/coverage as the authors' `prdc` package; the papers' defaults are k = 3 and k = 5.
-  Distances are computed in float64 row blocks of about 4M entries, so 10k x 10k is fine.
+  density/coverage as the authors' `prdc` package; they differ only on tied distances (e.g.
+  discrete features). k = 5 is prdc's `nearest_k` and what most papers report for all four
+  (Kynkaanniemi et al. used k = 3). Distances are computed in float64 row blocks of about 4M
+  entries, so 10k x 10k is fine.
   """
   real = _features(real_features, 'real_features')
   fake = _features(fake_features, 'fake_features')
-  kpr, kdc = k_precision_recall, k_density_coverage
-  r_real_pr, r_real_dc = _knn_sq_radii(real, [kpr, kdc], block_rows)
-  (r_fake_pr,) = _knn_sq_radii(fake, [kpr], block_rows)
-  in_real_pr = np.zeros(len(fake), bool)
+  (r_real,) = _knn_sq_radii(real, [k], block_rows)
+  (r_fake,) = _knn_sq_radii(fake, [k], block_rows)
+  in_real = np.zeros(len(fake), bool)
   density_count = 0
   real_recalled = np.zeros(len(real), bool)
   real_min_d2 = np.full(len(real), np.inf)
   for start, d2 in _sq_distance_blocks(fake, real, block_rows):  # [fake block, all real]
-    in_real_pr[start:start + len(d2)] = (d2 <= r_real_pr[None, :]).any(axis=1)
-    density_count += int((d2 < r_real_dc[None, :]).sum())
-    real_recalled |= (d2 <= r_fake_pr[start:start + len(d2), None]).any(axis=0)
+    in_real[start:start + len(d2)] = (d2 <= r_real[None, :]).any(axis=1)
+    density_count += int((d2 < r_real[None, :]).sum())
+    real_recalled |= (d2 <= r_fake[start:start + len(d2), None]).any(axis=0)
     np.minimum(real_min_d2, d2.min(axis=0), out=real_min_d2)
-  return ManifoldMetrics(precision=float(in_real_pr.mean()),
+  return ManifoldMetrics(precision=float(in_real.mean()),
                          recall=float(real_recalled.mean()),
-                         density=density_count / (kdc * len(fake)),
-                         coverage=float((real_min_d2 < r_real_dc).mean()))
+                         density=density_count / (k * len(fake)),
+                         coverage=float((real_min_d2 < r_real).mean()))
 
 
-def precision_recall(real_features, fake_features, k: int = 3,
+def precision_recall(real_features, fake_features, k: int = 5,
                      block_rows: int | None = None) -> tuple[float, float]:
   """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds: (precision,
   recall); see `manifold_metrics` for the formulas. Precision measures sample fidelity (are
   generated samples on the real manifold?), recall measures diversity (is the real manifold
-  covered by the generated one?). Matches torch-fidelity's `prc` (`prc_neighborhood=k`)."""
-  m = manifold_metrics(real_features, fake_features, k, k, block_rows)
+  covered by the generated one?). Matches torch-fidelity's `prc` (`prc_neighborhood=k`; its
+  default is the paper's k = 3, this one's the k = 5 shared by all four manifold metrics)."""
+  m = manifold_metrics(real_features, fake_features, k, block_rows)
   return m.precision, m.recall
 
 
@@ -338,7 +361,7 @@ def density_coverage(real_features, fake_features, k: int = 5,
   """Density and coverage (Naeem et al. 2020): (density, coverage); see `manifold_metrics`.
   Both use only real-sample k-NN balls, so they are robust to outliers in the generated set;
   density can exceed 1, coverage is in [0, 1]. Matches `prdc.compute_prdc(nearest_k=k)`."""
-  m = manifold_metrics(real_features, fake_features, k, k, block_rows)
+  m = manifold_metrics(real_features, fake_features, k, block_rows)
   return m.density, m.coverage
 
 
@@ -516,7 +539,8 @@ def elbo_from_log_weights(log_weights, axis: int = -1) -> np.ndarray:
 
 
 def _kid_dict(real, fake):
-  res = kernel_inception_distance(real, fake, subset_size=min(1000, len(real), len(fake)))
+  size = default_kid_subset_size(min(len(real), len(fake)))
+  res = kernel_inception_distance(real, fake, subset_size=size)
   return {'kid': res.mean, 'kid_std': res.std}
 
 

@@ -13,11 +13,20 @@ Metric names carry the feature network: `digits_cnn/fd` is the Fréchet distance
 features of the shipped digit classifier (offline; comparable only with other `digits_cnn`
 numbers); `inception/fd` is FID proper (pytorch-fid's network and weights, given by path).
 
+Protocol (recorded in metrics.json): `num_samples` generated samples (default 5,000; 1,000 for
+diffusion runs, see `DIFFUSION_NUM_SAMPLES`); KID as mean and std over `kid_subsets` = 100
+subsets of `kid_subset_size` rows (default min(1000, N/2); larger than N/2 is refused); the
+Inception-Score formula on `is_splits` = 10 splits of the samples shuffled with the seed;
+precision, recall, density and coverage with one `nearest_k` = 5; the Inception resize mode
+(`inception_resize`: pytorch_fid or clean). `details[<net>/fd_rank_deficient]` is true when the
+Fréchet distance came from no more samples than feature dimensions (it also warns).
+
 compare(paths) reads those files for runs, or for groups of runs (a directory whose
 subdirectories are the seeds of one model, as `genvision train --seeds=N` writes them), and
 tests the differences: across seeds with Welch's t-test (Lucic et al. 2018 compare
 distributions over seeds), within single runs with the paired bootstrap of the notes on
-per-example values.
+per-example values, one-sided in the direction of the observed winner with the two-sided p
+beside it.
 
 Reference features are cached by content hash (images + feature weights) in
 $GENVISION_CACHE (default ~/.cache/genvision_jax).
@@ -37,14 +46,29 @@ from genvision_jax.evaluation import metrics as M
 from genvision_jax.evaluation import significance as S
 
 FEATURE_NETWORKS = ('digits_cnn', 'inception')
-METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood')
+# Inception input resizing: pytorch-fid's bilinear F.interpolate, or clean-fid's PIL bicubic.
+RESIZE_MODES = ('pytorch_fid', 'clean')
+# Generated samples when --num_samples is not given: 5,000 where generation takes seconds (GAN,
+# VAE); 1,000 for diffusion runs: DDIM-50 sampling of experiments/ddpm_mnist.py's U-Net took
+# 0.89-1.21 s per image on the shared 2-core CPU under load (chunks of 500 and 100, load
+# average ~17-23; 0.31 s per image when quieter: 1,000 in 307 s), so 1,000 samples take 5-20
+# min there and 5,000 would take 25-100 min. KID then uses subsets of 500.
+DEFAULT_NUM_SAMPLES = 5000
+DIFFUSION_NUM_SAMPLES = 1000
+SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES}
+DEFAULT_NEAREST_K = 5       # one k for precision, recall, density and coverage (prdc's)
+DEFAULT_KID_SUBSETS = 100   # torch-fidelity's kid_subsets
+DEFAULT_IS_SPLITS = 10      # torch-fidelity's isc_splits
+METRIC_GROUPS = ('fd', 'kid', 'manifold', 'c2st', 'score', 'modes', 'likelihood', 'identity')
+# Groups computed without the generated samples of the feature metrics.
+OWN_SAMPLES = ('likelihood', 'identity')
 EVAL_DIR = 'eval'
 # Direction of each metric (for tests and tables); names are matched on their last part.
 HIGHER_IS_BETTER = {
     'fd': False, 'kid': False, 'precision': True, 'recall': True, 'density': True,
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
-    'bits_per_dim': False, 'nn_distance': False,
+    'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
 }
 
 
@@ -56,7 +80,50 @@ def cache_dir() -> str:
   return os.path.expanduser(os.environ.get('GENVISION_CACHE', '~/.cache/genvision_jax'))
 
 
-def _feature_network(name: str, inception_weights: str | None):
+def default_num_samples(method_name: str) -> int:
+  """--num_samples when not given: `DEFAULT_NUM_SAMPLES`, or the smaller count of a method with
+  slow sampling (`SLOW_SAMPLING_METHODS`)."""
+  return SLOW_SAMPLING_METHODS.get(method_name, DEFAULT_NUM_SAMPLES)
+
+
+def metric_settings(num_samples: int, groups, seed: int, nearest_k: int = DEFAULT_NEAREST_K,
+                    kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
+                    is_splits: int = DEFAULT_IS_SPLITS,
+                    reference_examples: int | None = None) -> dict:
+  """The checked settings of the set-level metrics for `num_samples` generated samples, as
+  recorded in the protocol of metrics.json (and passed to `feature_metrics`).
+
+  KID: `kid_subsets` subsets of `kid_subset_size` rows (default min(1000, N/2), N the smaller of
+  `num_samples` and `reference_examples`); a size above N/2 is refused, not shrunk. IS: the samples are shuffled (seeded) and cut into `is_splits`
+  splits, as torch-fidelity. Precision/recall/density/coverage: one `nearest_k`.
+  """
+  out = {}
+  if 'kid' in groups:
+    rows = min(num_samples, reference_examples or num_samples)
+    size = (M.default_kid_subset_size(rows) if kid_subset_size is None
+            else int(kid_subset_size))
+    try:
+      M.check_kid_subset_size(size, rows)
+    except ValueError as e:
+      raise EvaluationError(f'{e} (--kid_subset_size, --num_samples)') from None
+    if kid_subsets < 2:
+      raise EvaluationError(f'--kid_subsets={kid_subsets}: a std over subsets needs at least 2')
+    out.update(kid_subsets=int(kid_subsets), kid_subset_size=size)
+  if 'score' in groups:
+    if not 1 <= is_splits <= num_samples // 2:
+      raise EvaluationError(f'Inception Score splits={is_splits} must be between 1 and half '
+                            f'the {num_samples} samples')
+    out.update(is_splits=int(is_splits), is_split_size=num_samples // is_splits,
+               is_shuffle='numpy RandomState(seed).permutation', is_shuffle_seed=int(seed))
+  if 'manifold' in groups:
+    if not 1 <= nearest_k < num_samples:
+      raise EvaluationError(f'--nearest_k={nearest_k} must be between 1 and the number of '
+                            f'samples - 1 ({num_samples - 1})')
+    out['nearest_k'] = int(nearest_k)
+  return out
+
+
+def _feature_network(name: str, inception_weights: str | None, resize: str = 'pytorch_fid'):
   if name == 'digits_cnn':
     from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
     net = digits.DigitFeatures()
@@ -64,7 +131,7 @@ def _feature_network(name: str, inception_weights: str | None):
   if name == 'inception':
     from genvision_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
     path = inception.resolve_weights_path(inception_weights)
-    net = inception.InceptionFeatures(path)
+    net = inception.InceptionFeatures(path, resize=resize)
     return net, 'pool3', path
   raise EvaluationError(f'unknown feature network {name!r}; use one of {FEATURE_NETWORKS}')
 
@@ -78,12 +145,16 @@ def _file_digest(path: str) -> str:
 
 
 def reference_features(name: str, net, feature_key: str, weights_path: str,
-                       images_uint8: np.ndarray, to_model_range) -> dict[str, np.ndarray]:
-  """Features and logits of the reference images, computed once per (images, weights)."""
+                       images_uint8: np.ndarray, to_model_range,
+                       variant: str = '') -> dict[str, np.ndarray]:
+  """Features and logits of the reference images, computed once per (images, weights,
+  `variant`: the input pipeline, e.g. the Inception resize mode)."""
   key = hashlib.sha256()
   key.update(images_uint8.tobytes())
   key.update(str(images_uint8.shape).encode())
   key.update(_file_digest(weights_path).encode())
+  if variant:
+    key.update(variant.encode())
   path = os.path.join(cache_dir(), 'reference', f'{name}_{key.hexdigest()[:24]}.npz')
   if os.path.isfile(path):
     try:
@@ -130,13 +201,18 @@ def _nearest_distances(reference, generated, block: int = 2048) -> np.ndarray:
 
 
 def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
-                    bootstrap: int, num_classes: int, real_labels=None):
+                    bootstrap: int, num_classes: int, real_labels=None,
+                    settings: dict | None = None):
   """Metrics of generated vs reference features (+ logits): (values, intervals, per-example,
-  details), names prefixed with the feature network."""
+  details), names prefixed with the feature network. `settings`: `metric_settings` (defaults
+  for the number of generated samples when None)."""
   values, intervals, per_example, details = {}, {}, {}, {}
   rf, ff = np.asarray(real['features'], np.float64), np.asarray(fake['features'], np.float64)
+  if settings is None:
+    settings = metric_settings(len(ff), groups, rng_seed)
   if 'fd' in groups:
-    values[f'{prefix}/fd'] = M.frechet_distance_from_features(rf, ff)
+    values[f'{prefix}/fd'] = M.frechet_distance_from_features(rf, ff)  # warns if rank-deficient
+    details[f'{prefix}/fd_rank_deficient'] = bool(min(len(rf), len(ff)) <= rf.shape[1])
     if bootstrap:
       mu_r, sigma_r = M.feature_statistics(rf)
       fd = lambda f: M.frechet_distance(mu_r, sigma_r, *M.feature_statistics(f))
@@ -144,19 +220,24 @@ def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
       intervals[f'{prefix}/fd'] = [b.low, b.high]
       per_example[f'{prefix}/fd_bootstrap'] = b.values
   if 'kid' in groups:
-    size = min(1000, len(rf), len(ff))
-    kid = M.kernel_inception_distance(rf, ff, num_subsets=100, subset_size=size, rng=rng_seed)
+    try:
+      kid = M.kernel_inception_distance(rf, ff, num_subsets=settings['kid_subsets'],
+                                        subset_size=settings['kid_subset_size'], rng=rng_seed)
+    except ValueError as e:
+      raise EvaluationError(str(e)) from None
     values[f'{prefix}/kid'] = kid.mean
     values[f'{prefix}/kid_std'] = kid.std
   if 'manifold' in groups:
-    values.update({f'{prefix}/{k}': v for k, v in M.manifold_metrics(rf, ff)._asdict().items()})
+    manifold = M.manifold_metrics(rf, ff, k=settings['nearest_k'])
+    values.update({f'{prefix}/{k}': v for k, v in manifold._asdict().items()})
     per_example[f'{prefix}/nn_distance'] = _nearest_distances(rf, ff)
   if 'c2st' in groups:
     c2st = M.classifier_two_sample_test(rf, ff, rng=rng_seed)
     values[f'{prefix}/c2st_accuracy'] = c2st.accuracy
     values[f'{prefix}/c2st_p_value'] = c2st.p_value
   if 'score' in groups:
-    score = M.inception_score(fake['logits'], splits=10)
+    score = M.inception_score(fake['logits'], splits=settings['is_splits'],
+                              rng=np.random.RandomState(rng_seed))
     values[f'{prefix}/score'] = score.mean
     values[f'{prefix}/score_std'] = score.std
   if 'modes' in groups and num_classes and real_labels is not None and prefix == 'digits_cnn':
@@ -170,12 +251,18 @@ def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
   return values, intervals, per_example, details
 
 
-def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=None,
+def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, features=None,
                  seed: int = 0, use_ema: bool = True, step: int | None = None,
                  reference_split: str = 'train', inception_weights: str | None = None,
                  iwae_samples: int = 64, bootstrap: int = 200, verbose: bool = True,
-                 bpd_examples: int = 100) -> dict:
-  """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content."""
+                 bpd_examples: int = 100, nearest_k: int = DEFAULT_NEAREST_K,
+                 kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
+                 is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid') -> dict:
+  """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
+
+  num_samples None: `default_num_samples` of the run's method. nearest_k, kid_subset_size,
+  kid_subsets, is_splits: see `metric_settings`; resize: the Inception input resize
+  (`RESIZE_MODES`). All are recorded in the protocol."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import load_run  # pylint: disable=g-import-not-at-top
@@ -183,14 +270,24 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
   unknown = sorted(set(groups) - set(METRIC_GROUPS))
   if unknown:
     raise EvaluationError(f'unknown metrics {unknown}; choose from {", ".join(METRIC_GROUPS)}')
-  if num_samples < 10:
+  if num_samples is not None and num_samples < 10:
     raise EvaluationError(f'--num_samples must be >= 10 (got {num_samples})')
+  if resize not in RESIZE_MODES:
+    raise EvaluationError(f'--resize={resize!r}: use one of {", ".join(RESIZE_MODES)}')
   tic = time.time()
   say = print if verbose else (lambda *a, **k: None)
   config, method, state = load_run(workdir, step)
+  if metrics and 'identity' in groups and not hasattr(method, 'paired_latents'):
+    raise EvaluationError(f"--metrics=identity measures SD-GAN's identity preservation; this "
+                          f"run's method is {config.method!r} (drop 'identity')")
+  num_samples_default = num_samples is None
+  if num_samples_default:
+    num_samples = default_num_samples(config.method)
   d = config.data
   ref = data_lib.load_split(d.name, reference_split, d.image_size, d.data_dir or None,
                             d.resize_method)
+  settings = metric_settings(num_samples, groups, seed, nearest_k, kid_subset_size, kid_subsets,
+                             is_splits, reference_examples=ref.num_examples)
   ref_arrays = ref.arrays()
   if features is None:
     features = ('digits_cnn',) if ref.image_shape[-1] == 1 else ('inception',)
@@ -200,7 +297,7 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
 
   values, intervals, per_example, details = {}, {}, {}, {}
   gen_seconds = 0.0
-  if set(groups) - {'likelihood'}:
+  if set(groups) - set(OWN_SAMPLES):
     t0 = time.time()
     images = _generate(method, state, num_samples, seed, use_ema)
     gen_seconds = time.time() - t0
@@ -210,24 +307,34 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
     viz.save_image_grid(images[:64], os.path.join(out_dir, 'samples.png'))
     for name in features:
       t0 = time.time()
-      net, key, weights = _feature_network(name, inception_weights)
+      net, key, weights = _feature_network(name, inception_weights, resize)
       ref_images, fake_images = ref_arrays['image'], images
       if name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28:
         # Digits padded onto a larger canvas: crop the 28 px centre the classifier knows.
         ref_images, fake_images = _center_crop(ref_images, 28), _center_crop(images, 28)
-      real = reference_features(name, net, key, weights, ref_images, data_lib.to_model_range)
+      real = reference_features(name, net, key, weights, ref_images, data_lib.to_model_range,
+                                variant=f'resize={resize}' if name == 'inception' else '')
       out = net(fake_images)
       fake = {'features': out[key], 'logits': out['logits']}
       with warnings.catch_warnings():  # sqrtm of ReLU features' (singular) covariances
         warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
         v, i, p, det = feature_metrics(name, real, fake, groups, seed, bootstrap,
                                        ref.num_classes,
-                                       ref_arrays['label'] if ref.num_classes else None)
+                                       ref_arrays['label'] if ref.num_classes else None,
+                                       settings=settings)
       values.update(v)
       intervals.update(i)
       per_example.update(p)
       details.update(det)
       say(f'{name}: features and metrics in {time.time() - t0:.1f}s')
+  if 'identity' in groups and hasattr(method, 'paired_latents'):
+    v, i, p, det = _identity_metrics(method, state, ref_arrays, d, num_samples, seed, use_ema)
+    values.update(v)
+    intervals.update(i)
+    per_example.update(p)
+    details.update(det)
+    say('identity preservation (same digits_cnn class): ' + ', '.join(
+        f'{k.split("_")[-1]} {x:.3f}' for k, x in v.items()))
   if 'likelihood' in groups and hasattr(method, 'log_importance_weights'):
     t0 = time.time()
     test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
@@ -255,7 +362,9 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
       'protocol': {
           'workdir': os.path.abspath(workdir), 'checkpoint_step': int(jax.device_get(state.step)),
           'weights': 'ema' if use_ema and 'use_ema' in _generate_params(method) else 'raw',
-          'num_samples': num_samples, 'seed': seed, 'dataset': d.name,
+          'num_samples': num_samples, 'num_samples_default': num_samples_default,
+          'seed': seed, 'dataset': d.name, **settings,
+          **({'inception_resize': resize} if 'inception' in features else {}),
           'reference_split': reference_split, 'reference_examples': ref.num_examples,
           'feature_networks': list(features), 'metrics': list(groups),
           'bootstrap_resamples': bootstrap, 'method': config.method,
@@ -273,6 +382,22 @@ def evaluate_run(workdir: str, num_samples: int = 1000, metrics=None, features=N
   if 'class_histogram' in details:
     _class_histogram_figure(details, os.path.join(out_dir, 'class_histogram.png'))
   return result
+
+
+def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
+  """SD-GAN's identity preservation (`evaluation.identity`) with the digit classifier, on
+  num_pairs pairs of each kind; real pairs from the reference split's labels."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import identity  # pylint: disable=g-import-not-at-top
+  net = digits.DigitFeatures()
+  crop = d.resize_method == 'pad' and d.image_size > 28  # the 28 px centre the net knows
+
+  def classify(images):
+    return np.argmax(net(_center_crop(images, 28) if crop else images)['logits'], -1)
+  real = data_lib.to_model_range(ref_arrays['image'])
+  return identity.identity_preservation(method, state, classify, real, ref_arrays['label'],
+                                        num_pairs, seed, use_ema)
 
 
 def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:
@@ -429,13 +554,7 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
           xa, xb = a['per_example'][0][key], b['per_example'][0][key]
           if xa.shape != xb.shape:
             continue  # not the same reference examples: not paired
-          hib = higher_is_better(key)
-          r = S.paired_bootstrap(xa, xb, num_resamples=num_resamples,
-                                 higher_is_better=bool(hib))
-          tests.append({'a': names[i], 'b': names[j], 'metric': f'{key} (per example)',
-                        'test': 'paired_bootstrap', 'p_value': r.p_value,
-                        'p_value_two_sided': r.p_value_two_sided, 'difference': r.delta,
-                        'better': r.better})
+          tests.append(_paired_test(names[i], names[j], xa, xb, key, num_resamples))
 
   table = _format_table(names, wanted, rows, tests, protocols)
   result = {'models': {n: m['runs'] for n, m in zip(names, models)}, 'rows': rows,
@@ -455,6 +574,21 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
     with open(os.path.splitext(out)[0] + '.json', 'w') as f:
       json.dump({k: v for k, v in result.items()}, f, indent=1, default=float)
   return result
+
+
+def _paired_test(name_a: str, name_b: str, xa, xb, key: str, num_resamples: int) -> dict:
+  """The paired bootstrap of two single runs on per-example values, as the one-sided test of
+  the model that did better on these examples over the other ('a' is the observed winner), with
+  the two-sided p beside it: never the uninformative p ~ 1 of testing the loser over the
+  winner."""
+  hib = bool(higher_is_better(key))
+  r = S.paired_bootstrap(xa, xb, num_resamples=num_resamples, higher_is_better=hib)
+  if r.better == 'b':  # the same draws (same seed) with the roles swapped
+    name_a, name_b = name_b, name_a
+    r = S.paired_bootstrap(xb, xa, num_resamples=num_resamples, higher_is_better=hib)
+  return {'a': name_a, 'b': name_b, 'metric': f'{key} (per example)', 'test': 'paired_bootstrap',
+          'p_value': r.p_value, 'p_value_two_sided': r.p_value_two_sided, 'difference': r.delta,
+          'better': r.better, 'winner': name_a if r.better == 'a' else None}
 
 
 def _fmt(x):
@@ -481,9 +615,15 @@ def _format_table(names, wanted, rows, tests, protocols) -> str:
   if tests:
     lines.append('pairwise tests')
     for t in tests:
-      extra = f', better: {t["better"]}' if 'better' in t else ''
-      p = (f'p = {t["p_value"]:.4g}' if t['p_value'] is not None
-           else 'no test (constant over the seeds of both)')
+      if t['p_value'] is None:
+        p = 'no test (constant over the seeds of both)'
+      elif t['test'] == 'paired_bootstrap' and t['better'] == 'a':
+        p = (f'{t["a"]} better: one-sided p = {t["p_value"]:.4g}, two-sided p = '
+             f'{t["p_value_two_sided"]:.4g}')
+      elif t['test'] == 'paired_bootstrap':
+        p = f'no difference on these examples: two-sided p = {t["p_value_two_sided"]:.4g}'
+      else:
+        p = f'p = {t["p_value"]:.4g}'
       lines.append(f'  {t["a"]} vs {t["b"]}  {t["metric"]}: {t["test"]} {p} '
-                   f'(difference a - b = {_fmt(t["difference"])}{extra})')
+                   f'(difference a - b = {_fmt(t["difference"])})')
   return '\n'.join(lines)

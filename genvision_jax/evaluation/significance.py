@@ -108,6 +108,10 @@ def paired_bootstrap(metric_a, metric_b, num_resamples: int = 10_000, rng=0,
 
   Also returned: the percentile bootstrap interval of delta at `confidence`, the means, the
   winner on the test set, and the B bootstrap deltas (for `histogram_figure`).
+
+  The draws: for an int seed `rng`, bootstrap set b is the rows idx[b] of
+  idx = np.random.default_rng(rng).integers(0, n, size=(B, n)) when B n <= 2^22 (larger B are
+  drawn in row chunks of that many entries from the same generator).
   """
   a, b = _vector(metric_a, 'metric_a'), _vector(metric_b, 'metric_b')
   if a.shape != b.shape:

@@ -1,4 +1,4 @@
-"""Pieces shared by the methods: optimizers from configs, EMA, norms."""
+"""Pieces shared by the methods: optimizers from configs, EMA, norms, config checks."""
 
 import jax
 import jax.numpy as jnp
@@ -43,4 +43,34 @@ def ema_update(ema, params, step, decay: float, start: int = 0):
 
 
 def global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree)
+  """sqrt of the sum of squares of every leaf (optax.tree.norm; optax.global_norm is
+  deprecated)."""
+  return optax.tree.norm(tree)
+
+
+class ConfigChecks:
+  """Collects the errors of a config; `configs.validate` raises them all as one ConfigError.
+
+  A method checks its own sections in `validate_config(config, check)` with these helpers.
+  """
+
+  def __init__(self):
+    self.errors: list[str] = []
+
+  def need(self, cond, msg: str) -> None:
+    if not cond:
+      self.errors.append(msg)
+
+  def positive_int(self, path: str, value) -> None:
+    self.need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+              f'{path} must be a positive integer (got {value!r})')
+
+  def optimizer(self, path: str, o) -> None:
+    """An optimizer block (see make_optimizer) at `path`, e.g. 'optim.g'."""
+    need = self.need
+    need(o.name in OPTIMIZERS, f'{path}.name must be one of {OPTIMIZERS} (got {o.name!r})')
+    need(o.learning_rate > 0, f'{path}.learning_rate must be > 0 (got {o.learning_rate!r})')
+    need(0.0 <= o.b1 < 1.0, f'{path}.b1 must be in [0, 1) (got {o.b1!r})')
+    need(0.0 <= o.b2 < 1.0, f'{path}.b2 must be in [0, 1) (got {o.b2!r})')
+    need(o.grad_clip >= 0, f'{path}.grad_clip must be >= 0 (got {o.grad_clip!r})')
+    need(o.warmup_steps >= 0, f'{path}.warmup_steps must be >= 0 (got {o.warmup_steps!r})')

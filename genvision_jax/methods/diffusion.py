@@ -264,6 +264,65 @@ class DiffusionMethod:
     denoise = lambda xt, t: self.denoise(params, xt, t, labels)[0]
     return self.process.bits_per_dim(denoise, x0, rng, self.variance)
 
+  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+
+  LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `model` (U-Net), `diffusion` and `optim` fields (check: common.ConfigChecks)."""
+    m, p, size = config.model, config.diffusion, config.data.image_size
+    need, positive_int = check.need, check.positive_int
+    need(m.architecture in models.DENOISERS, 'model.architecture must be one of '
+         f'{sorted(models.DENOISERS)} (got {m.architecture!r})')
+    for key in ('base', 'num_res_blocks', 'num_heads'):
+      positive_int(f'model.{key}', m[key])
+    mults = tuple(m.channel_mults)
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    need(len(mults) >= 1 and all(is_int(v) and v > 0 for v in mults),
+         f'model.channel_mults must be positive integers, one per level (got {mults!r})')
+    if mults and isinstance(size, int) and size > 0:
+      halvings = len(mults) - 1
+      need(size % 2**halvings == 0, f'model.channel_mults={mults} halves data.image_size='
+           f'{size} {halvings} times, which does not divide it; use fewer levels (e.g. '
+           '(1, 2, 2) for 28 px: 28 -> 14 -> 7)')
+      sizes = [size // 2**i for i in range(len(mults))]
+      bad = [r for r in m.attention_resolutions if r not in sizes]
+      need(not bad or size % 2**halvings, 'model.attention_resolutions='
+           f'{tuple(m.attention_resolutions)} names sizes the U-Net does not have: its levels '
+           f'are {tuple(sizes)} px')
+    if is_int(m.num_heads) and is_int(m.base) and all(is_int(v) for v in mults):
+      need(all(m.base * v % m.num_heads == 0 for v in mults),
+           f'model.num_heads={m.num_heads} must divide every level width base * mult '
+           f'({[m.base * v for v in mults]})')
+    need(0.0 <= m.dropout < 1.0, f'model.dropout must be in [0, 1) (got {m.dropout!r})')
+    need(p.schedule in diffusion_lib.SCHEDULES,
+         f'diffusion.schedule must be one of {diffusion_lib.SCHEDULES} (got {p.schedule!r})')
+    need(is_int(p.num_timesteps) and p.num_timesteps >= 2,
+         f'diffusion.num_timesteps must be an integer >= 2 (got {p.num_timesteps!r})')
+    need(p.prediction in diffusion_lib.PREDICTIONS, 'diffusion.prediction must be one of '
+         f'{diffusion_lib.PREDICTIONS} (got {p.prediction!r})')
+    need(p.loss in losses.DIFFUSION_LOSSES, 'diffusion.loss must be one of '
+         f'{sorted(losses.DIFFUSION_LOSSES)} (got {p.loss!r})')
+    need(p.variance in diffusion_lib.VARIANCES, 'diffusion.variance must be one of '
+         f'{diffusion_lib.VARIANCES} (got {p.variance!r})')
+    need(p.sampler in SAMPLERS,
+         f'diffusion.sampler must be one of {SAMPLERS} (got {p.sampler!r})')
+    if is_int(p.num_timesteps):
+      need(is_int(p.sample_steps) and 1 <= p.sample_steps <= p.num_timesteps,
+           f'diffusion.sample_steps must be in [1, num_timesteps={p.num_timesteps}] '
+           f'(got {p.sample_steps!r})')
+    need(p.eta >= 0, f'diffusion.eta must be >= 0 (got {p.eta!r})')
+    need(0.0 <= p.p_uncond < 1.0, f'diffusion.p_uncond must be in [0, 1) (got {p.p_uncond!r})')
+    need(p.guidance >= 0, f'diffusion.guidance must be >= 0 (0 = no guidance; got '
+         f'{p.guidance!r})')
+    if p.guidance > 0:
+      need(m.conditional, f'diffusion.guidance={p.guidance} is classifier-free guidance and '
+           'needs a class-conditional model (--config.model.conditional=True)')
+      need(p.p_uncond > 0, f'diffusion.guidance={p.guidance} needs diffusion.p_uncond > 0: '
+           'without label dropout the null class is never trained')
+    check.optimizer('optim', config.optim)
+
 
 def bits_per_dim_fn(method: DiffusionMethod, use_ema: bool = True):
   """A jitted fn(state, batch, rng) -> per-example bound terms (see bits_per_dim)."""

@@ -71,6 +71,7 @@ class GANMethod:
     self.penalty = losses.GAN_PENALTIES[config.gan.penalty]
     self.penalty_weight = float(config.gan.penalty_weight)
     self.clip_value = float(config.gan.clip_value)  # WGAN weight clipping (0: off)
+    self.drift_weight = 0.0  # eps_drift of E[D(x)^2] (progressive growing sets it)
     # BEGAN: the discriminator is an autoencoder and its outputs are reconstruction energies.
     self.began = config.gan.loss == 'began'
     self.began_gamma = float(config.gan.get('began_gamma', 0.5))
@@ -154,6 +155,8 @@ class GANMethod:
       extra = {'k': state.began_k} if self.began else {}
       terms = self.objective(real_logits, fake_logits, **extra)
       loss = jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)
+      if self.drift_weight > 0:
+        loss = loss + self.drift_weight * jnp.mean(losses.drift_penalty(real_logits))
       penalty = jnp.zeros(())
       if self.penalty is not None:  # validated: no BatchNorm in D, so bs plays no part
         critic = lambda x: _per_example(self._discriminate_train(d_params, bs, x, labels)[0])
@@ -177,6 +180,8 @@ class GANMethod:
     }
     if self.penalty is not None:
       metrics['d_penalty'] = penalty
+    if self.drift_weight > 0:
+      metrics['d_drift'] = jnp.mean(losses.drift_penalty(real_logits))
     return state, metrics
 
   def _g_update(self, state: GANState, batch_size: int, rng):
@@ -283,3 +288,80 @@ class GANMethod:
     params = state.ema_params if use_ema else state.g_params
     return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
                                 labels, train=False)
+
+  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+
+  # Fields added after the first release, with the values that reproduce older runs: a run
+  # directory written before a field existed still loads.
+  LATER_DEFAULTS = {
+      'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
+                  began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
+      'model': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
+                    d_conditioning='projection', d_spectral_norm=False, d_layers=2,
+                    began_arch='dcgan', began_hidden=64, began_g_output='tanh'),
+  }
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `model`, `gan` and `optim.{g,d}` fields (check: methods.common.ConfigChecks)."""
+    m, g, need = config.model, config.gan, check.need
+    check.positive_int('model.latent_dim', m.latent_dim)
+    check.positive_int('model.g_width', m.g_width)
+    check.positive_int('model.d_width', m.d_width)
+    need(m.generator in models.GENERATORS,
+         f'model.generator must be one of {sorted(models.GENERATORS)} (got {m.generator!r})')
+    need(m.discriminator in models.DISCRIMINATORS, 'model.discriminator must be one of '
+         f'{sorted(models.DISCRIMINATORS)} (got {m.discriminator!r})')
+    need(m.d_norm in models.layers.NORMS, 'model.d_norm must be one of '
+         f'{models.layers.NORMS} '
+         f'(got {m.d_norm!r})')
+    g_norm = m.get('g_norm', 'batch')
+    need(g_norm in ('batch', 'none'), f"model.g_norm must be 'batch' or 'none' (got {g_norm!r})")
+    need(g_norm == 'batch' or m.generator == 'dcgan', 'model.g_norm applies to the DCGAN '
+         f"generator only (model.generator={m.generator!r} has its own normalization)")
+    need(not (g_norm == 'none' and m.get('conditional', False) and m.g_conditioning == 'cbn'),
+         "model.g_conditioning='cbn' is conditional BatchNorm: it needs model.g_norm='batch' "
+         "(or use --config.model.g_conditioning=embedding)")
+    check.positive_int('model.d_layers', m.d_layers)
+    need(m.discriminator != 'patchgan' or not m.get('conditional', False),
+         'model.discriminator=patchgan is unconditional; drop model.conditional')
+    size = config.data.image_size
+    if m.discriminator == 'patchgan' and isinstance(m.d_layers, int) and m.d_layers > 0:
+      need(size % 2**m.d_layers == 0, f'model.d_layers={m.d_layers} halves '
+           f'data.image_size={size} too often; use fewer layers')
+    if m.get('conditional', False):
+      need(m.g_conditioning in models.dcgan.G_CONDITIONING, 'model.g_conditioning must be one '
+           f'of {models.dcgan.G_CONDITIONING} (got {m.g_conditioning!r})')
+      need(m.d_conditioning in models.dcgan.D_CONDITIONING, 'model.d_conditioning must be one '
+           f'of {models.dcgan.D_CONDITIONING} (got {m.d_conditioning!r})')
+    need(g.loss in losses.GAN_OBJECTIVES, 'gan.loss must be one of '
+         f'{sorted(losses.GAN_OBJECTIVES)} (got {g.loss!r})')
+    need(g.penalty in losses.GAN_PENALTIES, 'gan.penalty must be one of '
+         f'{sorted(losses.GAN_PENALTIES)} (got {g.penalty!r})')
+    need(g.penalty_weight >= 0, f'gan.penalty_weight must be >= 0 (got {g.penalty_weight!r})')
+    need(g.clip_value >= 0, f'gan.clip_value must be >= 0 (0 = no clipping; got '
+         f'{g.clip_value!r})')
+    need((g.loss == 'began') == (m.discriminator == 'began'),
+         "gan.loss='began' and model.discriminator='began' (an autoencoder) go together "
+         f'(got gan.loss={g.loss!r}, model.discriminator={m.discriminator!r})')
+    need(0 < g.began_gamma <= 1, f'gan.began_gamma must be in (0, 1] (got {g.began_gamma!r})')
+    need(g.began_lambda_k >= 0, f'gan.began_lambda_k must be >= 0 (got {g.began_lambda_k!r})')
+    if g.loss == 'began':
+      arch, decay = m.get('began_arch', 'dcgan'), g.get('began_lr_decay_steps', 0)
+      need(arch in models.BEGAN_AUTOENCODERS, 'model.began_arch must be one of '
+           f'{sorted(models.BEGAN_AUTOENCODERS)} (got {arch!r})')
+      check.positive_int('model.began_hidden', m.get('began_hidden', 64))
+      need(m.get('began_g_output', 'tanh') in ('linear', 'tanh'), "model.began_g_output must be "
+           f"'linear' or 'tanh' (got {m.get('began_g_output')!r})")
+      need(isinstance(decay, int) and decay >= 0, 'gan.began_lr_decay_steps must be an integer '
+           f'>= 0 (0 = no decay; got {decay!r})')
+      need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '
+           f"(0, 1] (got {g.get('began_lr_decay_factor')!r})")
+      need(arch != 'paper' or not m.d_spectral_norm, "model.began_arch='paper' has no spectral "
+           'normalization; drop model.d_spectral_norm')
+    need(g.penalty == 'none' or m.d_norm != 'batch',
+         f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
+         'example, but BatchNorm makes each output depend on the whole batch; use '
+         '--config.model.d_norm=layer (or none)')
+    check.optimizer('optim.g', config.optim.g)
+    check.optimizer('optim.d', config.optim.d)

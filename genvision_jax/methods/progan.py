@@ -9,11 +9,13 @@ The schedule is a function of the step, `config.progan.{stable_steps, fade_steps
 
 Both networks run at the current stage's resolution; the real images are average-pooled to
 it and, during a fade-in, blended with their lower-resolution version in the same way as
-G's output (so D cannot tell real from fake by the blend). The stage is a function of the step
-alone, so a run resumes mid-phase; the training loop compiles one step per stage
-(`phase`, `phase_end`, `train_step_for`: see `training.steps.phase_at`), in which alpha is
-computed from the step on the device. `generate`/`decode` use the stage of the state's step and return images at the
-final resolution (nearest-neighbour upsampled), clipped to [-1, 1].
+G's output (so D cannot tell real from fake by the blend). The critic's loss carries the
+paper's drift term `progan.drift` * E[D(x)^2] (eps_drift = 0.001), logged as `d_drift`.
+The stage is a function of the step alone, so a run resumes mid-phase; the training loop
+compiles one step per stage (`phase`, `phase_end`, `train_step_for`: see
+`training.steps.phase_at`), in which alpha is computed from the step on the device.
+`generate`/`decode` use the stage of the state's step and return images at the final resolution
+(nearest-neighbour upsampled), clipped to [-1, 1].
 """
 
 import jax
@@ -34,6 +36,9 @@ class ProGANMethod(GANMethod):
     self.num_stages = progan_models.num_stages(image_shape[0])
     self.stable_steps = int(config.progan.stable_steps)
     self.fade_steps = int(config.progan.fade_steps)
+    # Karras et al.'s drift term eps_drift * E[D(x)^2] in D's loss (0.001; 0 in run
+    # directories written before it existed).
+    self.drift_weight = float(config.progan.drift)
     self._growth = None  # (stage, alpha) while one stage's step is being traced
 
   # -- schedule -------------------------------------------------------------------------------
@@ -155,3 +160,25 @@ class ProGANMethod(GANMethod):
     images = jax.lax.switch(stage, [at_stage(s) for s in range(self.num_stages)], params, z,
                             alpha)
     return jnp.clip(images, -1.0, 1.0)
+
+  # -- config (owned by the method; GANMethod.LATER_DEFAULTS are extended) -----------------
+
+  # Runs written before the drift term existed trained without it.
+  LATER_DEFAULTS = {**GANMethod.LATER_DEFAULTS, 'progan': dict(drift=0.0)}
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `progan` fields and the growing models, then every GAN field."""
+    m, p, need = config.model, config.progan, check.need
+    check.positive_int('progan.stable_steps', p.stable_steps)
+    check.positive_int('progan.fade_steps', p.fade_steps)
+    need(p.drift >= 0, f'progan.drift (eps_drift) must be >= 0 (got {p.drift!r}); 0.001 is '
+         "Karras et al.'s, 0 turns the drift term off")
+    need(m.generator == 'progan' and m.discriminator == 'progan',
+         "method='progan' grows model.generator='progan' and model.discriminator='progan' "
+         f'(got {m.generator!r}, {m.discriminator!r})')
+    need(m.d_norm == 'none' and not m.d_spectral_norm, "the progressive discriminator has "
+         "no normalization layers: use model.d_norm='none', model.d_spectral_norm=False")
+    need(not m.get('conditional', False), 'progressive growing is unconditional: drop '
+         'model.conditional')
+    GANMethod.validate_config(config, check)

@@ -124,3 +124,22 @@ class VAEMethod:
               - losses.gaussian_log_likelihood(z, mean, logvar))
 
     return jax.vmap(one, out_axes=1)(jax.random.split(rng, num_samples))
+
+  # -- config (owned by the method: `configs.validate` / `configs.from_dict` call these) ----
+
+  LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    """The `model`, `vae` and `optim` fields (check: methods.common.ConfigChecks)."""
+    from genvision_jax.models import vae as vae_models  # pylint: disable=g-import-not-at-top
+    m, need = config.model, check.need
+    check.positive_int('model.latent_dim', m.latent_dim)
+    check.positive_int('model.width', m.width)
+    check.positive_int('model.hidden', m.hidden)
+    need(m.architecture in ('conv', 'mlp'),
+         f"model.architecture must be 'conv' or 'mlp' (got {m.architecture!r})")
+    need(m.likelihood in vae_models.LIKELIHOODS,
+         f'model.likelihood must be one of {vae_models.LIKELIHOODS} (got {m.likelihood!r})')
+    need(config.vae.beta >= 0, f'vae.beta must be >= 0 (got {config.vae.beta!r})')
+    check.optimizer('optim', config.optim)

@@ -16,9 +16,12 @@ class Checkpoints:
 
   def __init__(self, directory: str, keep: int = 3):
     self.directory = os.path.abspath(directory)
+    # The latest `keep` checkpoints survive (max_to_keep is deprecated in favour of a
+    # preservation policy); every save is forced by the loop, so no save-decision policy.
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(
+            create=True, preservation_policy=ocp.checkpoint_managers.LatestN(n=keep)))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()

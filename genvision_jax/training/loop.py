@@ -5,6 +5,11 @@ method's state replicated over a data-parallel mesh, restores the latest checkpo
 `workdir` if there is one, and runs the jitted `train_step` to `config.train.num_steps`,
 writing metrics, sample grids and checkpoints. SIGTERM/SIGINT save a final checkpoint and
 stop; a non-finite metric stops the run without overwriting the last good checkpoint.
+
+Its pieces have names: an `InputSource` (host-fed or device-resident batches), a
+`DispatchCache` (the compiled single or fused steps per phase) and the periodic actions of
+`training/periodic.py` (report, checkpoint, samples, profile), so that the loop body reads
+as the algorithm: get the batch, run the step, let the actions act.
 """
 
 import contextlib
@@ -23,21 +28,18 @@ import numpy as np
 from genvision_jax import configs
 from genvision_jax import data as data_lib
 from genvision_jax import methods
-from genvision_jax import viz
 from genvision_jax.training import host_memory
+from genvision_jax.training import periodic
 from genvision_jax.training import sharding
 from genvision_jax.training import steps
 from genvision_jax.training.checkpoints import Checkpoints
+from genvision_jax.training.periodic import NonFiniteError  # noqa: F401 (re-exported)
 from genvision_jax.training.writers import MetricsWriter, Progress, format_duration
 
 SAMPLE_SEED_SALT = 0x5A17
 DATA_INFO = 'data_info.json'  # image shape and classes of the training data, for sampling
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
 DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(PRNGKey(seed), salt)
-
-
-class NonFiniteError(RuntimeError):
-  """A loss or metric became NaN/inf; the message names the step and the kept checkpoint."""
 
 
 class Interrupted(RuntimeError):
@@ -82,18 +84,6 @@ def open_data(config) -> data_lib.ImageSplit:
   return data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None, d.resize_method)
 
 
-def _first_nonfinite(host_metrics: list[dict], first_step: int):
-  for i, m in enumerate(host_metrics):
-    bad = sorted(k for k, v in m.items() if not np.all(np.isfinite(v)))
-    if bad:
-      return first_step + i, bad
-  return None
-
-
-def _mean_metrics(host_metrics: list[dict]) -> dict:
-  return {k: float(np.mean([m[k] for m in host_metrics])) for k in host_metrics[0]}
-
-
 def write_config(config, workdir: str) -> None:
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -106,11 +96,6 @@ def read_config(workdir: str):
                             '--workdir of a `genvision train` run')
   with open(path) as f:
     return configs.from_dict(json.load(f))
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-  """Whether a multiple of `every` lies in (before, after]."""
-  return after // every > before // every
 
 
 def place_on_device(config, data: data_lib.ImageSplit) -> bool:
@@ -145,6 +130,92 @@ def _device_dataset(data: data_lib.ImageSplit, mesh) -> dict:
   return out
 
 
+class InputSource:
+  """Where each dispatch's batches come from.
+
+  Host input (`on_device=False`): the k step batches of a dispatch are read on the host (each
+  process its rows) and sent with it. Device-resident input: the split lives on the devices
+  and every step gathers its own minibatches there (`steps.device_gather`); the source of a
+  dispatch is then the whole dataset. Both see the same (seed, step) batches.
+  """
+
+  def __init__(self, config, data: data_lib.ImageSplit, method, mesh):
+    self.config, self.data, self.mesh = config, data, mesh
+    self.lead = method.minibatches_per_step  # None or k minibatches per step
+    self.on_device = place_on_device(config, data)
+    if self.on_device:
+      self.dataset = _device_dataset(data, mesh)
+      step_batch = sharding.batch_sharding(mesh, leading_axes=int(self.lead is not None))
+      self.gather = steps.device_gather(method, config, data.num_examples, step_batch)
+    else:
+      self.dataset, self.gather = None, None
+
+  @property
+  def name(self) -> str:
+    return 'device' if self.on_device else 'host'
+
+  def sharding(self, k: int):
+    """The sharding of the source of a k-step dispatch."""
+    if self.on_device:
+      return sharding.batch_sharding(self.mesh, leading_axes=0)
+    return sharding.batch_sharding(self.mesh, int(self.lead is not None) + int(k > 1))
+
+  def __call__(self, step: int, k: int):
+    """The source of the dispatch running steps step+1 .. step+k."""
+    if self.on_device:
+      return self.dataset
+    t, lead = self.config.train, self.lead
+    count = lead or 1
+    local = self.data.minibatches(step * count, k * count, t.batch_size, t.seed,
+                                  jax.process_index(), jax.process_count())
+    # [k * count, b, ...] -> [k, count, b, ...], dropping the axes of size one not wanted.
+    local = {key: v.reshape(k, count, *v.shape[1:]) for key, v in local.items()}
+    local = {key: v[:, 0] if lead is None else v for key, v in local.items()}
+    local = {key: v[0] if k == 1 else v for key, v in local.items()}
+    axes = int(lead is not None) + int(k > 1)
+    return sharding.global_batch(local, sharding.batch_sharding(self.mesh, axes), axes)
+
+
+class DispatchCache:
+  """The compiled dispatches of a run, one per (steps fused k, phase), made on first use:
+  jit of `steps.make_dispatch` with the input's shardings and the state donated.
+
+  transfer_guard: run every dispatch under jax.transfer_guard('disallow').
+  """
+
+  def __init__(self, method, inputs: InputSource, mesh, transfer_guard: bool = False):
+    self.method, self.inputs = method, inputs
+    self.replicated = sharding.replicated(mesh)
+    self.transfer_guard = transfer_guard
+    self._compiled = {}
+
+  def is_new(self, k: int, phase) -> bool:
+    return (k, phase) not in self._compiled
+
+  def plan(self, step: int, k_fuse: int, num_steps: int):
+    """(k, phase) of the dispatch starting after `step`: up to k_fuse steps, never past the
+    run's end nor into the method's next phase (None unless the method has phases)."""
+    k = min(k_fuse, num_steps - step)
+    phase = steps.phase_at(self.method, step)
+    if phase is not None:
+      end = self.method.phase_end(step)
+      k = k if end is None else min(k, end - step)
+    return k, phase
+
+  def __call__(self, state, source, k: int, phase):
+    if self.is_new(k, phase):
+      train_step = (self.method.train_step if phase is None
+                    else self.method.train_step_for(phase))
+      self._compiled[k, phase] = jax.jit(
+          steps.make_dispatch(train_step, k, self.inputs.gather),
+          in_shardings=(self.replicated, self.inputs.sharding(k)),
+          out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    guard = (jax.transfer_guard('disallow') if self.transfer_guard
+             else contextlib.nullcontext())
+    with guard:
+      return self._compiled[k, phase](state, source)
+
+
 def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=None,
                        transfer_guard: bool = False) -> TrainResult:
   """Trains `config` in `workdir`, resuming from its latest checkpoint. See module doc.
@@ -161,10 +232,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
         f"model.conditional=True needs labels, but dataset '{data.name}' has none; use a "
         'labelled dataset or --config.model.conditional=False')
   method = methods.create(config, data.image_shape, data.num_classes)
-  lead = method.minibatches_per_step
   is_main = jax.process_index() == 0
   k_fuse = steps.steps_per_dispatch(config)
-  on_device = place_on_device(config, data)
 
   os.makedirs(workdir, exist_ok=True)
   if is_main:
@@ -176,194 +245,77 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
 
   mesh = sharding.make_mesh(devices)
   repl = sharding.replicated(mesh)
-  step_batch_sh = sharding.batch_sharding(mesh, leading_axes=int(lead is not None))
-
-  init = jax.jit(method.create_state, out_shardings=repl)
-  state = init(jax.random.PRNGKey(t.seed))
+  state = jax.jit(method.create_state, out_shardings=repl)(jax.random.PRNGKey(t.seed))
   ckpts = Checkpoints(os.path.join(workdir, 'checkpoints'), keep=t.keep_checkpoints)
   start = ckpts.latest_step() or 0
   if start:
     state = ckpts.restore(start, state)
     progress.message(f'resumed from {ckpts.directory}/{start}')
 
-  if on_device:
-    dataset = _device_dataset(data, mesh)
-    gather = steps.device_gather(method, config, data.num_examples, step_batch_sh)
-  else:
-    dataset, gather = None, None
-  dispatches = {}
-
-  def dispatch_fn(k: int, phase):
-    """The compiled dispatch of k steps in `phase` (None unless the method has phases)."""
-    if (k, phase) not in dispatches:
-      if on_device:
-        source_sh = sharding.batch_sharding(mesh, leading_axes=0)
-      else:
-        source_sh = sharding.batch_sharding(mesh, int(lead is not None) + int(k > 1))
-      train_step = method.train_step if phase is None else method.train_step_for(phase)
-      dispatches[k, phase] = jax.jit(steps.make_dispatch(train_step, k, gather),
-                                     in_shardings=(repl, source_sh),
-                                     out_shardings=(repl, repl), donate_argnums=0)
-    return dispatches[k, phase]
-
-  def source_for(step: int, k: int):
-    if on_device:
-      return dataset
-    count = lead or 1
-    local = data.minibatches(step * count, k * count, t.batch_size, t.seed,
-                             jax.process_index(), jax.process_count())
-    # [k * count, b, ...] -> [k, count, b, ...], dropping the axes of size one not wanted.
-    local = {key: v.reshape(k, count, *v.shape[1:]) for key, v in local.items()}
-    local = {key: v[:, 0] if lead is None else v for key, v in local.items()}
-    local = {key: v[0] if k == 1 else v for key, v in local.items()}
-    axes = int(lead is not None) + int(k > 1)
-    return sharding.global_batch(local, sharding.batch_sharding(mesh, axes), axes)
-
+  inputs = InputSource(config, data, method, mesh)
+  dispatch = DispatchCache(method, inputs, mesh, transfer_guard)
   sample_kwargs, sample_cols = class_grid_labels(method, t.num_samples)
   sample_fn = jax.jit(functools.partial(method.generate, num=t.num_samples, **sample_kwargs),
                       out_shardings=repl)
   sample_rng = jax.random.fold_in(jax.random.PRNGKey(t.seed), SAMPLE_SEED_SALT)
   writer = MetricsWriter(workdir, enabled=is_main)
 
-  def write_samples(step: int, state) -> None:
-    images = np.asarray(jax.device_get(sample_fn(state, sample_rng)))
-    if is_main:
-      viz.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
-                          ncol=sample_cols)
-      writer.image(step, 'samples', viz.image_grid(images, sample_cols))
-
-  pending: list[tuple[int, dict]] = []  # (steps in the dispatch, device metrics)
-  pending_start = start
-  last_metrics: dict = {}
-  last_saved = start
-  compile_seconds = 0.0
-  timed_steps, timed_seconds = 0, 0.0
-  interval_clock = time.perf_counter()
-  interval_steps = 0
-  io_seconds = 0.0  # checkpoint and sample time inside the current interval
-
-  def flush(step: int) -> dict:
-    """Fetches pending metrics; raises NonFiniteError naming the first bad step."""
-    nonlocal pending, pending_start
-    if not pending:
-      return {}
-    host = []
-    for k, m in jax.device_get(pending):
-      host.extend([m] if k == 1 else [{key: v[i] for key, v in m.items()} for i in range(k)])
-    bad = _first_nonfinite(host, pending_start + 1)
-    if bad:
-      bad_step, keys = bad
-      kept = (f'the last good checkpoint {ckpts.directory}/{last_saved} is kept' if last_saved
-              else 'no checkpoint had been written yet')
-      raise NonFiniteError(
-          f'non-finite {", ".join(keys)} at step {bad_step}; stopped at step {step} and '
-          f'saved nothing after it ({kept}). Lower the learning rate (config.optim...), '
-          'add gradient clipping (grad_clip) or check the data, then rerun to resume.')
-    pending, pending_start = [], step
-    return _mean_metrics(host)
-
-  def guard():
-    return jax.transfer_guard('disallow') if transfer_guard else contextlib.nullcontext()
+  throughput = periodic.Throughput()
+  pending = periodic.PendingMetrics(start, lambda: (ckpts.directory, save.last_saved))
+  stop = _StopFlag()
+  report = periodic.ReportProgress(t.log_every, t.num_steps, throughput, pending, writer,
+                                   progress)
+  save = periodic.SaveCheckpoint(t.checkpoint_every, t.num_steps, throughput, pending, ckpts,
+                                 stop, writer, start)
+  samples = periodic.WriteSamples(
+      t.sample_every, t.num_steps, throughput, lambda state: sample_fn(state, sample_rng),
+      periodic.sample_grid_writer(workdir, writer, sample_cols, is_main))
+  profile = periodic.Profile(t.profile_steps, start, t.num_steps,
+                             os.path.join(workdir, 'profile'), progress, enabled=is_main)
+  actions = (profile, report, save, samples)  # in this order after every dispatch
 
   step = start
-  profiling = False
   try:
-    with _StopFlag() as stop:
+    with stop:
       while step < t.num_steps:
-        k = min(k_fuse, t.num_steps - step)
-        phase = steps.phase_at(method, step)
-        if phase is not None:  # a dispatch never crosses into the next phase
-          end = method.phase_end(step)
-          k = k if end is None else min(k, end - step)
-        source = source_for(step, k)
-        new_phase = (k, phase) not in dispatches and step != start
-        fn = dispatch_fn(k, phase)
-        if new_phase and phase is not None:  # a later phase compiles mid-run: time it apart
+        k, phase = dispatch.plan(step, k_fuse, t.num_steps)
+        source = inputs(step, k)
+        first = step == start
+        if first or (phase is not None and dispatch.is_new(k, phase)):  # compiles: time it
           tic = time.perf_counter()
-          with guard():
-            state, metrics = fn(state, source)
+          state, metrics = dispatch(state, source, k, phase)
           jax.block_until_ready(state)
           took = time.perf_counter() - tic
-          compile_seconds += took
-          io_seconds += took  # neither its time nor its steps count towards steps/s
-          progress.message(f'compiled and ran the first step(s) of phase {phase} in '
-                           f'{took:.1f}s')
-        elif step == start:
-          tic = time.perf_counter()
-          with guard():
-            state, metrics = fn(state, source)
-          jax.block_until_ready(state)
-          compile_seconds = time.perf_counter() - tic
-          progress.message(f'compiled and ran the first {k} step(s) in {compile_seconds:.1f}s'
-                           f' ({"device" if on_device else "host"} input, {k_fuse} step(s) '
-                           'per dispatch)')
-          interval_clock = time.perf_counter()
+          throughput.compiled(took, first)
+          progress.message(
+              f'compiled and ran the first {k} step(s) in {took:.1f}s ({inputs.name} input, '
+              f'{k_fuse} step(s) per dispatch)' if first else
+              f'compiled and ran the first step(s) of phase {phase} in {took:.1f}s')
         else:
-          with guard():
-            state, metrics = fn(state, source)
-          interval_steps += k
+          state, metrics = dispatch(state, source, k, phase)
+          throughput.ran(k)
         before, step = step, step + k
-        pending.append((k, metrics))
-        if t.profile_steps and is_main:  # trace from the 2nd dispatch on (after compiling)
-          if before == start and step < t.num_steps:
-            jax.profiler.start_trace(os.path.join(workdir, 'profile'))
-            profiling = True
-          elif profiling and step - start > t.profile_steps:
-            jax.block_until_ready(state)
-            jax.profiler.stop_trace()
-            profiling = False
-            progress.message(f'wrote a profile of steps {start + 2}..{step} to '
-                             f'{workdir}/profile (tensorboard --logdir {workdir}/profile)')
-
-        done = step == t.num_steps
-        log_now = _crossed(before, step, t.log_every) or done
-        save_now = _crossed(before, step, t.checkpoint_every) or done or stop.signum is not None
-        if log_now or save_now:
-          mean = flush(step)
-          if log_now and mean:
-            jax.block_until_ready(state)
-            elapsed = time.perf_counter() - interval_clock - io_seconds
-            rate = interval_steps / elapsed if interval_steps and elapsed > 0 else 0.0
-            timed_steps += interval_steps
-            timed_seconds += elapsed
-            mean['steps_per_sec'] = rate
-            writer.scalars(step, mean)
-            progress.line(step, mean, rate)
-            last_metrics = mean
-            interval_clock, interval_steps, io_seconds = time.perf_counter(), 0, 0.0
-        tic = time.perf_counter()
-        if save_now:
-          ckpts.save(step, state)
-          last_saved = step
-        if _crossed(before, step, t.sample_every) or done:
-          write_samples(step, state)
-        io_seconds += time.perf_counter() - tic
+        pending.add(k, metrics)
+        for action in actions:
+          action(before, step, state)
         if stop.signum is not None:
-          if last_saved != step:  # the signal arrived after this step's save decision
-            mean = flush(step)
-            if mean:
-              writer.scalars(step, mean)
-            ckpts.save(step, state)
-            last_saved = step
-          ckpts.wait()
-          name = signal.Signals(stop.signum).name
-          raise Interrupted(f'{name} at step {step}: saved checkpoint {ckpts.directory}/'
-                            f'{step}; rerun the same command to resume.')
+          save.save_before_stopping(step, state)
+          raise Interrupted(f'{signal.Signals(stop.signum).name} at step {step}: saved '
+                            f'checkpoint {ckpts.directory}/{step}; rerun the same command to '
+                            'resume.')
   finally:
-    if profiling:
-      jax.profiler.stop_trace()
+    profile.close()
     writer.close()
     ckpts.close()
 
-  rate = timed_steps / timed_seconds if timed_seconds > 0 else 0.0
   if start < t.num_steps:
-    progress.message(f'done: {t.num_steps} steps in {workdir} ({rate:.2f} steps/s after '
-                     f'compilation; compile {format_duration(compile_seconds)})')
+    progress.message(f'done: {t.num_steps} steps in {workdir} ({throughput.rate:.2f} steps/s '
+                     f'after compilation; compile {format_duration(throughput.compile_seconds)})')
   else:
     progress.message(f'{workdir} is already trained to step {start} (train.num_steps='
                      f'{t.num_steps}); raise --config.train.num_steps to train further.')
-  return TrainResult(state=state, step=step, metrics=last_metrics, steps_per_sec=rate,
-                     compile_seconds=compile_seconds)
+  return TrainResult(state=state, step=step, metrics=report.last, steps_per_sec=throughput.rate,
+                     compile_seconds=throughput.compile_seconds)
 
 
 def class_grid_labels(method, num: int):

@@ -1,0 +1,34 @@
+"""`genvision bpd`: the variational bound of a diffusion run on the test split, in bits/dim,
+written to DIR/eval/bits_per_dim.json."""
+
+import os
+
+from absl import flags
+
+from genvision_jax.cli import common
+
+SYNOPSIS = """\
+  genvision bpd --workdir=DIR [--num=N] [--step=K] [--noema] [--seed=S]"""
+
+FLAGS = flags.FlagValues()
+_WORKDIR = common.define_workdir(FLAGS, 'Run directory of a trained diffusion run.')
+_NUM = flags.DEFINE_integer('num', None, 'Test examples (default: the whole split).',
+                            flag_values=FLAGS)
+_SEED = common.define_seed(FLAGS, 'Random seed of the x_t draws.')
+_STEP = common.define_step(FLAGS)
+_EMA = common.define_ema(FLAGS)
+
+
+def main(positional: list[str]) -> None:
+  del positional
+  workdir = common.require_workdir(_WORKDIR, 'bpd', 'a trained diffusion run')
+  from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
+  try:
+    record = diffusion_eval.evaluate_bits_per_dim(workdir, _NUM.value, _STEP.value, _EMA.value,
+                                                  _SEED.value, log=print)
+  except ValueError as e:
+    raise common.UsageError(str(e)) from None
+  p = record['protocol']
+  print(f"bits/dim {record['bits_per_dim']:.4f} +- {record['stderr'] or 0:.4f} on "
+        f"{p['num_examples']} {p['split']} examples (step {p['checkpoint_step']}, "
+        f"{p['weights']} weights); wrote {os.path.join(workdir, diffusion_eval.RESULT_FILE)}")

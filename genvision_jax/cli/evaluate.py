@@ -1,0 +1,73 @@
+"""`genvision evaluate`: metrics of a trained run against its data, written to DIR/eval/."""
+
+import os
+
+from absl import flags
+
+from genvision_jax.cli import common
+
+SYNOPSIS = """\
+  genvision evaluate --workdir=DIR [--num_samples=N] [--metrics=fd,kid,...]
+      [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
+      [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]"""
+
+FLAGS = flags.FlagValues()
+_WORKDIR = common.define_workdir(FLAGS)
+_NUM_SAMPLES = flags.DEFINE_integer(
+    'num_samples', None, 'Generated samples (default 5000; 1000 for diffusion runs, whose DDIM '
+    'sampling is slow).', flag_values=FLAGS)
+_NEAREST_K = flags.DEFINE_integer(
+    'nearest_k', 5, 'k of the k-NN balls of precision, recall, density and coverage.',
+    flag_values=FLAGS)
+_KID_SUBSET_SIZE = flags.DEFINE_integer(
+    'kid_subset_size', None, 'Rows per KID subset (default min(1000, num_samples/2); at most '
+    'num_samples/2).', flag_values=FLAGS)
+_RESIZE = flags.DEFINE_enum(
+    'resize', 'pytorch_fid', ['pytorch_fid', 'clean'], "Inception input resize: pytorch-fid's "
+    "bilinear, or clean-fid's PIL bicubic ('clean').", flag_values=FLAGS)
+_METRICS = flags.DEFINE_list(
+    'metrics', None, 'Metric groups (fd, kid, manifold, c2st, score, modes, likelihood, '
+    'identity (SD-GAN); default all).', flag_values=FLAGS)
+_FEATURES = flags.DEFINE_list(
+    'features', None, 'Feature networks (digits_cnn, inception); default digits_cnn for grey '
+    'images, inception otherwise.', flag_values=FLAGS)
+_INCEPTION = flags.DEFINE_string(
+    'inception_weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its "
+    '.npz conversion); default $GENVISION_INCEPTION_WEIGHTS.', flag_values=FLAGS)
+_REFERENCE = flags.DEFINE_string('reference_split', 'train', 'Reference data split.',
+                                 flag_values=FLAGS)
+_BOOTSTRAP = flags.DEFINE_integer(
+    'bootstrap', 200, 'Bootstrap resamples of the generated set for intervals.',
+    flag_values=FLAGS)
+_IWAE = flags.DEFINE_integer('iwae_samples', 64, 'Importance samples (VAE bound).',
+                             flag_values=FLAGS)
+_BPD_EXAMPLES = flags.DEFINE_integer(
+    'bpd_examples', 100, 'Test examples of the diffusion bound in bits/dim (all T terms per '
+    'example: ~9 s each on a 2-core CPU; `genvision bpd` results are reused).',
+    flag_values=FLAGS)
+_SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
+_STEP = common.define_step(FLAGS)
+_EMA = common.define_ema(FLAGS)
+
+
+def evaluate(workdir: str) -> str:
+  """Evaluates the run in `workdir` with the parsed flags; returns the metrics.json path."""
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  result = runner.evaluate_run(
+      workdir, num_samples=_NUM_SAMPLES.value, metrics=_METRICS.value, features=_FEATURES.value,
+      seed=_SEED.value, use_ema=_EMA.value, step=_STEP.value,
+      reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
+      iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
+      bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
+      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value)
+  intervals = result['intervals']
+  for name, value in result['metrics'].items():
+    ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals
+          else '')
+    print(f'{name:32s} {value:.5g}{ci}')
+  return os.path.join(workdir, runner.EVAL_DIR, 'metrics.json')
+
+
+def main(positional: list[str]) -> None:
+  del positional
+  print(f"wrote {evaluate(common.require_workdir(_WORKDIR, 'evaluate'))}")

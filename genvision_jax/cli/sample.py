@@ -1,0 +1,88 @@
+"""`genvision sample`: an image grid from a trained run (the run directory only, no data)."""
+
+import os
+
+from absl import flags
+
+from genvision_jax.cli import common
+
+SYNOPSIS = """\
+  genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
+      [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]"""
+
+FLAGS = flags.FlagValues()
+_WORKDIR = common.define_workdir(FLAGS)
+_NUM = flags.DEFINE_integer('num', 64, 'Number of images (per class with --class_grid).',
+                            flag_values=FLAGS)
+_OUT = flags.DEFINE_string('out', None, 'Output PNG (default WORKDIR/sample.png).',
+                           flag_values=FLAGS)
+_SEED = common.define_seed(FLAGS, 'Random seed of the latents.')
+_STEP = common.define_step(FLAGS)
+_EMA = common.define_ema(FLAGS)
+_LABEL = flags.DEFINE_integer('label', None, 'Class of every image (conditional models).',
+                              flag_values=FLAGS)
+_CLASS_GRID = flags.DEFINE_boolean(
+    'class_grid', False, 'One row per class, --num images per row (conditional models).',
+    flag_values=FLAGS)
+_SAMPLER = flags.DEFINE_enum('sampler', None, ['ddpm', 'ddim'],
+                             'Diffusion: ddpm (ancestral, all T steps) or ddim.',
+                             flag_values=FLAGS)
+_STEPS = flags.DEFINE_integer(
+    'steps', None, 'Diffusion: DDIM sampling steps (default: the run\'s '
+    'diffusion.sample_steps; the DDPM sampler always runs all T steps).', flag_values=FLAGS)
+_ETA = flags.DEFINE_float('eta', None, 'Diffusion: DDIM stochasticity (0: deterministic).',
+                          flag_values=FLAGS)
+_GUIDANCE = flags.DEFINE_float(
+    'guidance', None, 'Conditional diffusion: classifier-free guidance w in '
+    '(1 + w) eps(x, c) - w eps(x, null); 0 = no guidance.', flag_values=FLAGS)
+
+
+def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
+           use_ema: bool, label: int | None = None, class_grid: bool = False,
+           sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+           guidance: float | None = None) -> str:
+  """Writes a grid of `num` samples of the run in `workdir` to `out`; returns its path."""
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import generate_images, load_run  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training.loop import class_grid_labels  # pylint: disable=g-import-not-at-top
+  if num < 1:
+    raise common.UsageError(f'--num must be >= 1 (got {num})')
+  config, method, state = load_run(workdir, step)
+  kwargs = common.ema_kwargs(method, use_ema)
+  diffusion_kwargs = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta,
+                                            guidance=guidance).items() if v is not None}
+  if diffusion_kwargs:
+    if config.method != 'diffusion':
+      raise common.UsageError(f'--{", --".join(diffusion_kwargs)} apply to diffusion runs; '
+                              f'{workdir} holds a {config.method!r} run')
+    try:
+      method.sample_settings(**diffusion_kwargs)
+    except ValueError as e:
+      raise common.UsageError(str(e)) from None
+    kwargs.update(diffusion_kwargs)
+  classes = getattr(method, 'num_classes', 0)
+  if (label is not None or class_grid) and not classes:
+    raise common.UsageError(f'{workdir} holds an unconditional model: --label and --class_grid '
+                            'need one trained with --config.model.conditional=True')
+  if label is not None and not 0 <= label < classes:
+    raise common.UsageError(f'--label must be in [0, {classes}) (got {label})')
+  ncol = None
+  if class_grid:
+    num *= classes
+    grid_kwargs, ncol = class_grid_labels(method, num)
+    kwargs.update(grid_kwargs)
+  elif label is not None:
+    kwargs['label'] = label
+  images = generate_images(method, state, num, seed, **kwargs)
+  out = out or os.path.join(workdir, 'sample.png')
+  viz.save_image_grid(images, out, ncol=ncol)
+  return out
+
+
+def main(positional: list[str]) -> None:
+  del positional
+  workdir = common.require_workdir(_WORKDIR, 'sample')
+  out = sample(workdir, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
+               _LABEL.value, _CLASS_GRID.value, _SAMPLER.value, _STEPS.value, _ETA.value,
+               _GUIDANCE.value)
+  print(f'wrote samples to {out}')

@@ -1,0 +1,138 @@
+"""The per-command parsers, in process: every `genvision ...` command line of README.md
+parses with its command's own flags (nothing runs), `genvision COMMAND --help` lists exactly
+that command's flags, and state does not leak from one in-process run to the next."""
+
+import re
+
+import pytest
+
+from genvision_jax import cli, main
+from genvision_jax.cli import common
+from tests.conftest import REPO
+
+# Placeholders of the README's synopses, and the values the test puts in their place.
+PLACEHOLDERS = [('experiments/X.py', 'experiments/dcgan_mnist.py'), ('=$d', '=runs/mm/seed_0'),
+                ('--num=N', '--num=3'), ('--seed=S', '--seed=1'), ('--step=K', '--step=2')]
+ALTERNATIVES = re.compile(r'(--\w+=)([\w.]+(?:\|[\w.]+)+)')  # --mode=slerp|lerp
+
+
+def _expand(line: str) -> list[str]:
+  for old, new in PLACEHOLDERS:
+    line = line.replace(old, new)
+  line = line.replace('[', ' ').replace(']', ' ')  # optional flags: take them all
+  m = ALTERNATIVES.search(line)
+  if not m:
+    return [line]
+  return [v for alt in m.group(2).split('|')
+          for v in _expand(line[:m.start()] + m.group(1) + alt + line[m.end():])]
+
+
+def readme_command_lines() -> list[str]:
+  """Every `genvision COMMAND ...` of README.md: in fenced code blocks (one per line, `\\`
+  continuations joined, after `&&` or `do`, up to `;` or a `#` comment) and in inline code."""
+  text = (REPO / 'README.md').read_text()
+  found = []
+  pattern = re.compile(r'genvision (?:%s)\b[^;#`]*' % '|'.join(cli.COMMANDS))
+  fenced = re.split(r'^\s*```.*$', text, flags=re.M)
+  for i, part in enumerate(fenced):
+    if i % 2:  # inside a fenced block
+      for line in part.replace('\\\n', ' ').splitlines():
+        found += [m.group(0) for m in pattern.finditer(line)]
+    else:
+      for span in re.findall(r'`([^`]+)`', part):
+        found += [m.group(0) for m in pattern.finditer(span.replace('\n', ' '))]
+  return [' '.join(line.split()) for line in found]
+
+
+def test_readme_has_the_command_lines_this_test_expects():
+  lines = readme_command_lines()
+  commands = {line.split()[1] for line in lines}
+  assert commands == set(cli.COMMANDS), commands  # every command appears in the README
+  assert len(lines) >= 15, lines
+  assert any('--config.gan.loss=minimax' in line for line in lines)  # continuation joined
+
+
+@pytest.mark.parametrize('line', readme_command_lines())
+def test_every_readme_command_line_parses(line, monkeypatch):
+  monkeypatch.chdir(REPO)
+  for variant in _expand(line):
+    _, command, *args = variant.split()
+    module = main.command_module(command)
+    positional = common.parse(command, module, args)
+    for arg in args:  # each flag given is set, to the value given
+      if not arg.startswith('--'):
+        continue
+      name, _, value = arg[2:].partition('=')
+      if name.startswith('config.'):  # an override: the loaded config holds it
+        node = module.FLAGS.config
+        for key in name.split('.')[1:]:
+          node = node[key]
+        assert str(node) == value, (variant, name)
+        continue
+      flag = module.FLAGS[name[2:] if name.startswith('no') and not value else name]
+      assert flag.present, (variant, name)
+      if value and name != 'config':
+        assert flag.value == flag.parser.parse(value), (variant, name)
+    assert all(not a.startswith('--') for a in positional)
+    if command == 'compare':
+      assert positional and len(positional) == len([a for a in args if not a.startswith('-')])
+
+
+OWN_FLAGS = {
+    'train': {'config', 'workdir', 'seeds', 'coordinator_address', 'num_processes',
+              'process_id', 'distributed'},
+    'sample': {'workdir', 'num', 'out', 'seed', 'step', 'ema', 'label', 'class_grid',
+               'sampler', 'steps', 'eta', 'guidance'},
+    'interpolate': {'workdir', 'rows', 'steps', 'mode', 'arithmetic', 'out', 'seed', 'label',
+                    'step', 'ema'},
+    'evaluate': {'workdir', 'num_samples', 'metrics', 'features', 'inception_weights',
+                 'reference_split', 'bootstrap', 'iwae_samples', 'bpd_examples', 'seed', 'step',
+                 'ema', 'nearest_k', 'kid_subset_size', 'resize'},
+    'compare': {'out', 'metrics'},
+    'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
+    'prepare': {'dataset', 'data_dir'},
+}
+
+
+@pytest.mark.parametrize('command', cli.COMMANDS)
+def test_command_help_lists_only_its_own_flags(command, capsys):
+  assert main.run(['genvision', command, '--help']) == 0
+  out = capsys.readouterr().out
+  listed = set(re.findall(r'^  --(?:\[no\])?(\w+):', out, flags=re.M))
+  assert listed == OWN_FLAGS[command]
+  assert out.startswith(f'  genvision {command}')
+
+
+def test_usage_lists_every_command(capsys):
+  assert main.run(['genvision', '--help']) == 0
+  out = capsys.readouterr().out
+  assert all(f'genvision {c} ' in out for c in cli.COMMANDS)
+  assert main.run(['genvision']) == 2
+
+
+def test_flag_meanings_differ_by_command_and_do_not_leak_between_runs():
+  """--steps is DDIM steps for sample (default: the run's) and images per strip for
+  interpolate (default 8); a second parse starts from the defaults, not the first's values."""
+  sample, interpolate = main.command_module('sample'), main.command_module('interpolate')
+  common.parse('sample', sample, ['--workdir=a', '--steps=50', '--noema'])
+  assert sample.FLAGS.steps == 50 and not sample.FLAGS.ema
+  common.parse('interpolate', interpolate, ['--workdir=a'])
+  assert interpolate.FLAGS.steps == 8
+  common.parse('sample', sample, ['--workdir=b'])
+  assert sample.FLAGS.steps is None and sample.FLAGS.ema and sample.FLAGS.workdir == 'b'
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['sample', '--workdir=x', '--rows=3'], "genvision sample: error: Unknown command line "
+                                            "flag 'rows'"),
+    (['train', '--workdir=x', '--num=3'], "genvision train: error: Unknown command line flag "
+                                          "'num'"),
+    (['bpd', 'extra'], "genvision bpd: error: unexpected arguments ['extra']"),
+    (['sample'], 'genvision sample: error: sample needs --workdir=DIR of a trained run'),
+    (['prepare'], 'genvision prepare: error: prepare needs --dataset=NAME'),
+    (['compare'], 'genvision compare: error: compare needs run or group directories'),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(argv, message, capsys):
+  assert main.run(['genvision', *argv]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
