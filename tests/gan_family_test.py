@@ -337,7 +337,10 @@ def test_began_k_follows_the_generator_steps_energy():
 
 
 def test_began_k_stays_in_the_unit_interval_during_training():
-  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0})
+  # G starts at 0, the mean of the uniform noise batches: its samples are the easier to
+  # reconstruct and the balance gamma L(x) - L(G(z)) starts positive.
+  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0,
+                                                 'model.began_g_init': 0.0})
   state = method.create_state(jax.random.PRNGKey(0))
   step = jax.jit(method.train_step)
   ks = []
@@ -400,6 +403,22 @@ def test_began_paper_architecture_and_old_run_directories():
   assert 'decoder' not in old_state.d_params  # the first autoencoder's own layer names
   with pytest.raises(configs.ConfigError, match='model.began_arch must be one of'):
     _method('began_mnist.py:smoke', **{'model.began_arch': 'resnet'})
+
+
+def test_began_mnist_generator_starts_near_the_digits_mean():
+  """began_mnist's G starts near the training digits' mean pixel (-0.738 in [-1, 1]), not at
+  mid-grey 0: from 0 its samples stayed harder to reconstruct than gamma L(x) and k_t at 0 for
+  900 steps (no adversarial signal). An old run directory keeps the zero start."""
+  config, method = _method('began_mnist.py')
+  state = method.create_state(jax.random.PRNGKey(0))
+  images = method.decode(state, method.latents(jax.random.PRNGKey(1), 16), use_ema=False)
+  assert abs(float(jnp.mean(images)) - config.model.began_g_init) < 0.1
+  assert config.model.began_g_init == pytest.approx(-0.74)
+  old = config.to_dict()
+  del old['model']['began_g_init']
+  assert configs.from_dict(old).model.began_g_init == 0.0
+  with pytest.raises(configs.ConfigError, match='began_g_init'):
+    _method('began_mnist.py:smoke', **{'model.began_g_init': 1.0})
 
 
 def test_began_needs_its_autoencoder_discriminator():

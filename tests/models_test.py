@@ -237,6 +237,22 @@ def test_began_paper_autoencoder_and_generator(size, channels, scales):
   np.testing.assert_allclose(tanh_g.apply(g_vars, z), jnp.tanh(g.apply(g_vars, z)), atol=1e-6)
 
 
+def test_began_generator_starts_at_its_init_value():
+  """model.began_g_init: the bias of G's last convolution starts at the value (linear output)
+  or at its arctanh (tanh), so that G's output with the other weights at zero is that value."""
+  z = jax.random.uniform(jax.random.PRNGKey(0), (3, 6), minval=-1)
+  for output, bias in (('linear', -0.74), ('tanh', np.arctanh(-0.74))):
+    g = models.GENERATORS['began'](image_size=28, channels=1, width=4, output=output,
+                                   init_value=-0.74)
+    params = g.init(jax.random.PRNGKey(1), z)['params']
+    last = params['decoder'][f'Conv_{6}']
+    np.testing.assert_allclose(last['bias'], [bias], rtol=1e-6)
+    params['decoder']['Conv_6'] = dict(last, kernel=jnp.zeros_like(last['kernel']))
+    np.testing.assert_allclose(g.apply({'params': params}, z), -0.74, rtol=1e-6)
+  default = models.GENERATORS['began'](image_size=28, channels=1, width=4)
+  assert float(default.init(jax.random.PRNGKey(1), z)['params']['decoder']['Conv_6']['bias'][0]) == 0
+
+
 def test_nearest_neighbour_upsampling():
   x = jnp.arange(4.0).reshape(1, 2, 2, 1)
   np.testing.assert_array_equal(models.began.upsample_nearest(x)[0, :, :, 0],

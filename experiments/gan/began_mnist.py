@@ -29,6 +29,11 @@ def get_config(arg=None):
   c.model.began_arch = 'paper'   # 'paper' or 'dcgan' (the first, DCGAN-shaped autoencoder)
   c.model.began_hidden = 64      # h: the embedding size, also z's
   c.model.began_g_output = 'linear'  # G's output: 'linear' (paper; samples clipped) or 'tanh'
+  # The value G's output starts near (its last bias): the training digits' mean pixel, -0.738
+  # in [-1, 1]. The paper's zero start is the mean of its centred faces; at 0 (mid-grey) the
+  # digits' G starts far from every digit, its samples stay harder to reconstruct than gamma L(x),
+  # and k_t stays at 0 (no adversarial signal).
+  c.model.began_g_init = -0.74
   c.model.latent_dim = c.model.began_hidden
   c.model.g_width = 32           # n: filters of G and of the decoder (encoder: n, 2n, 3n)
   c.model.d_width = 32

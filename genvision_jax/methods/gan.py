@@ -83,7 +83,8 @@ class GANMethod:
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
     if m.generator == 'began':
-      g_extra = {'output': m.get('began_g_output', 'tanh')}
+      g_extra = {'output': m.get('began_g_output', 'tanh'),
+                 'init_value': float(m.get('began_g_init', 0.0))}
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
         **g_extra, **cond, **({'conditioning': m.g_conditioning} if cond else {}))
@@ -298,7 +299,8 @@ class GANMethod:
                   began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
       'model': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
                     d_conditioning='projection', d_spectral_norm=False, d_layers=2,
-                    began_arch='dcgan', began_hidden=64, began_g_output='tanh'),
+                    began_arch='dcgan', began_hidden=64, began_g_output='tanh',
+                    began_g_init=0.0),
   }
 
   @staticmethod
@@ -353,6 +355,8 @@ class GANMethod:
       check.positive_int('model.began_hidden', m.get('began_hidden', 64))
       need(m.get('began_g_output', 'tanh') in ('linear', 'tanh'), "model.began_g_output must be "
            f"'linear' or 'tanh' (got {m.get('began_g_output')!r})")
+      need(-1 < m.get('began_g_init', 0.0) < 1, 'model.began_g_init (the value the generator '
+           f"starts near) must be in (-1, 1) (got {m.get('began_g_init')!r})")
       need(isinstance(decay, int) and decay >= 0, 'gan.began_lr_decay_steps must be an integer '
            f'>= 0 (0 = no decay; got {decay!r})')
       need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '

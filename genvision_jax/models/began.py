@@ -22,6 +22,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genvision_jax.models.layers import Conv, UpConv2x, spectral, upsampling_plan
 
@@ -66,6 +67,7 @@ class PaperDecoder(nn.Module):
   channels: int = 1
   width: int = 64
   dtype: Any = jnp.float32
+  output_bias: float = 0.0  # initial bias of the last convolution (the output's start value)
 
   @nn.compact
   def __call__(self, code):
@@ -77,7 +79,9 @@ class PaperDecoder(nn.Module):
       h = nn.elu(Conv(self.width, 3, dtype=self.dtype)(h))
       if scale < stages:
         h = upsample_nearest(h)
-    return Conv(self.channels, 3, dtype=self.dtype)(h).astype(jnp.float32)
+    out = Conv(self.channels, 3, dtype=self.dtype,
+               bias_init=nn.initializers.constant(self.output_bias))
+    return out(h).astype(jnp.float32)
 
 
 class PaperEncoder(nn.Module):
@@ -133,11 +137,14 @@ class PaperGenerator(nn.Module):
   width: int = 64
   dtype: Any = jnp.float32
   output: str = 'linear'
+  init_value: float = 0.0  # the value G's output starts near (model.began_g_init)
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     del labels
-    h = PaperDecoder(self.image_size, self.channels, self.width, self.dtype, name='decoder')(z)
+    bias = float(np.arctanh(self.init_value)) if self.output == 'tanh' else self.init_value
+    h = PaperDecoder(self.image_size, self.channels, self.width, self.dtype, bias,
+                     name='decoder')(z)
     if self.output == 'tanh':
       return jax.nn.tanh(h)
     return h if train else jnp.clip(h, -1.0, 1.0)
