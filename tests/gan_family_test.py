@@ -322,7 +322,7 @@ def test_began_k_follows_the_generator_steps_energy():
   as in the paper, not the D update's L(G(z_D)); M_global likewise. Fails on the old code,
   which updated k inside the D update."""
   _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 0.1,
-                                                 'train.d_steps': 1})
+                                                 'gan.began_gamma': 0.5, 'train.d_steps': 1})
   state = method.create_state(jax.random.PRNGKey(0)).replace(began_k=jnp.float32(0.5))
   new_state, m = jax.jit(method.train_step)(state, _batch(method))
   real_e, g_fake_e, d_fake_e = (float(m[k]) for k in ('d_loss_real', 'g_loss', 'd_fake_logit'))
@@ -367,7 +367,8 @@ def test_began_learning_rate_staircase():
     updates, opt_state = method.g_tx.update({'w': jnp.ones(())}, opt_state, params)
     steps.append(-float(updates['w']))
   np.testing.assert_allclose(steps, [1e-3] * 4 + [5e-4] * 4 + [2.5e-4], rtol=1e-4)
-  _, plain = _method('began_mnist.py:smoke', **{'gan.began_lr_decay_steps': 0})
+  _, plain = _method('began_mnist.py:smoke', **{'gan.began_lr_decay_steps': 0,
+                                                'optim.g.learning_rate': 1e-4})
   opt_state = plain.g_tx.init(params)
   for _ in range(5):
     updates, opt_state = plain.g_tx.update({'w': jnp.ones(())}, opt_state, params)
