@@ -174,7 +174,8 @@ def _batch(method, seed=0):
 
 
 def test_generator_without_batchnorm():
-  _, method = _method('began_mnist.py:smoke', **{'model.g_norm': 'none'})
+  _, method = _method('began_mnist.py:smoke', **{'model.g_norm': 'none',
+                                                 'model.generator': 'dcgan'})
   state = method.create_state(jax.random.PRNGKey(0))
   assert not jax.tree.leaves(state.g_batch_stats)  # no BatchNorm statistics to carry
   images = method.generate(state, jax.random.PRNGKey(1), 3, use_ema=False)
@@ -299,17 +300,47 @@ def test_began_hand_values_and_k_control():
   np.testing.assert_allclose(terms.d_real, [0.2, 0.4])
   np.testing.assert_allclose(terms.d_fake, [-0.05, -0.15])
   np.testing.assert_allclose(terms.g, [0.1, 0.3])
-  # k + lambda (gamma L(x) - L(G(z))) = 0.5 + 0.1 (0.5 * 0.3 - 0.2) = 0.495
+  # k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1), by hand:
+  # 0.5 + 0.1 (0.5 * 0.3 - 0.2) = 0.495; L(x) and L(G(z)) swapped would give 0.48.
   np.testing.assert_allclose(losses.began_k_update(0.5, 0.3, 0.2, 0.5, 0.1), 0.495, rtol=1e-6)
-  assert float(losses.began_k_update(0.0, 0.0, 1.0, 0.5, 10.0)) == 0.0  # clipped below
-  assert float(losses.began_k_update(1.0, 1.0, 0.0, 0.5, 10.0)) == 1.0  # and above
+  # 0.2 + 0.01 (0.7 * 0.4 - 0.05) = 0.2023; a rise when G's energy is below gamma L(x).
+  np.testing.assert_allclose(losses.began_k_update(0.2, 0.4, 0.05, 0.7, 0.01), 0.2023,
+                             rtol=1e-6)
+  # The clip acts only past the ends: 0.98 + 0.1 (1 * 0.5 - 0.2) = 1.01 -> 1; 0.02 - 0.03 -> 0.
+  assert float(losses.began_k_update(0.98, 0.5, 0.2, 1.0, 0.1)) == 1.0
+  assert float(losses.began_k_update(0.02, 0.1, 0.35, 0.5, 0.1)) == 0.0
+  # M_global = L(x) + |gamma L(x) - L(G(z))| on both sides of the equilibrium.
   np.testing.assert_allclose(losses.began_convergence(0.3, 0.2, 0.5), 0.3 + 0.05, rtol=1e-6)
+  np.testing.assert_allclose(losses.began_convergence(0.3, 0.1, 0.5), 0.3 + 0.05, rtol=1e-6)
+  np.testing.assert_allclose(losses.began_convergence(0.4, 0.3, 0.75), 0.4 + 0.0, atol=1e-7)
   x = jnp.ones((2, 3, 3, 1))
   np.testing.assert_allclose(losses.reconstruction_energy(x, x * 0.5), [0.5, 0.5])
 
 
+def test_began_k_follows_the_generator_steps_energy():
+  """One train_step from k_t = 0.5: k_{t+1} uses L(G(z_G)) of the generator update (its loss),
+  as in the paper, not the D update's L(G(z_D)); M_global likewise. Fails on the old code,
+  which updated k inside the D update."""
+  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 0.1,
+                                                 'gan.began_gamma': 0.5, 'train.d_steps': 1})
+  state = method.create_state(jax.random.PRNGKey(0)).replace(began_k=jnp.float32(0.5))
+  new_state, m = jax.jit(method.train_step)(state, _batch(method))
+  real_e, g_fake_e, d_fake_e = (float(m[k]) for k in ('d_loss_real', 'g_loss', 'd_fake_logit'))
+  expected = 0.5 + 0.1 * (0.5 * real_e - g_fake_e)
+  assert 0.0 < expected < 1.0  # the clip plays no part
+  np.testing.assert_allclose(float(new_state.began_k), expected, rtol=1e-6)
+  np.testing.assert_allclose(float(m['began_k']), expected, rtol=1e-6)
+  np.testing.assert_allclose(float(m['began_m_global']),
+                             real_e + abs(0.5 * real_e - g_fake_e), rtol=1e-6)
+  with_d_noise = 0.5 + 0.1 * (0.5 * real_e - d_fake_e)
+  assert abs(with_d_noise - expected) > 1e-5  # the test tells the two apart
+
+
 def test_began_k_stays_in_the_unit_interval_during_training():
-  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0})
+  # G starts at 0, the mean of the uniform noise batches: its samples are the easier to
+  # reconstruct and the balance gamma L(x) - L(G(z)) starts positive.
+  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0,
+                                                 'model.began_g_init': 0.0})
   state = method.create_state(jax.random.PRNGKey(0))
   step = jax.jit(method.train_step)
   ks = []
@@ -319,6 +350,76 @@ def test_began_k_stays_in_the_unit_interval_during_training():
     assert np.isfinite(float(metrics['began_m_global']))
   assert all(0.0 <= k <= 1.0 for k in ks), ks
   assert max(ks) > 0.0  # it moved off its initial 0 (and was clipped at 1 with this gain)
+
+
+def test_began_learning_rate_staircase():
+  """gan.began_lr_decay_steps = 4: the rate is multiplied by 0.5 after every 4 updates. With a
+  constant gradient Adam's step is exactly the rate, so the updates show the staircase."""
+  from genvision_jax.methods import gan  # pylint: disable=g-import-not-at-top
+  np.testing.assert_allclose(gan.began_lr_factor(jnp.arange(10), every=4, factor=0.5),
+                             [1, 1, 1, 1, .5, .5, .5, .5, .25, .25])
+  _, method = _method('began_mnist.py:smoke', **{'gan.began_lr_decay_steps': 4,
+                                                 'optim.g.learning_rate': 1e-3})
+  params = {'w': jnp.zeros(())}
+  opt_state = method.g_tx.init(params)
+  steps = []
+  for _ in range(9):
+    updates, opt_state = method.g_tx.update({'w': jnp.ones(())}, opt_state, params)
+    steps.append(-float(updates['w']))
+  np.testing.assert_allclose(steps, [1e-3] * 4 + [5e-4] * 4 + [2.5e-4], rtol=1e-4)
+  _, plain = _method('began_mnist.py:smoke', **{'gan.began_lr_decay_steps': 0,
+                                                'optim.g.learning_rate': 1e-4})
+  opt_state = plain.g_tx.init(params)
+  for _ in range(5):
+    updates, opt_state = plain.g_tx.update({'w': jnp.ones(())}, opt_state, params)
+  np.testing.assert_allclose(-float(updates['w']), 1e-4, rtol=1e-4)  # no decay when 0
+
+
+def test_began_paper_architecture_and_old_run_directories():
+  """The paper's G has the shape of D's decoder and samples z ~ Uniform[-1, 1]; a run directory
+  written before model.began_arch existed loads with the DCGAN-shaped autoencoder."""
+  from genvision_jax import models  # pylint: disable=g-import-not-at-top
+  config, method = _method('began_mnist.py:smoke')
+  assert isinstance(method.discriminator, models.began.PaperAutoencoder)
+  state = method.create_state(jax.random.PRNGKey(0))
+  shapes = lambda tree: jax.tree.map(jnp.shape, tree)
+  assert shapes(state.g_params['decoder']) == shapes(state.d_params['decoder'])
+  assert not jax.tree.leaves(state.g_batch_stats) and not jax.tree.leaves(state.d_batch_stats)
+  z = method.latents(jax.random.PRNGKey(1), 4000)
+  assert float(z.min()) >= -1.0 and float(z.max()) <= 1.0
+  np.testing.assert_allclose(float(jnp.var(z)), 1 / 3, rtol=0.05)  # Uniform[-1, 1]
+  old = config.to_dict()
+  for key in ('began_arch', 'began_hidden', 'began_g_output'):
+    del old['model'][key]
+  for key in ('began_lr_decay_steps', 'began_lr_decay_factor'):
+    del old['gan'][key]
+  old['model'].update(generator='dcgan', latent_dim=8)
+  old_config = configs.from_dict(old)
+  assert old_config.model.began_arch == 'dcgan' and old_config.gan.began_lr_decay_steps == 0
+  assert old_config.model.began_g_output == 'tanh'
+  old_method = methods.create(configs.validate(old_config), (28, 28, 1))
+  assert type(old_method.discriminator) is models.began.AutoencoderDiscriminator
+  assert not old_method.uniform_latents
+  old_state = old_method.create_state(jax.random.PRNGKey(0))
+  assert 'decoder' not in old_state.d_params  # the first autoencoder's own layer names
+  with pytest.raises(configs.ConfigError, match='model.began_arch must be one of'):
+    _method('began_mnist.py:smoke', **{'model.began_arch': 'resnet'})
+
+
+def test_began_mnist_generator_starts_near_the_digits_mean():
+  """began_mnist's G starts near the training digits' mean pixel (-0.738 in [-1, 1]), not at
+  mid-grey 0: from 0 its samples stayed harder to reconstruct than gamma L(x) and k_t at 0 for
+  900 steps (no adversarial signal). An old run directory keeps the zero start."""
+  config, method = _method('began_mnist.py')
+  state = method.create_state(jax.random.PRNGKey(0))
+  images = method.decode(state, method.latents(jax.random.PRNGKey(1), 16), use_ema=False)
+  assert abs(float(jnp.mean(images)) - config.model.began_g_init) < 0.1
+  assert config.model.began_g_init == pytest.approx(-0.74)
+  old = config.to_dict()
+  del old['model']['began_g_init']
+  assert configs.from_dict(old).model.began_g_init == 0.0
+  with pytest.raises(configs.ConfigError, match='began_g_init'):
+    _method('began_mnist.py:smoke', **{'model.began_g_init': 1.0})
 
 
 def test_began_needs_its_autoencoder_discriminator():

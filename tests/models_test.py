@@ -196,3 +196,67 @@ def test_spectral_norm_discriminator_keeps_its_state_in_batch_stats():
   leaves_before = jax.tree.leaves(variables['batch_stats'])
   leaves_after = jax.tree.leaves(updated['batch_stats'])
   assert any(not np.allclose(a, b) for a, b in zip(leaves_before, leaves_after))
+
+
+@pytest.mark.parametrize('size,channels,scales', [(28, 1, 3), (32, 3, 4)])
+def test_began_paper_autoencoder_and_generator(size, channels, scales):
+  """Berthelot et al. section 3.3: a 3x3 conv (n), then per scale a pair of 3x3 convs with
+  n, 2n, 3n, ... filters and a stride-2 3x3 conv down between scales, a Dense to h; the decoder
+  and G: Dense to n planes at the lowest scale, a pair of 3x3 convs (n) per scale, nearest-
+  neighbour upsampling, a 3x3 conv to the channels. No normalization, no batch statistics."""
+  n, h = 4, 6
+  ae = models.began.PaperAutoencoder(image_size=size, width=n, hidden=h)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, size, size, channels), minval=-1)
+  variables = ae.init(jax.random.PRNGKey(1), x)
+  assert set(variables) == {'params'}
+  chex.assert_shape(ae.apply(variables, x), (2, size, size, channels))
+  enc = variables['params']['encoder']
+  convs = [enc[f'Conv_{i}']['kernel'].shape for i in range(len(enc) - 1)]
+  expected = [(3, 3, channels, n)]
+  for scale in range(1, scales + 1):
+    expected += [(3, 3, expected[-1][-1], scale * n), (3, 3, scale * n, scale * n)]
+    if scale < scales:
+      expected.append((3, 3, scale * n, (scale + 1) * n))
+  assert convs == expected
+  base = size // 2**(scales - 1)
+  assert enc['Dense_0']['kernel'].shape == (base * base * scales * n, h)
+  dec = variables['params']['decoder']
+  assert dec['Dense_0']['kernel'].shape == (h, base * base * n)
+  assert [dec[f'Conv_{i}']['kernel'].shape for i in range(2 * scales + 1)] == (
+      [(3, 3, n, n)] * (2 * scales) + [(3, 3, n, channels)])
+  g = models.GENERATORS['began'](image_size=size, channels=channels, width=n)
+  z = jax.random.uniform(jax.random.PRNGKey(2), (5, h), minval=-1)
+  g_vars = g.init(jax.random.PRNGKey(3), z)
+  assert jax.tree.map(jnp.shape, g_vars['params']['decoder']) == jax.tree.map(jnp.shape, dec)
+  raw = g.apply(g_vars, z * 50)  # training: the paper's linear output
+  samples = g.apply(g_vars, z * 50, train=False)  # samples: clipped to [-1, 1]
+  chex.assert_shape(samples, (5, size, size, channels))
+  assert float(jnp.max(jnp.abs(raw))) > 1.0
+  np.testing.assert_array_equal(samples, jnp.clip(raw, -1, 1))
+  tanh_g = models.GENERATORS['began'](image_size=size, channels=channels, width=n, output='tanh')
+  np.testing.assert_allclose(tanh_g.apply(g_vars, z), jnp.tanh(g.apply(g_vars, z)), atol=1e-6)
+
+
+def test_began_generator_starts_at_its_init_value():
+  """model.began_g_init: the bias of G's last convolution starts at the value (linear output)
+  or at its arctanh (tanh), so that G's output with the other weights at zero is that value."""
+  z = jax.random.uniform(jax.random.PRNGKey(0), (3, 6), minval=-1)
+  for output, bias in (('linear', -0.74), ('tanh', np.arctanh(-0.74))):
+    g = models.GENERATORS['began'](image_size=28, channels=1, width=4, output=output,
+                                   init_value=-0.74)
+    params = g.init(jax.random.PRNGKey(1), z)['params']
+    last = params['decoder'][f'Conv_{6}']
+    np.testing.assert_allclose(last['bias'], [bias], rtol=1e-6)
+    params['decoder']['Conv_6'] = dict(last, kernel=jnp.zeros_like(last['kernel']))
+    np.testing.assert_allclose(g.apply({'params': params}, z), -0.74, rtol=1e-6)
+  default = models.GENERATORS['began'](image_size=28, channels=1, width=4)
+  assert float(default.init(jax.random.PRNGKey(1), z)['params']['decoder']['Conv_6']['bias'][0]) == 0
+
+
+def test_nearest_neighbour_upsampling():
+  x = jnp.arange(4.0).reshape(1, 2, 2, 1)
+  np.testing.assert_array_equal(models.began.upsample_nearest(x)[0, :, :, 0],
+                                [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+  np.testing.assert_array_equal(
+      models.began.upsample_nearest(x),
+      jax.image.resize(x, (1, 4, 4, 1), 'nearest'))  # jax's own nearest resize agrees

@@ -8,6 +8,8 @@ or per patch (PatchGAN): the objectives are elementwise and reduced by the mean.
 and counters of the D and G updates made.
 """
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,14 @@ import optax
 from genvision_jax import losses
 from genvision_jax.methods import common
 from genvision_jax import models
+
+
+def began_lr_factor(count, every: int, factor: float):
+  """The multiplier of BEGAN's learning rate after `count` updates: factor**(count // every).
+  The paper halves the rate when M_global stalls; a fixed step staircase is its reproducible
+  stand-in (carpedm20/BEGAN-tensorflow halves every `lr_update_step` steps). Adam's update is
+  linear in the rate, so scaling it scales the rate."""
+  return jnp.asarray(factor, jnp.float32)**(count // every).astype(jnp.float32)
 
 
 def _per_example(logits):
@@ -67,19 +77,36 @@ class GANMethod:
     self.began = config.gan.loss == 'began'
     self.began_gamma = float(config.gan.get('began_gamma', 0.5))
     self.began_lambda_k = float(config.gan.get('began_lambda_k', 0.001))
+    # The paper's architecture draws z ~ Uniform[-1, 1]^h; the older DCGAN-shaped one N(0, I).
+    self.began_arch = m.get('began_arch', 'dcgan')
+    self.uniform_latents = self.began and self.began_arch == 'paper'
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
     g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
+    if m.generator == 'began':
+      g_extra = {'output': m.get('began_g_output', 'tanh'),
+                 'init_value': float(m.get('began_g_init', 0.0))}
     self.generator = models.GENERATORS[m.generator](
         image_size=image_shape[0], channels=image_shape[-1], width=m.g_width, dtype=dtype,
         **g_extra, **cond, **({'conditioning': m.g_conditioning} if cond else {}))
     d_extra = {'layers': m.d_layers} if m.discriminator == 'patchgan' else {}
-    self.discriminator = models.DISCRIMINATORS[m.discriminator](
+    d_class = models.DISCRIMINATORS[m.discriminator]
+    if m.discriminator == 'began':
+      d_class = models.BEGAN_AUTOENCODERS[self.began_arch]
+      d_extra = {'hidden': m.get('began_hidden', 64)}
+    self.discriminator = d_class(
         image_size=image_shape[0], width=m.d_width, norm=m.d_norm, dtype=dtype,
         spectral_norm=m.d_spectral_norm, **d_extra,
         **cond, **({'conditioning': m.d_conditioning} if cond else {}))
     self.g_tx = common.make_optimizer(config.optim.g)
     self.d_tx = common.make_optimizer(config.optim.d)
+    decay_every = int(config.gan.get('began_lr_decay_steps', 0)) if self.began else 0
+    if decay_every:  # BEGAN's learning-rate decay, as a fixed staircase (see began_lr_factor)
+      decay = optax.scale_by_schedule(functools.partial(
+          began_lr_factor, every=decay_every,
+          factor=float(config.gan.get('began_lr_decay_factor', 0.5))))
+      self.g_tx = optax.chain(self.g_tx, decay)
+      self.d_tx = optax.chain(self.d_tx, decay)
 
   def create_state(self, rng, example_batch=None) -> GANState:
     del example_batch
@@ -157,12 +184,6 @@ class GANMethod:
       metrics['d_penalty'] = penalty
     if self.drift_weight > 0:
       metrics['d_drift'] = jnp.mean(losses.drift_penalty(real_logits))
-    if self.began:
-      real_e, fake_e = jnp.mean(real_logits), jnp.mean(fake_logits)
-      state = state.replace(began_k=losses.began_k_update(
-          state.began_k, real_e, fake_e, self.began_gamma, self.began_lambda_k))
-      metrics['began_k'] = state.began_k
-      metrics['began_m_global'] = losses.began_convergence(real_e, fake_e, self.began_gamma)
     return state, metrics
 
   def _g_update(self, state: GANState, batch_size: int, rng):
@@ -186,16 +207,32 @@ class GANMethod:
                           ema_params=ema, g_updates=state.g_updates + 1)
     return state, {'g_loss': loss, 'g_grad_norm': common.global_norm(grads)}
 
+  def _began_control(self, state: GANState, real_energy, fake_energy):
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) and M_global, as in
+    Berthelot et al. (2017), eq. 4 and section 3.4.1: L(x) is the D step's mean real energy
+    and L(G(z_G)) the generator step's mean fake energy (its loss), not that of the D step's
+    noise."""
+    k = losses.began_k_update(state.began_k, real_energy, fake_energy, self.began_gamma,
+                              self.began_lambda_k)
+    m_global = losses.began_convergence(real_energy, fake_energy, self.began_gamma)
+    return state.replace(began_k=k), {'began_k': k, 'began_m_global': m_global}
+
+  def latents(self, rng, num: int):
+    """z [num, latent_dim]: Uniform[-1, 1] for BEGAN's paper architecture, else N(0, I)."""
+    if self.uniform_latents:
+      return jax.random.uniform(rng, (num, self.latent_dim), minval=-1.0, maxval=1.0)
+    return jax.random.normal(rng, (num, self.latent_dim))
+
   def d_inputs(self, state: GANState, real, labels, rng):
     """(real, fake) inputs of a D update: the real minibatch and G(z) for fresh noise."""
-    z = jax.random.normal(rng, (real.shape[0], self.latent_dim))
+    z = self.latents(rng, real.shape[0])
     labels = labels if self.num_classes else None
     fake, _ = self._generate_train(state.g_params, state.g_batch_stats, z, labels)
     return real, jax.lax.stop_gradient(fake)
 
   def g_inputs(self, g_params, g_batch_stats, rng, batch_size: int, labels):
     """(fake inputs of D, G's new batch statistics) for a G update."""
-    z = jax.random.normal(rng, (batch_size, self.latent_dim))
+    z = self.latents(rng, batch_size)
     return self._generate_train(g_params, g_batch_stats, z, labels)
 
   # -- the step ------------------------------------------------------------------------------
@@ -216,6 +253,10 @@ class GANMethod:
     state, g_metrics = self._g_update(state, real.shape[1], keys[-1])
     metrics = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *d_metrics)
     metrics.update(g_metrics)
+    if self.began:
+      state, began_metrics = self._began_control(state, metrics['d_loss_real'],
+                                                 metrics['g_loss'])
+      metrics.update(began_metrics)
     metrics['loss'] = metrics['d_loss'] + metrics['g_loss']
     return state.replace(step=state.step + 1), metrics
 
@@ -226,7 +267,7 @@ class GANMethod:
     return jax.random.randint(rng, (num,), 0, self.num_classes)
 
   def generate(self, state: GANState, rng, num: int, use_ema: bool = True, label=None):
-    """num images G(z), z ~ N(0, I), in [-1, 1]; BatchNorm uses its running statistics.
+    """num images G(z) (z from `latents`) in [-1, 1]; BatchNorm uses its running statistics.
 
     label: for a conditional GAN, one class for all images, or an array of num labels;
       None draws them uniformly.
@@ -241,7 +282,7 @@ class GANMethod:
       labels = self.sample_labels(label_rng, num)
     else:
       labels = jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
-    z = jax.random.normal(z_rng, (num, self.latent_dim))
+    z = self.latents(z_rng, num)
     return self.decode(state, z, use_ema=use_ema, labels=labels)
 
   def decode(self, state: GANState, z, use_ema: bool = True, labels=None):
@@ -292,9 +333,11 @@ class GANMethod:
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
   LATER_DEFAULTS = {
       'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
-                  began_lambda_k=0.001),
+                  began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
       'model': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
-                    d_conditioning='projection', d_spectral_norm=False, d_layers=2),
+                    d_conditioning='projection', d_spectral_norm=False, d_layers=2,
+                    began_arch='dcgan', began_hidden=64, began_g_output='tanh',
+                    began_g_init=0.0),
   }
 
   @staticmethod
@@ -342,6 +385,21 @@ class GANMethod:
          f'(got gan.loss={g.loss!r}, model.discriminator={m.discriminator!r})')
     need(0 < g.began_gamma <= 1, f'gan.began_gamma must be in (0, 1] (got {g.began_gamma!r})')
     need(g.began_lambda_k >= 0, f'gan.began_lambda_k must be >= 0 (got {g.began_lambda_k!r})')
+    if g.loss == 'began':
+      arch, decay = m.get('began_arch', 'dcgan'), g.get('began_lr_decay_steps', 0)
+      need(arch in models.BEGAN_AUTOENCODERS, 'model.began_arch must be one of '
+           f'{sorted(models.BEGAN_AUTOENCODERS)} (got {arch!r})')
+      check.positive_int('model.began_hidden', m.get('began_hidden', 64))
+      need(m.get('began_g_output', 'tanh') in ('linear', 'tanh'), "model.began_g_output must be "
+           f"'linear' or 'tanh' (got {m.get('began_g_output')!r})")
+      need(-1 < m.get('began_g_init', 0.0) < 1, 'model.began_g_init (the value the generator '
+           f"starts near) must be in (-1, 1) (got {m.get('began_g_init')!r})")
+      need(isinstance(decay, int) and decay >= 0, 'gan.began_lr_decay_steps must be an integer '
+           f'>= 0 (0 = no decay; got {decay!r})')
+      need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '
+           f"(0, 1] (got {g.get('began_lr_decay_factor')!r})")
+      need(arch != 'paper' or not m.d_spectral_norm, "model.began_arch='paper' has no spectral "
+           'normalization; drop model.d_spectral_norm')
     need(g.penalty == 'none' or m.d_norm != 'batch',
          f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
          'example, but BatchNorm makes each output depend on the whole batch; use '
