@@ -312,6 +312,11 @@ class GANMethod:
             conditional=False,            # class-conditional G and D (labelled data)
             g_conditioning='embedding',   # 'embedding' (concatenated to z) or 'cbn'
             d_conditioning='projection',  # 'projection' or 'concat' (one-hot planes)
+            # BEGAN (gan.loss='began', experiments/gan/began_mnist.py sets the paper's):
+            began_arch='dcgan',      # autoencoder D: 'paper' (ELU, 3x3 pairs) or 'dcgan'-shaped
+            began_hidden=64,         # h: the autoencoder's embedding size
+            began_g_output='tanh',   # 'paper' G's output: 'linear' (paper) or 'tanh'
+            began_g_init=0.0,        # the value the 'paper' G's output starts near
         )),
         'gan': ml_collections.ConfigDict(dict(
             loss='non_saturating',  # see losses.GAN_OBJECTIVES
@@ -320,6 +325,8 @@ class GANMethod:
             clip_value=0.0,         # WGAN weight clipping of D's parameters (0 = off)
             began_gamma=0.5,        # BEGAN: equilibrium E[L(G(z))] = gamma E[L(x)]
             began_lambda_k=0.001,   # BEGAN: gain of the k_t control
+            began_lr_decay_steps=0,     # BEGAN: halve (x factor) both lrs every this many steps
+            began_lr_decay_factor=0.5,
         )),
         'optim': ml_collections.ConfigDict(dict(
             g=common.optimizer_config('adam', learning_rate=2e-4, b1=0.5, b2=0.999),
