@@ -88,6 +88,7 @@ OWN_FLAGS = {
     'evaluate': {'workdir', 'num_samples', 'metrics', 'features', 'inception_weights',
                  'reference_split', 'bootstrap', 'iwae_samples', 'bpd_examples', 'seed', 'step',
                  'ema', 'nearest_k', 'kid_subset_size', 'resize'},
+    'translate': {'workdir', 'input', 'split', 'num', 'samples', 'out', 'seed', 'step', 'ema'},
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
     'prepare': {'dataset', 'data_dir'},

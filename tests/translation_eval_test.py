@@ -67,3 +67,25 @@ def test_evaluate_writes_the_run_and_its_baselines_and_compare_pairs_them(pix2pi
           'digits_cnn/correct (per example)'} <= paired
   with pytest.raises(ValueError, match='pix2pix translates images, it does not sample'):
     training.generate_images(*training.load_run(pix2pix_run)[1:], num=4)
+
+
+def test_translate_writes_strips_and_takes_any_image_file(pix2pix_run, tmp_path):
+  """Rows input | 2 samples | target from the test split; an RGB file of another size is
+  converted and resized; a file that is no image is one clear error (exit 2)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from genvision_jax import main  # pylint: disable=g-import-not-at-top
+  from genvision_jax.cli import translate  # pylint: disable=g-import-not-at-top
+  out = translate.translate(pix2pix_run, str(tmp_path / 'a.png'), 0, None, True, num=3,
+                            samples=2)
+  with Image.open(out) as im:
+    width, height = im.size
+  assert abs(width / height - 4 / 3) < 0.05  # 3 rows of input, 2 samples, target
+  rgb = tmp_path / 'photo.png'
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)).save(rgb)
+  x = translate.read_image(str(rgb), 32, 1)
+  assert x.shape == (1, 32, 32, 1) and -1.0 <= x.min() and x.max() <= 1.0
+  bad = tmp_path / 'notes.txt'
+  bad.write_text('not an image')
+  assert main.run(['genvision', 'translate', f'--workdir={pix2pix_run}', f'--input={bad}',
+                   f'--out={tmp_path / "b.png"}']) == 2
+  assert not (tmp_path / 'b.png').exists()
