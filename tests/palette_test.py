@@ -75,3 +75,26 @@ def test_one_step_trains_and_the_config_refuses_what_it_cannot_do():
   assert 'palette has no classifier-free guidance' in str(e.value)
   with pytest.raises(ValueError, match='palette translates images'):
     m.generate(state, jax.random.key(0), 4)
+
+
+def test_uncropping_trains_and_translates_through_the_cli(tmp_path):
+  """`genvision train` on palette_mnist:uncropping,smoke, then `genvision translate`: the
+  strip's output column keeps the known centre of each target exactly."""
+  from tests.conftest import run_cli  # pylint: disable=g-import-not-at-top
+  workdir, out = tmp_path / 'run', tmp_path / 'strip.png'
+  r = run_cli('train', f'--config={REPO}/experiments/i2i/palette_mnist.py:uncropping,smoke',
+              f'--workdir={workdir}')
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_cli('translate', f'--workdir={workdir}', '--num=2', f'--out={out}')
+  assert r.returncode == 0, r.stderr[-2000:]
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(out) as im:
+    strip = np.asarray(im, np.int32)
+  # viz.image_grid: 32 px cells after a 2 px border and 2 px gaps, all upscaled 2x.
+  cell = lambda row, col: strip[2 * (2 + row * 34):2 * (34 + row * 34),
+                                2 * (2 + col * 34):2 * (34 + col * 34)]
+  for row in range(2):
+    output, target = cell(row, 1), cell(row, 2)
+    centre = slice(2 * 8, 2 * 24)  # the known 16 x 16 centre (border_fraction 0.25)
+    np.testing.assert_array_equal(output[centre, centre], target[centre, centre])
+    assert not np.array_equal(output, target)  # the border is generated
