@@ -10,7 +10,7 @@ digits (the binarized-MNIST protocol), or the discretized Gaussian on the 8-bit 
 Variants combine with commas, e.g. `:discretized,smoke`.
 """
 
-from genvision_jax.configs import method_config, smoke_schedule
+from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
 
 VARIANTS = ('smoke', 'mlp', 'discretized')
 
@@ -20,11 +20,7 @@ def get_config(arg=None):
   c.data.binarize = 'dynamic'  # a fresh binarization of each digit whenever it is seen
   c.train.num_steps = 3000
   c.train.batch_size = 64
-  variants = arg.split(',') if arg else []
-  unknown = [v for v in variants if v not in VARIANTS]
-  if unknown:
-    raise ValueError(f"unknown variant '{','.join(unknown)}' of vae_mnist; use one or more of "
-                     f"{', '.join(VARIANTS)} (comma-separated)")
+  variants = parse_variants(arg, VARIANTS, 'vae_mnist')
   if 'discretized' in variants:  # 8-bit digits, so bits/dim compare with diffusion's
     c.data.binarize = 'none'
     c.model.likelihood = 'discretized_gaussian'

@@ -91,6 +91,17 @@ def method_config(method: str, config: ml_collections.ConfigDict | None = None):
   return c
 
 
+def variants(arg: str | None, allowed, experiment: str) -> list[str]:
+  """The comma-separated variants of `--config=experiments/EXPERIMENT.py:ARG`, each checked
+  against `allowed` (an unknown one is a ValueError naming the allowed ones)."""
+  chosen = arg.split(',') if arg else []
+  unknown = [v for v in chosen if v not in allowed]
+  if unknown:
+    raise ValueError(f"unknown variant '{','.join(unknown)}' of {experiment}; use one or more "
+                     f"of {', '.join(allowed)} (comma-separated)")
+  return chosen
+
+
 def smoke_schedule(config) -> None:
   """The schedule of every `:smoke` variant: a few small steps that still log, checkpoint
   and sample (used by the tests)."""

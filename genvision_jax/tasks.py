@@ -237,14 +237,6 @@ def degrade(task, images, rng) -> dict:
   return out
 
 
-def known_pixels(task, pair: dict):
-  """The input's image channels (the target's own pixels where `known` is 1) and the known
-  mask [B, H, W, 1], for inpainting and uncropping: what a sampler must keep."""
-  del task
-  c = pair['target'].shape[-1]
-  return pair['input'][..., :c], pair['known']
-
-
 def degrade_examples(task, images, seed: int, first_index: int = 0) -> dict:
   """`degrade` with one key per example, fold_in(key(seed), index) for indices first_index,
   first_index + 1, ...: an evaluation pair depends on its example only, not on the batching."""

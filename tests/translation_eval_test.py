@@ -65,6 +65,8 @@ def test_evaluate_writes_the_run_and_its_baselines_and_compare_pairs_them(pix2pi
   paired = {t['metric'] for t in out['tests'] if t['test'] == 'paired_bootstrap'}
   assert {'psnr (per example)', 'ssim (per example)',
           'digits_cnn/correct (per example)'} <= paired
+  with pytest.raises(runner.EvaluationError, match='drop --metrics and --num_samples'):
+    runner.evaluate_run(pix2pix_run, metrics=['kid'], verbose=False)
   with pytest.raises(ValueError, match='pix2pix translates images, it does not sample'):
     training.generate_images(*training.load_run(pix2pix_run)[1:], num=4)
 

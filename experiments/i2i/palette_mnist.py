@@ -12,17 +12,13 @@ Variants (comma-separated): `sr4` (super-resolution x4 from 8x8 area means, the 
 """
 
 from genvision_jax import tasks
-from genvision_jax.configs import method_config, smoke_schedule
+from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
 
 VARIANTS = ('sr4', 'inpainting', 'uncropping', 'smoke')
 
 
 def get_config(arg=None):
-  variants = arg.split(',') if arg else []
-  unknown = [v for v in variants if v not in VARIANTS]
-  if unknown:
-    raise ValueError(f"unknown variant '{','.join(unknown)}' of palette_mnist; use one or more "
-                     f"of {', '.join(VARIANTS)} (comma-separated)")
+  variants = parse_variants(arg, VARIANTS, 'palette_mnist')
   c = method_config('palette')  # PaletteMethod.default_sections
   c.data.image_size = 32
   c.data.resize_method = 'pad'   # 28 px digits centred on a 32 px canvas

@@ -13,17 +13,13 @@ no discriminator), `smoke` (a few steps of a tiny model, for the tests).
 """
 
 from genvision_jax import tasks
-from genvision_jax.configs import method_config, smoke_schedule
+from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
 
 VARIANTS = ('sr4', 'inpainting', 'uncropping', 'l1', 'smoke')
 
 
 def get_config(arg=None):
-  variants = arg.split(',') if arg else []
-  unknown = [v for v in variants if v not in VARIANTS]
-  if unknown:
-    raise ValueError(f"unknown variant '{','.join(unknown)}' of pix2pix_mnist; use one or more "
-                     f"of {', '.join(VARIANTS)} (comma-separated)")
+  variants = parse_variants(arg, VARIANTS, 'pix2pix_mnist')
   c = method_config('pix2pix')  # Pix2PixMethod.default_sections
   c.data.image_size = 32
   c.data.resize_method = 'pad'   # 28 px digits centred on a 32 px canvas

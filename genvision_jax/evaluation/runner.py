@@ -283,6 +283,10 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                           f"run's method is {config.method!r} (drop 'identity')")
   if hasattr(method, 'translate'):  # image-to-image: the test split, the run and its baselines
     from genvision_jax.evaluation import translation  # pylint: disable=g-import-not-at-top
+    if metrics or num_samples is not None:
+      raise EvaluationError(f'{workdir} holds an image-to-image run ({config.method!r}): it is '
+                            'evaluated on its whole test split with one protocol (PSNR, SSIM, '
+                            'accuracy, FD, precision/recall); drop --metrics and --num_samples')
     features = features or (('digits_cnn',) if method.image_shape[-1] == 1 else ('inception',))
     return translation.evaluate_translation(
         workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,

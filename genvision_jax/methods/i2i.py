@@ -1,6 +1,6 @@
 """What every image-to-image method shares: the task's pairs, how an input is shown, the
 training loop's sample grid (rows input | output | target) and the refusal to sample from noise.
-A method mixes in `ImageToImage`, sets `self.task`, `self.image_shape` and defines
+A method mixes in `ImageToImage`, calls `set_task(config, image_shape)` and defines
 `translate(state, inputs, rng, use_ema=True)`."""
 
 import functools
@@ -13,6 +13,18 @@ from genvision_jax import tasks
 
 class ImageToImage:
   """Mixin of the image-to-image methods (pix2pix, palette)."""
+
+  def set_task(self, config, image_shape) -> None:
+    """self.task, self.image_shape and self.input_shape (the model's input) for images of
+    `image_shape`; refuses a task whose input is not the output's size (these models map an
+    image to one of the same size) or that the images' channels cannot serve."""
+    self.task, self.image_shape = config.task, tuple(image_shape)
+    size, channels = self.image_shape[0], self.image_shape[-1]
+    tasks.check_channels(self.task, channels)
+    if tasks.input_size(self.task, size) != size:
+      raise ValueError(f'{config.method} maps an image to one of the same size: use '
+                       '--config.task.upsample_input=True for super-resolution')
+    self.input_shape = (size, size, tasks.input_channels(self.task, channels))
 
   def pairs(self, images, rng):
     """(input, target[, known]) of `images` for the task (see `genvision_jax.tasks`)."""

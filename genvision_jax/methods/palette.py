@@ -25,13 +25,7 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
   def __init__(self, config, image_shape, num_classes=0):
     del num_classes  # the input image is the condition
     super().__init__(config, image_shape, 0)
-    size, channels = self.image_shape[0], self.image_shape[-1]
-    self.task = config.task
-    tasks.check_channels(self.task, channels)
-    if tasks.input_size(self.task, size) != size:
-      raise ValueError('palette conditions on an input of the output size: use '
-                       '--config.task.upsample_input=True for super-resolution')
-    self.input_shape = (size, size, tasks.input_channels(self.task, channels))
+    self.set_task(config, image_shape)
     self.has_known_pixels = self.task.name in ('inpainting', 'uncropping')
 
   def create_state(self, rng, example_batch=None) -> DiffusionState:

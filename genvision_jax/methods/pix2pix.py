@@ -15,7 +15,6 @@ non-saturating one) and pix2pix's weights (gan 1, L1 100), Adam 2e-4 / 0.5. G is
 ablation. The state keeps an EMA of G's weights, as the other methods do.
 """
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -25,22 +24,15 @@ from genvision_jax import losses
 from genvision_jax import tasks
 from genvision_jax.methods import common
 from genvision_jax.methods import i2i
+from genvision_jax.methods.gan import GANState
 from genvision_jax.models import layers
 from genvision_jax.models import patchgan
 from genvision_jax.models import pix2pix as pix2pix_models
 
 
-@flax.struct.dataclass
-class Pix2PixState:
-  step: jax.Array
-  g_params: dict
-  d_params: dict
-  g_batch_stats: dict
-  d_batch_stats: dict
-  g_opt_state: optax.OptState
-  d_opt_state: optax.OptState
-  ema_params: dict
-  rng: jax.Array
+# pix2pix's state is the GAN's (two networks, two optimizers, G's EMA, update counters);
+# `began_k` stays 0.
+Pix2PixState = GANState
 
 
 class Pix2PixMethod(i2i.ImageToImage):
@@ -52,14 +44,8 @@ class Pix2PixMethod(i2i.ImageToImage):
   def __init__(self, config, image_shape, num_classes=0):
     del num_classes  # the input image is the condition
     self.config = config
-    self.image_shape = tuple(image_shape)
+    self.set_task(config, image_shape)
     size, channels = self.image_shape[0], self.image_shape[-1]
-    self.task = config.task
-    tasks.check_channels(self.task, channels)
-    if tasks.input_size(self.task, size) != size:
-      raise ValueError('pix2pix maps an image to one of the same size: use '
-                       '--config.task.upsample_input=True for super-resolution')
-    self.input_shape = (size, size, tasks.input_channels(self.task, channels))
     m, p = config.model, config.pix2pix
     dtype = jnp.dtype(config.train.compute_dtype)
     self.generator = pix2pix_models.UNetGenerator(
@@ -87,7 +73,8 @@ class Pix2PixMethod(i2i.ImageToImage):
         step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
         g_batch_stats=g_vars.get('batch_stats', {}), d_batch_stats=d_vars.get('batch_stats', {}),
         g_opt_state=self.g_tx.init(g_params), d_opt_state=self.d_tx.init(d_params),
-        ema_params=g_params, rng=state_rng)
+        ema_params=g_params, d_updates=jnp.zeros((), jnp.int32),
+        g_updates=jnp.zeros((), jnp.int32), rng=state_rng, began_k=jnp.zeros((), jnp.float32))
 
   # -- pieces --------------------------------------------------------------------------------
 
@@ -119,7 +106,8 @@ class Pix2PixMethod(i2i.ImageToImage):
         loss_fn, has_aux=True)(state.d_params)
     updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
     state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                          d_opt_state=opt_state, d_batch_stats=bs)
+                          d_opt_state=opt_state, d_batch_stats=bs,
+                          d_updates=state.d_updates + 1)
     return state, {'d_loss': loss, 'd_real_logit': jnp.mean(real_logits),
                    'd_fake_logit': jnp.mean(fake_logits),
                    'd_grad_norm': common.global_norm(grads)}
@@ -142,7 +130,7 @@ class Pix2PixMethod(i2i.ImageToImage):
     ema = common.ema_update(state.ema_params, g_params, state.step, self.ema_decay,
                             self.ema_start)
     state = state.replace(g_params=g_params, g_opt_state=opt_state, g_batch_stats=g_bs,
-                          ema_params=ema)
+                          ema_params=ema, g_updates=state.g_updates + 1)
     metrics = {'g_loss': loss, 'l1': l1, 'g_grad_norm': common.global_norm(grads)}
     if self.gan_weight > 0:
       metrics['g_adversarial'] = adversarial
