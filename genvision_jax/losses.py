@@ -123,10 +123,21 @@ def hinge(real_logits, fake_logits) -> GANLoss:
   return GANLoss(d_real, jax.nn.relu(1.0 + fake_logits), -fake_logits)
 
 
-def reconstruction_energy(x, reconstruction):
-  """BEGAN's energy of an autoencoder discriminator: mean |x - AE(x)| per example."""
-  diff = jnp.abs(x.astype(jnp.float32) - reconstruction.astype(jnp.float32))
-  return jnp.mean(diff.reshape(x.shape[0], -1), axis=-1)
+BEGAN_ENERGIES = ('l1', 'mse', 'l2')
+
+
+def reconstruction_energy(x, reconstruction, kind: str = 'l1'):
+  """BEGAN's energy of an autoencoder discriminator, per example [B]: 'l1' the mean of
+  |x - AE(x)| over pixels (the paper, eta = 1); 'mse' the mean of (x - AE(x))^2 (the paper's
+  eta = 2); 'l2' the Euclidean norm ||x - AE(x)||_2 over all pixels."""
+  diff = (x.astype(jnp.float32) - reconstruction.astype(jnp.float32)).reshape(x.shape[0], -1)
+  if kind == 'l1':
+    return jnp.mean(jnp.abs(diff), axis=-1)
+  if kind == 'mse':
+    return jnp.mean(diff**2, axis=-1)
+  if kind == 'l2':
+    return jnp.sqrt(jnp.sum(diff**2, axis=-1) + 1e-12)
+  raise ValueError(f'unknown BEGAN energy {kind!r}; use one of {BEGAN_ENERGIES}')
 
 
 def began(real_energy, fake_energy, k=0.0) -> GANLoss:

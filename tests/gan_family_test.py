@@ -184,7 +184,7 @@ def test_generator_without_batchnorm():
     _method('cgan_mnist.py:smoke', **{'model.g_norm': 'none', 'model.g_conditioning': 'cbn'})
   with pytest.raises(configs.ConfigError, match="model.g_norm must be 'batch' or 'none'"):
     _method('began_mnist.py:smoke', **{'model.g_norm': 'layer'})
-  with pytest.raises(configs.ConfigError, match='applies to the DCGAN generator only'):
+  with pytest.raises(configs.ConfigError, match='applies to the DCGAN and InfoGAN generators only'):
     _method('progan_mnist.py:smoke', **{'model.g_norm': 'none'})
 
 
@@ -339,8 +339,8 @@ def test_began_k_follows_the_generator_steps_energy():
 def test_began_k_stays_in_the_unit_interval_during_training():
   # G starts at 0, the mean of the uniform noise batches: its samples are the easier to
   # reconstruct and the balance gamma L(x) - L(G(z)) starts positive.
-  _, method = _method('began_mnist.py:smoke', **{'gan.began_lambda_k': 5.0,
-                                                 'model.began_g_init': 0.0})
+  _, method = _method('began_mnist.py:paper,smoke', **{'gan.began_lambda_k': 5.0,
+                                                       'model.began_g_init': 0.0})
   state = method.create_state(jax.random.PRNGKey(0))
   step = jax.jit(method.train_step)
   ks = []
@@ -379,7 +379,7 @@ def test_began_paper_architecture_and_old_run_directories():
   """The paper's G has the shape of D's decoder and samples z ~ Uniform[-1, 1]; a run directory
   written before model.began_arch existed loads with the DCGAN-shaped autoencoder."""
   from genvision_jax import models  # pylint: disable=g-import-not-at-top
-  config, method = _method('began_mnist.py:smoke')
+  config, method = _method('began_mnist.py:paper,smoke')
   assert isinstance(method.discriminator, models.began.PaperAutoencoder)
   state = method.create_state(jax.random.PRNGKey(0))
   shapes = lambda tree: jax.tree.map(jnp.shape, tree)
@@ -391,12 +391,12 @@ def test_began_paper_architecture_and_old_run_directories():
   old = config.to_dict()
   for key in ('began_arch', 'began_hidden', 'began_g_output'):
     del old['model'][key]
-  for key in ('began_lr_decay_steps', 'began_lr_decay_factor'):
+  for key in ('began_lr_decay_steps', 'began_lr_decay_factor', 'began_energy'):
     del old['gan'][key]
   old['model'].update(generator='dcgan', latent_dim=8)
   old_config = configs.from_dict(old)
   assert old_config.model.began_arch == 'dcgan' and old_config.gan.began_lr_decay_steps == 0
-  assert old_config.model.began_g_output == 'tanh'
+  assert old_config.model.began_g_output == 'tanh' and old_config.gan.began_energy == 'l1'
   old_method = methods.create(configs.validate(old_config), (28, 28, 1))
   assert type(old_method.discriminator) is models.began.AutoencoderDiscriminator
   assert not old_method.uniform_latents
@@ -410,7 +410,7 @@ def test_began_mnist_generator_starts_near_the_digits_mean():
   """began_mnist's G starts near the training digits' mean pixel (-0.738 in [-1, 1]), not at
   mid-grey 0: from 0 its samples stayed harder to reconstruct than gamma L(x) and k_t at 0 for
   900 steps (no adversarial signal). An old run directory keeps the zero start."""
-  config, method = _method('began_mnist.py')
+  config, method = _method('began_mnist.py:paper')
   state = method.create_state(jax.random.PRNGKey(0))
   images = method.decode(state, method.latents(jax.random.PRNGKey(1), 16), use_ema=False)
   assert abs(float(jnp.mean(images)) - config.model.began_g_init) < 0.1
@@ -419,7 +419,48 @@ def test_began_mnist_generator_starts_near_the_digits_mean():
   del old['model']['began_g_init']
   assert configs.from_dict(old).model.began_g_init == 0.0
   with pytest.raises(configs.ConfigError, match='began_g_init'):
-    _method('began_mnist.py:smoke', **{'model.began_g_init': 1.0})
+    _method('began_mnist.py:paper,smoke', **{'model.began_g_init': 1.0})
+
+
+def test_began_energies_by_hand():
+  """L(v) per image for a residual of 0.5 at each of 9 pixels: 'l1' 0.5, 'mse' 0.25, 'l2'
+  sqrt(9 * 0.25) = 1.5; a residual that differs per pixel tells 'l1' from 'l2' / 3."""
+  x = jnp.ones((2, 3, 3, 1))
+  np.testing.assert_allclose(losses.reconstruction_energy(x, x * 0.5, 'l1'), [0.5, 0.5])
+  np.testing.assert_allclose(losses.reconstruction_energy(x, x * 0.5, 'mse'), [0.25, 0.25])
+  np.testing.assert_allclose(losses.reconstruction_energy(x, x * 0.5, 'l2'), [1.5, 1.5],
+                             rtol=1e-6)
+  r = jnp.zeros((1, 2, 2, 1)).at[0, 0, 0, 0].set(-2.0)  # residuals 2, 0, 0, 0 against 0
+  np.testing.assert_allclose(losses.reconstruction_energy(jnp.zeros_like(r), r, 'l1'), [0.5])
+  np.testing.assert_allclose(losses.reconstruction_energy(jnp.zeros_like(r), r, 'mse'), [1.0])
+  np.testing.assert_allclose(losses.reconstruction_energy(jnp.zeros_like(r), r, 'l2'), [2.0],
+                             rtol=1e-6)
+  with pytest.raises(configs.ConfigError, match='gan.began_energy must be one of'):
+    _method('began_mnist.py:smoke', **{'gan.began_energy': 'l3'})
+
+
+def test_began_mnist_uses_the_infogan_pair_and_uniform_noise():
+  """began_mnist: the InfoGAN generator (FC 1024 first), the 'infogan' autoencoder with a
+  32-d BatchNorm code, z ~ Uniform[-1, 1]^62, the per-image L2 energy; the energies the method
+  trains on are those of losses.reconstruction_energy(x, AE(x), 'l2')."""
+  from genvision_jax import models  # pylint: disable=g-import-not-at-top
+  config, method = _method('began_mnist.py')
+  assert isinstance(method.generator, models.began.InfoGANGenerator)
+  assert isinstance(method.discriminator, models.began.InfoGANAutoencoder)
+  state = method.create_state(jax.random.PRNGKey(0))
+  assert state.g_params['Dense_0']['kernel'].shape == (62, 1024)
+  assert state.d_params['Dense_0']['kernel'].shape[-1] == 32
+  assert jax.tree.leaves(state.d_batch_stats)  # BatchNorm in the autoencoder
+  z = method.latents(jax.random.PRNGKey(1), 1000)
+  assert z.shape == (1000, 62) and float(z.min()) >= -1.0 and float(z.max()) <= 1.0
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)), jnp.float32)
+  energy, _ = method._discriminate_train(state.d_params, state.d_batch_stats, x)  # pylint: disable=protected-access
+  recon = method.discriminator.apply({'params': state.d_params,
+                                      'batch_stats': state.d_batch_stats}, x, train=True,
+                                     mutable=['batch_stats'])[0]
+  np.testing.assert_allclose(energy, jnp.sqrt(jnp.sum((x - recon)**2, axis=(1, 2, 3))),
+                             rtol=1e-5)
+  assert config.gan.began_lambda_k == pytest.approx(0.001 / 8)
 
 
 def test_began_needs_its_autoencoder_discriminator():

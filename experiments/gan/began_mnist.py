@@ -1,63 +1,89 @@
 """BEGAN (Berthelot et al. 2017) on the offline MNIST digits: an autoencoder discriminator with
-L1 reconstruction energy L(.), D loss L(x) - k_t L(G(z)), G loss L(G(z)), k_t by proportional
+reconstruction energy L(.), D loss L(x) - k_t L(G(z)), G loss L(G(z)), k_t by proportional
 control k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) with the generator step's
 L(G(z_G)); the convergence measure M_global = L(x) + |gamma L(x) - L(G(z))| is logged as
 began_m_global and k_t as began_k.
 
-The paper's architecture (model.began_arch='paper', models/began.py): ELU, no normalization,
-pairs of 3x3 convolutions per scale (28 px: 7, 14, 28), stride-2 3x3 convolutions down,
-nearest-neighbour upsampling, an h-d embedding (model.began_hidden = model.latent_dim = h) and a
-generator shaped as the decoder; z ~ Uniform[-1, 1]^h; Adam (b1 0.5); the learning rate halved
-every gan.began_lr_decay_steps steps (a fixed staircase standing in for the paper's "halve when
-M_global stalls").
+Networks: the InfoGAN-style MNIST pair (models/began.py), as in hwalsuklee's
+tensorflow-generative-model-collections BEGAN: the InfoGAN generator (FC 1024, FC 7x7x128,
+two transposed 4x4 convolutions, BatchNorm, tanh) and the small autoencoder 'infogan' (one 4x4
+stride-2 convolution, a 32-d code with BatchNorm, back up by one transposed convolution);
+z ~ Uniform[-1, 1]^62; gamma 0.75; Adam (b1 0.5), D 2e-4, G 1e-3 (5x); energy: the per-image
+Euclidean norm ||x - AE(x)||_2 (gan.began_energy='l2') with lambda_k = 0.001 / 8: that
+reference's energy is the batch's ||X - AE(X)||_F / B with lambda_k 0.001, and at B = 64 it is
+about the per-image norm / 8, so this gain gives the same k_t dynamics.
 
-RESULT (2,000 steps, batch 64, seed 0, 2 shared CPU cores; one seed each): BEGAN does NOT yet
-learn all ten digits in this budget. This config: 27 min wall (1.39 steps/s), 92 % of 5,000
-samples classified "1" (4,604; no "5"); digits_cnn/fd 960.8 [951.1, 970.5], classes_covered 9, precision 0.96,
-recall 0.10. non_saturating_mnist in the same `genvision compare`: fd 105.4 [101.8, 109.3],
-classes 10, 7.3 min. k_t rises to 0.14 by step 200 and settles at 0.10-0.13; M_global falls
-0.47 (step 100), 0.21 (500), 0.17 (1000), 0.14 (2000) (benchmarks/began_curves.py).
-What was measured on the way (same budget): the paper's settings (n 32, h 64, gamma 0.5,
-lambda_k 0.001, lr 1e-4, G starting at 0) keep k_t at 0 and give grey noise (see began_g_init);
-gamma 0.5 from the digits' mean gives faint blobs (G's brightest pixel -0.3, k_t ~0.003);
-gamma 0.75-1.0 give bright strokes that collapse towards "1", the digit of least ink and lowest
-L1 energy (h 64, gamma 1: 98 % "1", fd 1020, all 10 classes hit by >= 1 sample); lr 1e-4 or
-2e-4 follow the same path more slowly. h = 16 (here) gives the most varied strokes of these.
+The paper's own networks (variant :paper: ELU, no normalization, pairs of 3x3 convolutions,
+nearest-neighbour upsampling, per-pixel L1 energy) do not learn the digits in this budget: they
+collapse to "1", the digit of least ink and lowest L1 energy (measured below).
+
+RESULT (2,000 steps, batch 64, seed 0, 2 shared CPU cores, 5,000 samples): all ten digits;
+digits_cnn/fd 165.7 [159.4, 172.5] vs 105.4 [101.8, 109.3] for non_saturating_mnist in the same
+`genvision compare`; precision 0.845 vs 0.475, recall 0.257 vs 0.853, density 0.71 vs 0.18,
+coverage 0.46 vs 0.25, classifier score 6.38 vs 5.86: sharper, less varied digits. 2.9 steps/s
+(12 min) on the loaded cores. k_t rises to 0.24 by step 500 and falls to 0.10; M_global falls
+27.9 (step 100), 12.7 (500), 9.4 (900), 7.0 (1700).
+:paper (its best settings, same budget, an earlier compare): fd 960.8 [951.1, 970.5], 92 % of the
+samples "1", 9 classes; with the paper's gamma 0.5 and G starting at mid-grey k_t stays at 0
+(grey noise). Probes of the same networks (a standalone script, 1,000 classified samples) with
+the per-pixel L1 energy instead of L2: G's samples fall to a tenth of the real images' energy
+within 250 steps and cover two to four classes up to step 750 (collapse); with the L2 norm all
+ten classes appear from step 250 on.
 
   genvision train --config=experiments/gan/began_mnist.py --workdir=runs/began_mnist
   genvision evaluate --workdir=runs/began_mnist
   python benchmarks/began_curves.py runs/began_mnist    # k_t and M_global -> DIR/began_curves.png
+  genvision train --config=experiments/gan/began_mnist.py:paper --workdir=runs/began_paper
   genvision train --config=experiments/gan/began_mnist.py:smoke --workdir=/tmp/began_smoke
 """
 
-from genvision_jax.configs import import_experiment, optimizer
+from genvision_jax.configs import import_experiment, optimizer, variants
 
 
 def get_config(arg=None):
-  c = import_experiment('../dcgan_mnist', __file__).get_config(arg)
+  chosen = variants(arg, ('paper', 'smoke'), 'began_mnist')
+  c = import_experiment('../dcgan_mnist', __file__).get_config('smoke' if 'smoke' in chosen
+                                                                else None)
   c.gan.loss = 'began'
-  c.model.generator = 'began'
   c.model.discriminator = 'began'
   c.model.d_norm = 'none'
-  c.model.began_arch = 'paper'   # 'paper' or 'dcgan' (the first, DCGAN-shaped autoencoder)
-  c.model.began_hidden = 16      # h: the embedding size, also z's (64 in the paper; see RESULT)
-  c.model.began_g_output = 'linear'  # G's output: 'linear' (paper; samples clipped) or 'tanh'
+  c.gan.began_gamma = 0.75
+  if 'paper' in chosen:
+    _paper(c)
+  else:
+    c.model.generator = 'infogan'
+    c.model.began_arch = 'infogan'
+    c.model.began_hidden = 32     # the autoencoder's code
+    c.model.latent_dim = 62       # z, as InfoGAN's 62 continuous noise variables
+    c.model.g_width = 64
+    c.model.d_width = 64
+    c.gan.began_energy = 'l2'
+    c.gan.began_lambda_k = 0.001 / 8
+    c.optim.g = optimizer('adam', learning_rate=1e-3, b1=0.5, b2=0.999)
+    c.optim.d = optimizer('adam', learning_rate=2e-4, b1=0.5, b2=0.999)
+  if 'smoke' in chosen:
+    c.model.began_hidden = c.model.latent_dim = 8
+    c.model.g_width = c.model.d_width = 4
+    c.gan.began_lr_decay_steps = 4 if 'paper' in chosen else 0
+  return c
+
+
+def _paper(c):
+  """Section 3.3 of the paper with the settings that came closest on the digits (see the
+  module docstring): ELU, no normalization, n = 16 filters, h = 16, gamma 1, lambda_k 0.01,
+  Adam 5e-4 halved every 1,000 steps, G's linear output starting at the digits' mean."""
+  c.model.generator = 'began'
+  c.model.began_arch = 'paper'
+  c.model.began_hidden = c.model.latent_dim = 16
+  c.model.began_g_output = 'linear'
   # The value G's output starts near (its last bias): the training digits' mean pixel, -0.738
-  # in [-1, 1]. The paper's zero start is the mean of its centred faces; at 0 (mid-grey) the
-  # digits' G starts far from every digit, its samples stay harder to reconstruct than gamma L(x),
-  # and k_t stays at 0 (no adversarial signal).
+  # in [-1, 1]. At 0 (mid-grey, the paper's centred faces) k_t stays at 0 on the digits.
   c.model.began_g_init = -0.74
-  c.model.latent_dim = c.model.began_hidden
-  c.model.g_width = 16           # n: filters of G and of the decoder (encoder: n, 2n, 3n)
-  c.model.d_width = 16           # (n = 32 ran 2-4x slower here: 0.35-0.9 steps/s)
-  c.gan.began_gamma = 1.0        # 0.5 (the paper's faces): faint blobs on the digits
-  c.gan.began_lambda_k = 0.01    # 0.001 (paper): k_t needs ~10^4 steps to reach its level
-  c.gan.began_lr_decay_steps = 1000  # halve both learning rates every this many steps (0: off)
+  c.model.g_width = c.model.d_width = 16
+  c.gan.began_gamma = 1.0
+  c.gan.began_lambda_k = 0.01
+  c.gan.began_energy = 'l1'
+  c.gan.began_lr_decay_steps = 1000
   c.gan.began_lr_decay_factor = 0.5
   c.optim.g = optimizer('adam', learning_rate=5e-4, b1=0.5, b2=0.999)
   c.optim.d = optimizer('adam', learning_rate=5e-4, b1=0.5, b2=0.999)
-  if arg == 'smoke':
-    c.model.began_hidden = c.model.latent_dim = 8
-    c.model.g_width = c.model.d_width = 4
-    c.gan.began_lr_decay_steps = 4
-  return c

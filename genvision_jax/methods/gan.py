@@ -77,12 +77,14 @@ class GANMethod:
     self.began = config.gan.loss == 'began'
     self.began_gamma = float(config.gan.get('began_gamma', 0.5))
     self.began_lambda_k = float(config.gan.get('began_lambda_k', 0.001))
-    # The paper's architecture draws z ~ Uniform[-1, 1]^h; the older DCGAN-shaped one N(0, I).
+    self.began_energy = config.gan.get('began_energy', 'l1')
+    # BEGAN draws z ~ Uniform[-1, 1] (the paper, and the InfoGAN-style networks); the package's
+    # first, DCGAN-shaped autoencoder kept N(0, I), so that its run directories sample alike.
     self.began_arch = m.get('began_arch', 'dcgan')
-    self.uniform_latents = self.began and self.began_arch == 'paper'
+    self.uniform_latents = self.began and self.began_arch != 'dcgan'
     dtype = jnp.dtype(config.train.compute_dtype)
     cond = {} if not self.num_classes else {'num_classes': self.num_classes}
-    g_extra = {'norm': m.g_norm} if m.generator == 'dcgan' else {}
+    g_extra = {'norm': m.g_norm} if m.generator in ('dcgan', 'infogan') else {}
     if m.generator == 'began':
       g_extra = {'output': m.get('began_g_output', 'tanh'),
                  'init_value': float(m.get('began_g_init', 0.0))}
@@ -141,7 +143,7 @@ class GANMethod:
         {'params': d_params, 'batch_stats': d_batch_stats}, images, labels, train=True,
         mutable=['batch_stats'])
     if self.began:
-      logits = losses.reconstruction_energy(images, logits)
+      logits = losses.reconstruction_energy(images, logits, self.began_energy)
     return logits, mutated.get('batch_stats', {})
 
   def _d_update(self, state: GANState, real, rng, labels=None):
@@ -313,7 +315,8 @@ class GANMethod:
             g_conditioning='embedding',   # 'embedding' (concatenated to z) or 'cbn'
             d_conditioning='projection',  # 'projection' or 'concat' (one-hot planes)
             # BEGAN (gan.loss='began', experiments/gan/began_mnist.py sets the paper's):
-            began_arch='dcgan',      # autoencoder D: 'paper' (ELU, 3x3 pairs) or 'dcgan'-shaped
+            began_arch='dcgan',      # autoencoder D: 'infogan', 'paper' (ELU, 3x3 pairs) or
+                                     # 'dcgan'-shaped (models/began.py)
             began_hidden=64,         # h: the autoencoder's embedding size
             began_g_output='tanh',   # 'paper' G's output: 'linear' (paper) or 'tanh'
             began_g_init=0.0,        # the value the 'paper' G's output starts near
@@ -325,6 +328,7 @@ class GANMethod:
             clip_value=0.0,         # WGAN weight clipping of D's parameters (0 = off)
             began_gamma=0.5,        # BEGAN: equilibrium E[L(G(z))] = gamma E[L(x)]
             began_lambda_k=0.001,   # BEGAN: gain of the k_t control
+            began_energy='l1',      # BEGAN: L(v) per example, 'l1', 'mse' or 'l2' (losses)
             began_lr_decay_steps=0,     # BEGAN: halve (x factor) both lrs every this many steps
             began_lr_decay_factor=0.5,
         )),
@@ -340,7 +344,8 @@ class GANMethod:
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
   LATER_DEFAULTS = {
       'gan': dict(penalty='none', penalty_weight=10.0, clip_value=0.0, began_gamma=0.5,
-                  began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5),
+                  began_lambda_k=0.001, began_lr_decay_steps=0, began_lr_decay_factor=0.5,
+                  began_energy='l1'),
       'model': dict(g_norm='batch', conditional=False, g_conditioning='embedding',
                     d_conditioning='projection', d_spectral_norm=False, d_layers=2,
                     began_arch='dcgan', began_hidden=64, began_g_output='tanh',
@@ -363,8 +368,14 @@ class GANMethod:
          f'(got {m.d_norm!r})')
     g_norm = m.get('g_norm', 'batch')
     need(g_norm in ('batch', 'none'), f"model.g_norm must be 'batch' or 'none' (got {g_norm!r})")
-    need(g_norm == 'batch' or m.generator == 'dcgan', 'model.g_norm applies to the DCGAN '
-         f"generator only (model.generator={m.generator!r} has its own normalization)")
+    need(g_norm == 'batch' or m.generator in ('dcgan', 'infogan'), 'model.g_norm applies to '
+         f"the DCGAN and InfoGAN generators only (model.generator={m.generator!r} has its own "
+         'normalization)')
+    need(m.generator != 'infogan' or not m.get('conditional', False),
+         "model.generator='infogan' is unconditional; use model.generator='dcgan' for a cGAN")
+    need(m.generator != 'infogan' or config.data.image_size % 4 == 0,
+         "model.generator='infogan' starts at a quarter of the image size, so data.image_size "
+         f'must be a multiple of 4 (got {config.data.image_size})')
     need(not (g_norm == 'none' and m.get('conditional', False) and m.g_conditioning == 'cbn'),
          "model.g_conditioning='cbn' is conditional BatchNorm: it needs model.g_norm='batch' "
          "(or use --config.model.g_conditioning=embedding)")
@@ -405,8 +416,12 @@ class GANMethod:
            f'>= 0 (0 = no decay; got {decay!r})')
       need(0 < g.get('began_lr_decay_factor', 0.5) <= 1, 'gan.began_lr_decay_factor must be in '
            f"(0, 1] (got {g.get('began_lr_decay_factor')!r})")
-      need(arch != 'paper' or not m.d_spectral_norm, "model.began_arch='paper' has no spectral "
-           'normalization; drop model.d_spectral_norm')
+      need(arch != 'infogan' or config.data.image_size % 2 == 0, "model.began_arch='infogan' "
+           f'halves the image once: data.image_size must be even (got {config.data.image_size})')
+      need(arch == 'dcgan' or not m.d_spectral_norm, f"model.began_arch='{arch}' has no "
+           'spectral normalization; drop model.d_spectral_norm')
+      need(g.get('began_energy', 'l1') in losses.BEGAN_ENERGIES, 'gan.began_energy must be '
+           f"one of {losses.BEGAN_ENERGIES} (got {g.get('began_energy')!r})")
     need(g.penalty == 'none' or m.d_norm != 'batch',
          f"gan.penalty='{g.penalty}' with model.d_norm='batch': a gradient penalty is per "
          'example, but BatchNorm makes each output depend on the whole batch; use '

@@ -9,11 +9,12 @@ from genvision_jax.models.unet import UNet
 from genvision_jax.models.vae import VAE
 
 GENERATORS = {'dcgan': DCGANGenerator, 'progan': progan.Generator,
-              'began': began.PaperGenerator}
+              'began': began.PaperGenerator, 'infogan': began.InfoGANGenerator}
 DISCRIMINATORS = {'dcgan': DCGANDiscriminator, 'patchgan': PatchDiscriminator,
                   'began': AutoencoderDiscriminator, 'progan': progan.Discriminator}
 # BEGAN's autoencoder discriminator, keyed by config.model.began_arch.
-BEGAN_AUTOENCODERS = {'dcgan': AutoencoderDiscriminator, 'paper': began.PaperAutoencoder}
+BEGAN_AUTOENCODERS = {'dcgan': AutoencoderDiscriminator, 'paper': began.PaperAutoencoder,
+                      'infogan': began.InfoGANAutoencoder}
 
 # Denoisers of the diffusion method, keyed by config.model.architecture.
 DENOISERS = {'unet': UNet}

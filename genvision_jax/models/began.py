@@ -12,6 +12,14 @@ Two architectures (`model.began_arch`):
   the decoder's shape (its own weights) and maps z of size h to an image (linear as in the
   paper, clipped to [-1, 1] for samples; or tanh, `model.began_g_output`).
   The number of scales follows the image size: 28 px -> 7, 14, 28 (the paper's 64 px -> 8 ... 64).
+- 'infogan' (`InfoGANAutoencoder`): the small autoencoder of the InfoGAN-style MNIST networks
+  (as in hwalsuklee/tensorflow-generative-model-collections' BEGAN, "(64)4c2s-FC32_BR-FC64*14*14_BR-
+  (1)4dc2s"): one 4x4 stride-2 convolution with ReLU, a fully connected code of size h with
+  BatchNorm and ReLU, a fully connected layer back to n planes at half resolution with BatchNorm
+  and ReLU, one transposed 4x4 stride-2 convolution to the image and tanh. Used with the DCGAN
+  generator (experiments/gan/began_mnist.py); on the digits it learns all ten classes where the
+  paper's architecture collapses to "1"s in the same budget. Real and generated batches go through
+  it separately, so its BatchNorm statistics are those of one kind of batch at a time.
 - 'dcgan' (`AutoencoderDiscriminator`, the package's first BEGAN): 4x4 stride-2 convolutions
   down, transposed 4x4 convolutions up (DCGAN-shaped); kept so that older run directories load.
 """
@@ -24,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genvision_jax.models.layers import Conv, UpConv2x, spectral, upsampling_plan
+from genvision_jax.models.layers import Conv, UpConv2x, norm_layer, spectral, upsampling_plan
 
 
 class AutoencoderDiscriminator(nn.Module):
@@ -53,6 +61,55 @@ class AutoencoderDiscriminator(nn.Module):
       features //= 2
       h = nn.elu(layer(UpConv2x(features, dtype=self.dtype), h))
     return layer(UpConv2x(x.shape[-1], dtype=self.dtype), h).astype(jnp.float32)
+
+
+class InfoGANAutoencoder(nn.Module):
+  """images [B, S, S, C] -> reconstructions [B, S, S, C] in [-1, 1] (float32) through an
+  h-d code (model.began_arch='infogan'; see the module docstring). `width` = n."""
+  image_size: int = 28
+  width: int = 64
+  norm: str = 'batch'  # unused: the code and the layer after it always have BatchNorm
+  dtype: Any = jnp.float32
+  hidden: int = 32
+  spectral_norm: bool = False  # unused (validated off)
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True):
+    del labels
+    half = self.image_size // 2
+    h = nn.relu(Conv(self.width, 4, 2, dtype=self.dtype)(x)).reshape(x.shape[0], -1)
+    code = nn.relu(norm_layer('batch', train, self.dtype)(nn.Dense(self.hidden,
+                                                                   dtype=self.dtype)(h)))
+    h = nn.Dense(half * half * self.width, dtype=self.dtype)(code)
+    h = nn.relu(norm_layer('batch', train, self.dtype)(h))
+    h = h.reshape(x.shape[0], half, half, self.width)
+    return jnp.tanh(UpConv2x(x.shape[-1], dtype=self.dtype)(h)).astype(jnp.float32)
+
+
+class InfoGANGenerator(nn.Module):
+  """z [B, latent] -> images [B, S, S, C] in [-1, 1] (float32): the InfoGAN MNIST generator
+  (Chen et al. 2016, "FC1024_BR-FC7x7x128_BR-(64)4dc2s_BR-(1)4dc2s"): two fully connected
+  layers (1024, then 2n planes at a quarter of the resolution) and two transposed 4x4 stride-2
+  convolutions (n planes, then the image), BatchNorm and ReLU after all but the last, tanh out.
+  `width` = n (64 in InfoGAN). model.generator='infogan' (BEGAN's generator in
+  experiments/gan/began_mnist.py; any GAN objective can use it)."""
+  image_size: int = 28
+  channels: int = 1
+  width: int = 64
+  dtype: Any = jnp.float32
+  norm: str = 'batch'  # 'batch' or 'none'
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    del labels
+    quarter = self.image_size // 4
+    h = nn.relu(norm_layer(self.norm, train, self.dtype)(nn.Dense(1024, dtype=self.dtype)(z)))
+    h = nn.Dense(quarter * quarter * 2 * self.width, dtype=self.dtype)(h)
+    h = nn.relu(norm_layer(self.norm, train, self.dtype)(h))
+    h = h.reshape(z.shape[0], quarter, quarter, 2 * self.width)
+    h = nn.relu(norm_layer(self.norm, train, self.dtype)(UpConv2x(self.width,
+                                                                   dtype=self.dtype)(h)))
+    return jnp.tanh(UpConv2x(self.channels, dtype=self.dtype)(h)).astype(jnp.float32)
 
 
 def upsample_nearest(x):
