@@ -140,6 +140,7 @@ def test_evaluate_with_prior_adds_a_baseline_on_the_same_pairs(runs):
   assert prior['protocol']['examples'] == result['protocol']['examples'] == 500
   assert np.isfinite(prior['metrics']['psnr'])
   assert len(np.load(os.path.join(base, 'per_example.npz'))['psnr']) == 500
+  assert os.path.isfile(os.path.join(os.path.dirname(base), 'samples.png'))
   # A diffusion run is not a prior for itself: it has no task; a pix2pix run is no prior.
   with pytest.raises(runner.EvaluationError, match='has no task'):
     runner.evaluate_run(runs['prior'], verbose=False, prior={'workdir': runs['prior']})

@@ -12,7 +12,7 @@ SYNOPSIS = """\
       [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]
   genvision evaluate --workdir=I2I_RUN --prior=DDPM_RUN [--prior_steps=50] [--prior_eta=1]
       [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
-      [--prior_name=ddpm_prior]"""
+      [--prior_step=K] [--prior_name=ddpm_prior]"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -65,6 +65,8 @@ _PRIOR_RESAMPLES = flags.DEFINE_integer(
     'prior_resamples', 1, "RePaint's resamples r per jump (1: none).", flag_values=FLAGS)
 _PRIOR_JUMP = flags.DEFINE_integer(
     'prior_jump', 10, "RePaint's jump length, in DDIM steps.", flag_values=FLAGS)
+_PRIOR_STEP = flags.DEFINE_integer('prior_step', None, "The prior's checkpoint (default latest).",
+                                   flag_values=FLAGS)
 _PRIOR_NAME = flags.DEFINE_string('prior_name', 'ddpm_prior', 'Baseline name of the prior.',
                                   flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
@@ -78,7 +80,8 @@ def prior_settings() -> dict | None:
     return None
   return {'workdir': _PRIOR.value, 'steps': _PRIOR_STEPS.value, 'eta': _PRIOR_ETA.value,
           'guidance': _PRIOR_GUIDANCE.value, 'resamples': _PRIOR_RESAMPLES.value,
-          'jump_length': _PRIOR_JUMP.value, 'name': _PRIOR_NAME.value}
+          'jump_length': _PRIOR_JUMP.value, 'name': _PRIOR_NAME.value,
+          'step': _PRIOR_STEP.value}
 
 
 def evaluate(workdir: str) -> str:

@@ -79,8 +79,9 @@ def load_prior(prior: dict, config, method):
           **guided.settings()}
   d = config.data
   if (prior_config.data.name, prior_config.data.resize_method) != (d.name, d.resize_method):
-    info['warning'] = (f'prior trained on {prior_config.data.name} ({prior_config.data.'
-                       f'resize_method}), the task on {d.name} ({d.resize_method})')
+    pd = prior_config.data
+    info['warning'] = (f'prior trained on {pd.name} ({pd.resize_method}), the task on '
+                       f'{d.name} ({d.resize_method})')
   return guided, prior_state, info
 
 
@@ -136,6 +137,9 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     name = f"baseline/{prior.get('name') or 'ddpm_prior'}"
     candidates[name] = prior_outputs(guided[0], guided[1], pairs, seed, use_ema)
     extra_protocol[name] = {'prior': {**guided[2], 'seconds': round(time.time() - t0, 1)}}
+    strip = np.stack([shown_inputs[:16], candidates[name][:16], targets[:16]], 1)
+    viz.save_image_grid(np.clip(strip.reshape(-1, *targets.shape[1:]), -1, 1), os.path.join(
+        workdir, runner.EVAL_DIR, 'baselines', name.split('/')[1], 'samples.png'), ncol=3)
     say(f"{name} ({guided[2]['guidance']}, {guided[2]['network_evaluations']} network "
         f'evaluations per image) in {time.time() - t0:.1f}s')
 
