@@ -10,6 +10,8 @@ by (seed, example index) for evaluation, so a pair is the same whenever it is dr
   target  [B, H, W, C]     the clean images
   known   [B, H, W, 1]     1 where the input shows the target's pixel as it is (inpainting,
                            uncropping), else absent
+  low     [B, H/f, W/f, C] super-resolution only: the low-resolution image itself (the
+                           measurement y = A x of `methods.prior_guidance`), else absent
 
 Tasks (`task.name`, with their `task.*` fields at `default_config()`):
   super_resolution  downsample by `factor` (2 or 4) with `downsample`: 'area' (the mean of each
@@ -223,6 +225,7 @@ def degrade(task, images, rng) -> dict:
   if task.name == 'super_resolution':
     low = downsample(images, task.factor, task.downsample)
     out['input'] = upsample_bicubic(low, (h, w)) if task.upsample_input else low
+    out['low'] = low
   elif task.name in ('inpainting', 'uncropping'):
     known = 1.0 - holes(task, rng, b, h, w)
     out['input'] = jnp.concatenate([images * known, known], axis=-1)

@@ -9,7 +9,10 @@ from genvision_jax.cli import common
 SYNOPSIS = """\
   genvision evaluate --workdir=DIR [--num_samples=N] [--metrics=fd,kid,...]
       [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
-      [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]"""
+      [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]
+  genvision evaluate --workdir=I2I_RUN --prior=DDPM_RUN [--prior_steps=50] [--prior_eta=1]
+      [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
+      [--prior_step=K] [--prior_name=ddpm_prior]"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -45,9 +48,40 @@ _BPD_EXAMPLES = flags.DEFINE_integer(
     'bpd_examples', 100, 'Test examples of the diffusion bound in bits/dim (all T terms per '
     'example: ~9 s each on a 2-core CPU; `genvision bpd` results are reused).',
     flag_values=FLAGS)
+_PRIOR = flags.DEFINE_string(
+    'prior', None, 'Image-to-image runs: an unconditional diffusion run (same image size and '
+    'channels) guided by each test pair\'s measurement, evaluated as the baseline '
+    'WORKDIR/eval/baselines/PRIOR_NAME (methods/prior_guidance.py).', flag_values=FLAGS)
+_PRIOR_STEPS = flags.DEFINE_integer(
+    'prior_steps', None, 'DDIM steps of the prior (default its diffusion.sample_steps).',
+    flag_values=FLAGS)
+_PRIOR_ETA = flags.DEFINE_float('prior_eta', 1.0, 'DDIM eta of the prior (1: ancestral).',
+                                flag_values=FLAGS)
+_PRIOR_GUIDANCE = flags.DEFINE_enum(
+    'prior_guidance', 'auto', ['auto', 'replace', 'ddnm'], "'replace': known pixels <- the "
+    "noised measurement (RePaint; masks); 'ddnm': x0_hat <- x0_hat - A^+(A x0_hat - y); "
+    "'auto': replace for masks, ddnm otherwise.", flag_values=FLAGS)
+_PRIOR_RESAMPLES = flags.DEFINE_integer(
+    'prior_resamples', 1, "RePaint's resamples r per jump (1: none).", flag_values=FLAGS)
+_PRIOR_JUMP = flags.DEFINE_integer(
+    'prior_jump', 10, "RePaint's jump length, in DDIM steps.", flag_values=FLAGS)
+_PRIOR_STEP = flags.DEFINE_integer('prior_step', None, "The prior's checkpoint (default latest).",
+                                   flag_values=FLAGS)
+_PRIOR_NAME = flags.DEFINE_string('prior_name', 'ddpm_prior', 'Baseline name of the prior.',
+                                  flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
 _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
+
+
+def prior_settings() -> dict | None:
+  """The --prior* flags as `translation.load_prior`'s dict (None without --prior)."""
+  if not _PRIOR.value:
+    return None
+  return {'workdir': _PRIOR.value, 'steps': _PRIOR_STEPS.value, 'eta': _PRIOR_ETA.value,
+          'guidance': _PRIOR_GUIDANCE.value, 'resamples': _PRIOR_RESAMPLES.value,
+          'jump_length': _PRIOR_JUMP.value, 'name': _PRIOR_NAME.value,
+          'step': _PRIOR_STEP.value}
 
 
 def evaluate(workdir: str) -> str:
@@ -59,7 +93,7 @@ def evaluate(workdir: str) -> str:
       reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
       iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
       bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
-      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value)
+      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings())
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals

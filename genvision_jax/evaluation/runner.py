@@ -258,8 +258,12 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                  iwae_samples: int = 64, bootstrap: int = 200, verbose: bool = True,
                  bpd_examples: int = 100, nearest_k: int = DEFAULT_NEAREST_K,
                  kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
-                 is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid') -> dict:
+                 is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid',
+                 prior: dict | None = None) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
+
+  prior: image-to-image runs only, an unconditional diffusion run guided by the task's
+  measurements as one more baseline (`translation.load_prior`).
 
   num_samples None: `default_num_samples` of the run's method. nearest_k, kid_subset_size,
   kid_subsets, is_splits: see `metric_settings`; resize: the Inception input resize
@@ -290,7 +294,12 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     features = features or (('digits_cnn',) if method.image_shape[-1] == 1 else ('inception',))
     return translation.evaluate_translation(
         workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,
-        features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights)
+        features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights,
+        prior=prior)
+  if prior:
+    raise EvaluationError(f'--prior guides a diffusion prior with the measurements of an '
+                          f'image-to-image task; {workdir} holds a {config.method!r} run, which '
+                          'has no task: pass --workdir=I2I_RUN (pix2pix, palette)')
   num_samples_default = num_samples is None
   if num_samples_default:
     num_samples = default_num_samples(config.method)

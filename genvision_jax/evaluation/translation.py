@@ -12,6 +12,11 @@ distance and precision/recall/density/coverage of the outputs' features against 
 The run's results go to RUN/eval/metrics.json and per_example.npz; each baseline's to
 RUN/eval/baselines/NAME/eval/, so that `genvision compare RUN RUN/eval/baselines/NAME` runs
 the paired bootstrap on the per-image values.
+
+With a prior (`--prior=DDPM_RUN`, `load_prior` / `prior_outputs`), an unconditional diffusion
+run guided by each pair's measurement (`methods.prior_guidance`: RePaint replacement for
+masks, DDNM projection for super-resolution) is one more baseline, RUN/eval/baselines/NAME
+(default ddpm_prior), on the same pairs; its protocol records the prior and its sampler.
 """
 
 import os
@@ -55,16 +60,61 @@ def translate_split(method, state, images, seed: int, use_ema: bool):
   return pairs, np.concatenate(outputs)
 
 
+def load_prior(prior: dict, config, method):
+  """(PriorGuided, its state, protocol entry) for `prior` = {'workdir', and optionally 'step',
+  'steps', 'eta', 'guidance', 'jump_length', 'resamples', 'name'}; refuses (ValueError) a
+  prior that is not an unconditional diffusion run of the task's image shape, or a task a
+  noise-free projection cannot serve."""
+  from genvision_jax.methods import prior_guidance  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run  # pylint: disable=g-import-not-at-top
+  prior_config, prior_method, prior_state = load_run(prior['workdir'], prior.get('step'))
+  prior_guidance.check_prior(prior_method, prior_config, method.image_shape)
+  guided = prior_guidance.PriorGuided(
+      prior_method, method.task, steps=prior.get('steps'), eta=prior.get('eta', 1.0),
+      guidance=prior.get('guidance', 'auto'), jump_length=prior.get('jump_length', 10),
+      resamples=prior.get('resamples', 1))
+  info = {'workdir': os.path.abspath(prior['workdir']),
+          'checkpoint_step': int(jax.device_get(prior_state.step)),
+          'dataset': prior_config.data.name, 'resize_method': prior_config.data.resize_method,
+          **guided.settings()}
+  d = config.data
+  if (prior_config.data.name, prior_config.data.resize_method) != (d.name, d.resize_method):
+    pd = prior_config.data
+    info['warning'] = (f'prior trained on {pd.name} ({pd.resize_method}), the task on '
+                       f'{d.name} ({d.resize_method})')
+  return guided, prior_state, info
+
+
+def prior_outputs(guided, prior_state, pairs: dict, seed: int, use_ema: bool) -> np.ndarray:
+  """The prior baseline's outputs for host `pairs` (of `translate_split`), clipped to [-1, 1],
+  in chunks keyed like the run's (seed + 2, chunk start)."""
+  fn = jax.jit(lambda s, p, r: jnp.clip(guided.translate(s, p, r, use_ema), -1.0, 1.0))
+  keys = [k for k in ('input', 'known', 'low') if k in pairs]
+  outputs = []
+  for start in range(0, len(pairs['target']), CHUNK):
+    chunk = {k: pairs[k][start:start + CHUNK] for k in keys}
+    rng = jax.random.fold_in(jax.random.key(seed + 2), start)
+    outputs.append(np.asarray(fn(prior_state, chunk, rng)))
+  return np.concatenate(outputs)
+
+
 def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_ema: bool,
                          bootstrap: int, features, nearest_k: int, say,
-                         inception_weights: str | None = None) -> dict:
-  """Evaluates the run and its task's baselines on the test split; returns the run's
-  metrics.json content (see the module docstring)."""
+                         inception_weights: str | None = None, prior: dict | None = None) -> dict:
+  """Evaluates the run and its task's baselines (and with `prior`, the guided diffusion prior:
+  see `load_prior`) on the test split; returns the run's metrics.json content (see the module
+  docstring)."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   tic = time.time()
+  guided = None
+  if prior:  # refused before the work
+    try:
+      guided = load_prior(prior, config, method)
+    except ValueError as e:
+      raise runner.EvaluationError(f"--prior={prior['workdir']}: {e}") from None
   d = config.data
   test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
                              d.resize_method).arrays()
@@ -81,6 +131,17 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     t0 = time.time()
     candidates[f'baseline/{name}'] = baselines_lib.classical(method.task, pairs, name)
     say(f'baseline {name} in {time.time() - t0:.1f}s')
+  extra_protocol = {}
+  if guided:
+    t0 = time.time()
+    name = f"baseline/{prior.get('name') or 'ddpm_prior'}"
+    candidates[name] = prior_outputs(guided[0], guided[1], pairs, seed, use_ema)
+    extra_protocol[name] = {'prior': {**guided[2], 'seconds': round(time.time() - t0, 1)}}
+    strip = np.stack([shown_inputs[:16], candidates[name][:16], targets[:16]], 1)
+    viz.save_image_grid(np.clip(strip.reshape(-1, *targets.shape[1:]), -1, 1), os.path.join(
+        workdir, runner.EVAL_DIR, 'baselines', name.split('/')[1], 'samples.png'), ncol=3)
+    say(f"{name} ({guided[2]['guidance']}, {guided[2]['network_evaluations']} network "
+        f'evaluations per image) in {time.time() - t0:.1f}s')
 
   nets = {}
   for name in features:
@@ -136,7 +197,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
         correct = (np.argmax(out['logits'], -1) == labels).astype(np.float64)
         per_example['digits_cnn/correct'] = correct
         values['digits_cnn/accuracy'] = float(correct.mean())
-    result = {'protocol': {**protocol, 'candidate': cand,
+    result = {'protocol': {**protocol, **extra_protocol.get(cand, {}), 'candidate': cand,
                            'seconds': round(time.time() - tic, 1)},
               'metrics': {k: float(v) for k, v in values.items()},
               'intervals': intervals, 'details': details}
