@@ -70,7 +70,10 @@ HIGHER_IS_BETTER = {
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
     'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
     'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True,  # image-to-image
+    'ciede2000': False, 'colourfulness_error': False,  # image-to-image, colour (colour.py)
 }
+# Metrics tabulated by compare without a better direction (closer to the target's is better).
+DESCRIPTIVE = ('colourfulness', 'colourfulness_target')
 
 
 class EvaluationError(ValueError):
@@ -291,8 +294,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       raise EvaluationError(f'{workdir} holds an image-to-image run ({config.method!r}): it is '
                             'evaluated on its whole test split with one protocol (PSNR, SSIM, '
                             'accuracy, FD, precision/recall); drop --metrics and --num_samples')
-    features = features or (('digits_cnn',) if method.image_shape[-1] == 1 else ('inception',))
-    return translation.evaluate_translation(
+    return translation.evaluate_translation(  # features: translation.feature_networks
         workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,
         features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights,
         prior=prior)
@@ -542,7 +544,8 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
   protocols = {(p['dataset'], p['reference_split'], tuple(p['feature_networks']),
                 p['num_samples']) for m in models for p in m['protocol']}
   common = set.intersection(*[set(k) for m in models for k in m['metrics']])
-  wanted = [n for n in sorted(common) if higher_is_better(n) is not None]
+  wanted = [n for n in sorted(common)
+            if higher_is_better(n) is not None or n.split('/')[-1] in DESCRIPTIVE]
   if metric_names:
     bad = sorted(set(metric_names) - common)
     if bad:
@@ -636,7 +639,9 @@ def _format_table(names, wanted, rows, tests, protocols) -> str:
                  f'feature networks, sample count): {sorted(protocols)}')
   width = max([len(n) for n in names] + [8])
   for metric in wanted:
-    arrow = '(higher is better)' if higher_is_better(metric) else '(lower is better)'
+    hib = higher_is_better(metric)
+    arrow = ('(no better direction)' if hib is None else
+             '(higher is better)' if hib else '(lower is better)')
     lines.append(f'{metric} {arrow}')
     for n in names:
       r = rows[n][metric]

@@ -6,8 +6,10 @@ Every test image becomes one (input, target) pair keyed by (seed, example index)
 PSNR and SSIM of the output against the target (dm-pix on [0, 1], max value 1; SSIM with an
 11-pixel Gaussian window, sigma 1.5, as Wang et al.), and on digits whether the digit
 classifier gives the output the target's class (`digits_cnn/correct`; its mean, the accuracy,
-beside the accuracy on the degraded inputs and on the clean targets). Per set: the Fréchet
-distance and precision/recall/density/coverage of the outputs' features against the targets'.
+beside the accuracy on the degraded inputs and on the clean targets); on colour data the
+CIEDE2000 difference and the colourfulness error (`evaluation/colour.py`). Per set: the Fréchet
+distance and precision/recall/density/coverage of the outputs' features against the targets'
+(`feature_networks`: none for colour data when the Inception weights are absent).
 
 The run's results go to RUN/eval/metrics.json and per_example.npz; each baseline's to
 RUN/eval/baselines/NAME/eval/, so that `genvision compare RUN RUN/eval/baselines/NAME` runs
@@ -31,6 +33,7 @@ import scipy
 
 from genvision_jax import tasks
 from genvision_jax.evaluation import baselines as baselines_lib
+from genvision_jax.evaluation import colour
 from genvision_jax.evaluation import significance as S
 
 SET_GROUPS = ('fd', 'manifold')
@@ -44,6 +47,25 @@ def psnr_ssim(outputs, targets) -> tuple[np.ndarray, np.ndarray]:
   psnr = dm_pix.psnr(jnp.clip(a, 0.0, 1.0), b)
   ssim = dm_pix.ssim(jnp.clip(a, 0.0, 1.0), b, max_val=1.0)
   return np.asarray(psnr, np.float64), np.asarray(ssim, np.float64)
+
+
+def feature_networks(features, channels: int, inception_weights: str | None, say) -> tuple:
+  """The feature networks of the Fréchet distance and precision/recall: `features` as asked;
+  by default digits_cnn for grey images and, for colour images, Inception when its weights are
+  found, else none (one line says so: no colour feature network ships with the package)."""
+  if features:
+    return tuple(features)
+  if channels == 1:
+    return ('digits_cnn',)
+  from genvision_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
+  try:
+    inception.resolve_weights_path(inception_weights)
+  except inception.WeightsNotFoundError:
+    say('no feature network for colour images offline (Inception weights not found: set '
+        '--inception_weights or $GENVISION_INCEPTION_WEIGHTS): Fréchet distance and '
+        'precision/recall skipped')
+    return ()
+  return ('inception',)
 
 
 def translate_split(method, state, images, seed: int, use_ema: bool):
@@ -143,6 +165,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     say(f"{name} ({guided[2]['guidance']}, {guided[2]['network_evaluations']} network "
         f'evaluations per image) in {time.time() - t0:.1f}s')
 
+  features = feature_networks(features, targets.shape[-1], inception_weights, say)
   nets = {}
   for name in features:
     net, key, _ = runner._feature_network(name, inception_weights)  # pylint: disable=protected-access
@@ -160,6 +183,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
       shared['digits_cnn/accuracy_input'] = float(np.mean(
           np.argmax(net(prep(shown_inputs))['logits'], -1) == labels))
 
+  target_colourfulness = colour.colourfulness(targets) if targets.shape[-1] == 3 else None
   settings = {'nearest_k': int(nearest_k)}
   protocol = {
       'workdir': os.path.abspath(workdir), 'checkpoint_step': int(jax.device_get(state.step)),
@@ -167,6 +191,9 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
       'dataset': d.name, 'split': 'test', 'examples': int(len(targets)),
       'task': config.task.to_dict(), 'pairs': 'tasks.degrade_examples(seed, example index)',
       'psnr_ssim': 'dm-pix on [0, 1] (max 1); SSIM Gaussian window 11, sigma 1.5',
+      **({'colour': 'evaluation/colour.py: skimage rgb2lab + deltaE_ciede2000 (pixel mean); '
+                    'Hasler-Suesstrunk colourfulness on 0..255'}
+         if target_colourfulness is not None else {}),
       'feature_networks': list(features), 'nearest_k': int(nearest_k),
       'bootstrap_resamples': bootstrap, 'translate_seconds': round(translate_seconds, 1),
       # compare's protocol key reads these as for generative runs
@@ -178,10 +205,14 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     values, intervals, per_example, details = dict(shared), {}, {}, {}
     psnr, ssim = psnr_ssim(images, targets)
     per_example['psnr'], per_example['ssim'] = psnr, ssim
-    values['psnr'], values['ssim'] = float(psnr.mean()), float(ssim.mean())
-    for metric, v in (('psnr', psnr), ('ssim', ssim)):  # percentile bootstrap of the mean
+    if targets.shape[-1] == 3:  # CIEDE2000 and colourfulness (evaluation/colour.py)
+      per_example.update(colour.colour_metrics(images, targets, target_colourfulness))
+      values[colour.COLOURFULNESS_TARGET] = float(target_colourfulness.mean())
+    for metric, v in per_example.items():  # percentile bootstrap of the mean
       b = S.bootstrap_interval(np.mean, v, num_resamples=max(bootstrap, 1), rng=seed)
+      values[metric] = float(v.mean())
       intervals[metric] = [float(b.low), float(b.high)]
+    per_example = {k: v for k, v in per_example.items() if k not in colour.MEAN_ONLY}
     for name, (net, key, prep) in nets.items():
       out = net(prep(images))
       fake = {'features': out[key], 'logits': out['logits']}
@@ -217,5 +248,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     m = r['metrics']
     lines.append(f'{cand:<22}{m["psnr"]:>8.2f}{m["ssim"]:>8.3f}' + ''.join(
         f'{m[k]:>10.3f}' for k in ('digits_cnn/accuracy', 'digits_cnn/fd') if k in m))
+  if target_colourfulness is not None:
+    lines += colour.summary_lines({c: r['metrics'] for c, r in results.items()})
   say('\n'.join(lines))
   return results['run']

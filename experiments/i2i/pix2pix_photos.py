@@ -1,0 +1,28 @@
+"""pix2pix (Isola et al. 2017) colorization on the offline colour patches (`photo_patches/32`,
+32x32 RGB patches of the scikit-image / scikit-learn sample photos, test photos unseen in
+training): the Rec. 601 luma in, RGB out. U-Net G with dropout (five levels, 32 -> 1 px),
+34x34 PatchGAN D on (luma, colour), non-saturating loss + 100 L1, Adam 2e-4 / 0.5.
+
+Variants (comma-separated, e.g. `:l1,smoke`): `l1` (the L1-only U-Net of the paper's ablation:
+`pix2pix.gan_weight=0`, no discriminator), `smoke` (a few steps of a tiny model, for the tests).
+
+  genvision train --config=experiments/i2i/pix2pix_photos.py --workdir=runs/p2p_col
+  genvision train --config=experiments/i2i/pix2pix_photos.py:l1 --workdir=runs/l1_col
+  genvision evaluate --workdir=runs/p2p_col
+  genvision compare runs/p2p_col runs/l1_col runs/p2p_col/eval/baselines/grey
+"""
+
+from genvision_jax.configs import import_experiment, variants as parse_variants
+
+VARIANTS = ('l1', 'smoke')
+
+
+def get_config(arg=None):
+  variants = parse_variants(arg, VARIANTS, 'pix2pix_photos')
+  # pix2pix_mnist's networks, schedule and variants; the photo patches and the task replace
+  # its padded digits and super-resolution.
+  c = import_experiment('pix2pix_mnist', __file__).get_config(','.join(variants) or None)
+  c.data.name = 'photo_patches/32'
+  c.data.resize_method = 'resize'  # a no-op: the patches are 32 px
+  c.task.name = 'colorization'
+  return c
