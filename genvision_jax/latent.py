@@ -99,7 +99,7 @@ def kl_per_dimension(mean, logvar):
   return jnp.mean(0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar), axis=0)
 
 
-def image_interpolation(method, state, x0, x1, steps: int, mode: str = 'lerp'):
+def image_interpolation(method, state, x0, x1, steps: int, mode: str = 'slerp'):
   """Rows x0 | D(path from E(x0) to E(x1) in `steps` points) | x1 for image pairs x0, x1
   [R, H, W, C]: [R * (steps + 2), H, W, C], row by row."""
   path = interpolate(encode(method, state, x0), encode(method, state, x1), steps, mode)

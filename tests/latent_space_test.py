@@ -62,12 +62,12 @@ def test_pixel_statistics_by_hand():
 
 
 def test_arithmetic_on_class_and_attribute_means_by_hand():
-  """Six digits of two classes with known codes (what a stub encoder returns): each class has
-  a thin (1 px), a middle (3 px) and a thick (6 px) bar. Per class the lowest / highest third
-  of thickness is one image, so mean(thin) averages the 1 px images, mean(thick) the 6 px
-  ones, and 3 - thin + thick moves mean(3) by the difference of those means."""
+  """Six digits of two classes with known codes (what a stub encoder returns): the 3s are bars
+  1, 2 and 3 px wide, the 5s 4, 5 and 6 px. Thin and thick are the lowest / highest third of
+  each class (one image each: 1 and 4 px, 3 and 6 px), not of all digits (which would be
+  1, 2 and 5, 6 px); 3 - thin + thick moves mean(3) by the difference of those means."""
   labels = np.array([3, 3, 3, 5, 5, 5])
-  images = bars([1, 3, 6, 1, 3, 6])
+  images = bars([1, 2, 3, 4, 5, 6])
   codes = np.array([[1., 0.], [2., 0.], [3., 6.], [10., 1.], [20., 2.], [30., 3.]])
   terms = latent.parse_terms(['3', 'thin', 'thick'], 10)
   z, members = latent.term_arithmetic(codes, labels, images, terms, rows=3)

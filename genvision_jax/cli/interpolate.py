@@ -23,10 +23,9 @@ flags.DEFINE_alias('pairs', 'rows', flag_values=FLAGS)
 _STEPS = flags.DEFINE_integer('steps', 8, 'Images per strip (>= 2); --manifold: the grid\'s '
                               'side.', flag_values=FLAGS)
 _MODE = flags.DEFINE_enum(
-    'mode', None, ['slerp', 'lerp'], 'Path between two latents (default: slerp between random '
-    'N(0, I) latents, whose norms concentrate near sqrt(latent_dim) where lerp\'s midpoint '
-    'does not go; lerp between codes of real images, which do not lie on that shell).',
-    flag_values=FLAGS)
+    'mode', 'slerp', ['slerp', 'lerp'], 'Path between two latents. slerp keeps the norm '
+    'between the endpoints\'; lerp\'s midpoint falls inside the shell near sqrt(latent_dim) '
+    'where N(0, I) latents, and the codes of real digits, lie.', flag_values=FLAGS)
 _ARITHMETIC = flags.DEFINE_boolean(
     'arithmetic', False, 'Strips G(a), G(b), G(c), G(a - b + c) instead: random latents; '
     'with --from_images the codes of images 1-3, 4-6, ...; with --from_split the mean codes of '
@@ -107,7 +106,7 @@ def _check_flags(rows, steps, arithmetic, from_images, from_split, manifold, tra
         f'a multiple of {group} files (got {len(from_images)})')
 
 
-def interpolate(workdir: str, rows: int, steps: int, mode: str | None, arithmetic: bool,
+def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool,
                 out: str | None, seed: int, label: int | None, use_ema: bool,
                 step: int | None = None, *, from_images=None, from_split: str | None = None,
                 terms=('3', 'thin', 'thick'), manifold: bool = False,
@@ -133,7 +132,6 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str | None, arithmeti
     raise common.UsageError(f'{workdir} holds an unconditional model: it takes no --label')
   if classes and label is not None and not 0 <= label < classes:
     raise common.UsageError(f'--label must be in [0, {classes}) (got {label})')
-  mode = mode or ('lerp' if encoded else 'slerp')
   images, labels = None, None
   if from_images:
     images = read_images(from_images, method.image_shape, '--from_images')
