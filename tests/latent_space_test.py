@@ -58,6 +58,10 @@ def test_pixel_statistics_by_hand():
   thickness = latent.stroke_thickness(x)
   assert thickness[0] == 1.0  # a 1-pixel line is its own skeleton
   assert 2.7 < thickness[1] < 3.5 and 5.5 < thickness[2] < 7.5  # about the bar's width
+  # Width, not area: a bar half as long has half the ink and the same thickness.
+  short = bars([3], length=10)
+  assert latent.ink_area(short)[0] == 30 / 784
+  assert 2.7 < latent.stroke_thickness(short)[0] < 3.5
   assert latent.stroke_thickness(-np.ones((1, 8, 8, 1)))[0] == 0.0  # no ink, no division by 0
 
 
