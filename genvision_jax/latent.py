@@ -93,6 +93,14 @@ def encode(method, state, images):
   return method.encode(state, images)[0]
 
 
+def posterior_in_batches(method, state, images, batch_size: int = 1000):
+  """Host arrays (mean, logvar) [N, D] of `method.encode` over images [N, H, W, C], batch_size
+  at a time (a whole test split need not fit in one call)."""
+  fn = jax.jit(method.encode)
+  parts = [fn(state, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+  return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in (0, 1))
+
+
 def kl_per_dimension(mean, logvar):
   """KL(q(z_d | x) || N(0, 1)) per latent dimension d, averaged over examples: [D]. Dimensions
   near 0 are unused (the posterior is the prior); a beta-VAE uses fewer."""

@@ -56,7 +56,7 @@ def encode(workdir: str, out: str | None, images=None, split: str | None = None,
     x, labels = interpolate.split_arrays(config, split)
     x, labels = x[:num], labels[:num]
     sources = [f'{split}[{i}]' for i in range(len(x))]
-  mean, logvar = (np.asarray(a) for a in jax.jit(method.encode)(state, x))
+  mean, logvar = latent.posterior_in_batches(method, state, x)
   out = out or os.path.join(workdir, 'codes.npz')
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with rundir.atomic_open(out, 'wb') as f:

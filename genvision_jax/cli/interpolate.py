@@ -2,6 +2,7 @@
 latent traversals of a run; between random latents, or (models with an encoder: VAEs) between
 the codes of real images."""
 
+import functools
 import os
 
 from absl import flags
@@ -137,7 +138,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
     images = read_images(from_images, method.image_shape, '--from_images')
   elif from_split:
     images, labels = split_arrays(config, from_split)
-  encode = jax.jit(lambda s, x: method.encode(s, x))
+  encode = functools.partial(latent.posterior_in_batches, method)
 
   def decode(z):
     extra = dict(kwargs)
