@@ -66,12 +66,13 @@ def plot_metrics(records: list[dict], keys: list[str], path: str | None = None):
   return fig
 
 
-def scatter_codes(codes, labels, path: str, title: str = ''):
+def scatter_codes(codes, labels, path: str | None = None, title: str = ''):
   """Scatter plot of codes [N, D] coloured by class labels [N] (None: one colour), saved to
-  `path`. D = 2 is drawn as is; D > 2 on the first two principal components of the codes (the
-  axes say which). Returns the figure."""
+  `path` if given. D = 2 is drawn as is; D > 2 on the first two principal components of the
+  codes (the axes say which). Returns the figure."""
   import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
+  if path:
+    matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   codes = np.asarray(codes, np.float64)
   if codes.shape[1] == 2:
@@ -96,9 +97,10 @@ def scatter_codes(codes, labels, path: str, title: str = ''):
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
-  with rundir.atomic_open(path, 'wb') as f:
-    fig.savefig(f, dpi=110, format=os.path.splitext(path)[1].lstrip('.').lower() or 'png')
-  plt.close(fig)
+  if path:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+    with rundir.atomic_open(path, 'wb') as f:
+      fig.savefig(f, dpi=110, format=os.path.splitext(path)[1].lstrip('.').lower() or 'png')
+    plt.close(fig)
   return fig
