@@ -76,7 +76,7 @@ def test_translate_writes_strips_and_takes_any_image_file(pix2pix_run, tmp_path)
   converted and resized; a file that is no image is one clear error (exit 2)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from genvision_jax import main  # pylint: disable=g-import-not-at-top
-  from genvision_jax.cli import translate  # pylint: disable=g-import-not-at-top
+  from genvision_jax.cli import common, translate  # pylint: disable=g-import-not-at-top
   out = translate.translate(pix2pix_run, str(tmp_path / 'a.png'), 0, None, True, num=3,
                             samples=2)
   with Image.open(out) as im:
@@ -84,7 +84,7 @@ def test_translate_writes_strips_and_takes_any_image_file(pix2pix_run, tmp_path)
   assert abs(width / height - 4 / 3) < 0.05  # 3 rows of input, 2 samples, target
   rgb = tmp_path / 'photo.png'
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)).save(rgb)
-  x = translate.read_image(str(rgb), 32, 1)
+  x = common.read_image(str(rgb), 32, 1)
   assert x.shape == (1, 32, 32, 1) and -1.0 <= x.min() and x.max() <= 1.0
   bad = tmp_path / 'notes.txt'
   bad.write_text('not an image')

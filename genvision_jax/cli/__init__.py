@@ -10,5 +10,5 @@ positional arguments). `common` defines the shared flags (workdir, seed, step, e
 error boundary and the exit codes. Adding a command is a new module and its name below.
 """
 
-COMMANDS = ('train', 'sample', 'interpolate', 'translate', 'evaluate', 'compare', 'bpd',
-            'prepare')
+COMMANDS = ('train', 'sample', 'interpolate', 'encode', 'decode', 'translate', 'evaluate',
+            'compare', 'bpd', 'prepare')

@@ -73,6 +73,27 @@ def check_out_path(out: str | None, flag: str = '--out') -> None:
                      'choose a path under a directory')
 
 
+def read_image(path: str, size: int, channels: int, flag: str = '--input'):
+  """The image file at `path` (given as `flag`) as [1, size, size, channels] in [-1, 1]:
+  converted to grey (L) or RGB, resized (Pillow, bicubic) when its size differs; a missing or
+  unreadable file is a UsageError."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise UsageError(f'{flag}={path} does not exist; name an image file')
+  try:
+    with Image.open(path) as im:
+      im = im.convert('L' if channels == 1 else 'RGB')
+      if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BICUBIC)
+      x = np.asarray(im, np.float32)
+  except (UnidentifiedImageError, OSError) as e:
+    raise UsageError(f'{flag}={path} is not an image Pillow can read ({e}); use a PNG '
+                     'or JPEG') from None
+  x = x.reshape(1, size, size, channels)
+  return x / 127.5 - 1.0
+
+
 def ema_kwargs(method, use_ema: bool) -> dict:
   """{'use_ema': ...} for methods whose generate/decode choose EMA or raw weights."""
   return ({'use_ema': use_ema} if 'use_ema' in inspect.signature(method.generate).parameters

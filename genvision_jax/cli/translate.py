@@ -29,26 +29,6 @@ _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
 
 
-def read_image(path: str, size: int, channels: int):
-  """The image file at `path` as [1, size, size, channels] in [-1, 1]: converted to grey (L) or
-  RGB, resized (Pillow, bicubic) when its size differs; an unreadable file is a UsageError."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
-    raise common.UsageError(f'--input={path} does not exist; name an image file')
-  try:
-    with Image.open(path) as im:
-      im = im.convert('L' if channels == 1 else 'RGB')
-      if im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling.BICUBIC)
-      x = np.asarray(im, np.float32)
-  except (UnidentifiedImageError, OSError) as e:
-    raise common.UsageError(f'--input={path} is not an image Pillow can read ({e}); use a PNG '
-                            'or JPEG') from None
-  x = x.reshape(1, size, size, channels)
-  return x / 127.5 - 1.0
-
-
 def translate(workdir: str, out: str | None, seed: int, step: int | None, use_ema: bool,
               num: int = 8, split: str = 'test', input_path: str | None = None,
               samples: int = 1) -> str:
@@ -66,7 +46,7 @@ def translate(workdir: str, out: str | None, seed: int, step: int | None, use_em
                             'translate images; use genvision sample')
   size, channels = method.image_shape[0], method.image_shape[-1]
   if input_path:
-    images = read_image(input_path, size, channels)
+    images = common.read_image(input_path, size, channels)
   else:
     d = config.data
     data = data_lib.load_split(d.name, split, d.image_size, d.data_dir or None, d.resize_method,

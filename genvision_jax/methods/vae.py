@@ -184,6 +184,12 @@ class VAEMethod:
     """Mean of p(x | z) in [-1, 1] for given latents [N, latent_dim]."""
     return self.decode_mean(state.params, z)
 
+  def encode(self, state: VAEState, images):
+    """The posterior q(z | x) of images [N, H, W, C] in [-1, 1]: (mean, logvar), each
+    [N, latent_dim]. The mean is an image's code (`latent.encode`). Grey levels go in as they
+    are: for a Bernoulli model trained on binarized digits they are the binarizations' mean."""
+    return self.model.apply({'params': state.params}, images, method=VAE.encode)
+
   def log_importance_weights(self, state: VAEState, images, rng, num_samples: int):
     """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for z_i ~ q(z | x), i < k:
     [B, k] log-weights of the importance-weighted bound (Burda et al. 2016), in nats.
