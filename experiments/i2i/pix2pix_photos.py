@@ -6,6 +6,12 @@ training): the Rec. 601 luma in, RGB out. U-Net G with dropout (five levels, 32 
 Variants (comma-separated, e.g. `:l1,smoke`): `l1` (the L1-only U-Net of the paper's ablation:
 `pix2pix.gan_weight=0`, no discriminator), `smoke` (a few steps of a tiny model, for the tests).
 
+RESULT (2,000 steps, seed 0, 474 test patches of the two held-out photos, one compare with
+:l1 and the grey baseline): PSNR 20.65 dB (L1 20.29, grey 19.46), SSIM 0.705 (0.716, 0.784),
+CIEDE2000 17.36 (17.36, 16.95; no significant difference, p ~ 0.3), colourfulness 30.0
+(targets 36.9). Colour is learned but its hues do not transfer from five training photos to
+unseen ones (green backgrounds painted navy blue); see the README table.
+
   genvision train --config=experiments/i2i/pix2pix_photos.py --workdir=runs/p2p_col
   genvision train --config=experiments/i2i/pix2pix_photos.py:l1 --workdir=runs/l1_col
   genvision evaluate --workdir=runs/p2p_col
