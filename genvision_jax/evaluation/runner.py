@@ -127,7 +127,9 @@ def metric_settings(num_samples: int, groups, seed: int, nearest_k: int = DEFAUL
   return out
 
 
-def _feature_network(name: str, inception_weights: str | None, resize: str = 'pytorch_fid'):
+def feature_network(name: str, inception_weights: str | None, resize: str = 'pytorch_fid'):
+  """(network, key of its feature output, weights path) for a feature network name
+  ('digits_cnn' or 'inception'); the network maps images in [-1, 1] to a dict of outputs."""
   if name == 'digits_cnn':
     from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
     net = digits.DigitFeatures()
@@ -187,7 +189,8 @@ def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 50
   return np.concatenate(parts)
 
 
-def _center_crop(images, size: int):
+def center_crop(images, size: int):
+  """The central size x size window of NHWC images (32 px padded digits -> the classifier's 28)."""
   top = (images.shape[1] - size) // 2
   left = (images.shape[2] - size) // 2
   return images[:, top:top + size, left:left + size]
@@ -330,11 +333,11 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     viz.save_image_grid(images[:64], os.path.join(out_dir, 'samples.png'))
     for name in features:
       t0 = time.time()
-      net, key, weights = _feature_network(name, inception_weights, resize)
+      net, key, weights = feature_network(name, inception_weights, resize)
       ref_images, fake_images = ref_arrays['image'], images
       if name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28:
         # Digits padded onto a larger canvas: crop the 28 px centre the classifier knows.
-        ref_images, fake_images = _center_crop(ref_images, 28), _center_crop(images, 28)
+        ref_images, fake_images = center_crop(ref_images, 28), center_crop(images, 28)
       real = reference_features(name, net, key, weights, ref_images, data_lib.to_model_range,
                                 variant=f'resize={resize}' if name == 'inception' else '')
       out = net(fake_images)
@@ -428,7 +431,7 @@ def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
   crop = d.resize_method == 'pad' and d.image_size > 28  # the 28 px centre the net knows
 
   def classify(images):
-    return np.argmax(net(_center_crop(images, 28) if crop else images)['logits'], -1)
+    return np.argmax(net(center_crop(images, 28) if crop else images)['logits'], -1)
   real = data_lib.to_model_range(ref_arrays['image'])
   return identity.identity_preservation(method, state, classify, real, ref_arrays['label'],
                                         num_pairs, seed, use_ema)

@@ -168,9 +168,9 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
   features = feature_networks(features, targets.shape[-1], inception_weights, say)
   nets = {}
   for name in features:
-    net, key, _ = runner._feature_network(name, inception_weights)  # pylint: disable=protected-access
+    net, key, _ = runner.feature_network(name, inception_weights)
     crop = name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28
-    prep = (lambda x: runner._center_crop(x, 28)) if crop else (lambda x: x)  # pylint: disable=protected-access
+    prep = (lambda x: runner.center_crop(x, 28)) if crop else (lambda x: x)
     nets[name] = (net, key, prep)
   real_features = {}
   shared = {}
