@@ -11,4 +11,4 @@ error boundary and the exit codes. Adding a command is a new module and its name
 """
 
 COMMANDS = ('train', 'sample', 'interpolate', 'translate', 'evaluate', 'compare', 'bpd',
-            'prepare')
+            'likelihoods', 'prepare')
