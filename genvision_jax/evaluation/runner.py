@@ -42,6 +42,7 @@ import jax
 import numpy as np
 import scipy.linalg
 
+from genvision_jax.evaluation import likelihoods
 from genvision_jax.evaluation import metrics as M
 from genvision_jax.evaluation import significance as S
 
@@ -368,11 +369,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     # The test digits as the likelihood sees them (binarized reproducibly with a recorded seed).
     x, likelihood_protocol = method.likelihood_data(data_lib.to_model_range(test['image']), seed)
     x = np.asarray(x)
-    fn = jax.jit(lambda s, xb, r: method.log_importance_weights(s, xb, r, iwae_samples))
-    chunk = max(1, min(100, 6400 // iwae_samples))  # images x samples per call <= 6,400
-    log_w = np.concatenate([
-        np.asarray(fn(state, x[i:i + chunk], jax.random.key(seed + i)), np.float64)
-        for i in range(0, len(x), chunk)])
+    log_w = likelihoods.vae_log_weights(method, state, x, iwae_samples, seed)
     iwae, elbo = M.iwae_bound(log_w), M.elbo_from_log_weights(log_w)
     values['iwae'], values['elbo'] = float(iwae.mean()), float(elbo.mean())
     per_example['iwae'], per_example['elbo'] = iwae, elbo

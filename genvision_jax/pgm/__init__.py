@@ -1,0 +1,13 @@
+"""Classical probabilistic models in pure jax (no flax, no optax, no I/O).
+
+  simple.py    a product of independent Bernoullis: closed-form MLE, Laplace smoothing
+  mixtures.py  mixtures of Bernoullis and Gaussian mixtures (diagonal and full covariance)
+               fitted by EM; `run_em` scans EM iterations under jit
+
+Parameters are dicts of arrays (pytrees); every function is pure and jit-able. The data are
+rows x [N, D]: binary {0, 1} (or intensities in [0, 1]) for the Bernoulli models, real vectors
+for the Gaussian mixtures. Log-likelihoods are in nats, per row.
+"""
+
+from genvision_jax.pgm import mixtures
+from genvision_jax.pgm import simple
