@@ -96,6 +96,7 @@ OWN_FLAGS = {
     'translate': {'workdir', 'input', 'split', 'num', 'samples', 'out', 'seed', 'step', 'ema'},
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
+    'likelihoods': {'num', 'seed', 'step', 'ema', 'iwae_samples', 'bpd_examples', 'out'},
     'prepare': {'dataset', 'data_dir'},
 }
 
