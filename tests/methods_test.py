@@ -143,7 +143,7 @@ def test_vae_likelihood_and_binarization_must_match(overrides, message):
 
 def test_binarize_is_refused_for_methods_that_do_not_binarize():
   config = configs.load(experiment('dcgan_mnist.py:smoke'), {'data.binarize': 'dynamic'})
-  with pytest.raises(configs.ConfigError, match=r"binary images \(\['vae'\]\), not method='gan'"):
+  with pytest.raises(configs.ConfigError, match=r"binary images \(\['simple', 'vae'\]\), not method='gan'"):
     configs.validate(config)
 
 

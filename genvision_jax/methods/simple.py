@@ -214,7 +214,8 @@ class SimpleMethod:
   @staticmethod
   def default_sections() -> dict:
     return {'model': ml_collections.ConfigDict(dict(
-        family='bernoulli_mixture',  # 'bernoulli', 'bernoulli_mixture' or 'gmm'
+        family='gmm',  # 'bernoulli', 'bernoulli_mixture' or 'gmm' (gmm: valid with the default
+                       # data.binarize='none'; the binary models need a binarization)
         components=50,               # mixture components (not used by 'bernoulli')
         covariance='diag',           # GMM: 'diag' or 'full'
         alpha=1.0,                   # Laplace smoothing of the Bernoulli probabilities
