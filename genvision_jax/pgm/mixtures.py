@@ -126,9 +126,12 @@ def gmm_log_joint(params, x, covariance: str):
   """log pi_k + log N(x_i; mu_k, Sigma_k), [N, K]."""
   _check_covariance(covariance)
   x = jnp.asarray(x, jnp.float32)
-  dens = jax.vmap(functools.partial(gaussian_log_density, covariance=covariance),
-                  (0, 0, None), 1)(params['means'], params['covariances'], x)
-  return params['log_weights'] + dens
+  one = functools.partial(gaussian_log_density, x=x, covariance=covariance)
+  if covariance == 'diag':
+    dens = jax.vmap(one)(params['means'], params['covariances'])
+  else:  # one Cholesky at a time: XLA:CPU hung (futex wait) on the batched one at D = 784
+    dens = jax.lax.map(lambda mc: one(*mc), (params['means'], params['covariances']))
+  return params['log_weights'] + dens.T
 
 
 def gmm_log_prob(params, x, covariance: str):
@@ -143,7 +146,7 @@ def gmm_log_prior(params, reg: float, num_rows: int, covariance: str):
   if covariance == 'diag':
     trace = jnp.sum(1.0 / cov)
   else:
-    trace = jnp.sum(jax.vmap(lambda c: jnp.trace(jnp.linalg.inv(c)))(cov))
+    trace = jnp.sum(jax.lax.map(lambda c: jnp.trace(jnp.linalg.inv(c)), cov))
   return -0.5 * lam * trace
 
 
