@@ -534,3 +534,15 @@ def test_no_duplicate_steps_after_kill_9(tmp_path, capsys):
   assert steps == list(range(1, end + 1))
   resumed = _event_steps(workdir)[-1][1]
   assert resumed[1] == (latest + 1, 'START')
+
+
+def test_progress_prints_to_the_stdout_of_the_moment(monkeypatch):
+  """Progress lines go to sys.stdout as it is when the run starts, not as it was when the
+  module was imported (an in-process CLI run after a test whose captured stdout was closed
+  failed with 'I/O operation on closed file'). Fails on the old code."""
+  import io  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import writers  # pylint: disable=g-import-not-at-top
+  now = io.StringIO()
+  monkeypatch.setattr(sys, 'stdout', now)
+  writers.Progress(total=10).message('hello')
+  assert now.getvalue() == 'hello\n'

@@ -93,9 +93,11 @@ class Progress:
 
   KEYS = ('loss', 'd_loss', 'g_loss', 'recon', 'kl')
 
-  def __init__(self, total: int, stream=sys.stdout, enabled: bool = True):
+  def __init__(self, total: int, stream=None, enabled: bool = True):
     self.total = total
-    self.stream = stream
+    # sys.stdout of the moment, not of import time (a stream replaced since, e.g. by a test's
+    # capture that is closed by now, must not receive the lines)
+    self.stream = sys.stdout if stream is None else stream
     self.enabled = enabled
 
   def line(self, step: int, metrics: dict, steps_per_sec: float) -> None:
