@@ -28,7 +28,11 @@ Tasks (`task.name`, with their `task.*` fields at `default_config()`):
                     `border_fraction` of each side; 'half' hides one half, the side drawn per
                     image (left, right, top, bottom). Input as for inpainting.
   colorization      luminance in (Rec. 601 luma Y' = 0.299 R + 0.587 G + 0.114 B of the RGB
-                    image, one channel), colour out; needs 3-channel images.
+                    image, one channel), colour out; needs 3-channel images. With `keep_luma`
+                    the models produce only the chroma (`chroma`: Cb, Cr scaled to [-1, 1]) and
+                    the output is `compose_luma_chroma(input, chroma)`, so it has the input's
+                    luma exactly (up to clipping to the RGB cube), as in Zhang et al.'s and the
+                    pix2pix paper's Lab colorization.
   denoising         x + `noise_std` * N(0, I) in [-1, 1] units (not clipped).
 """
 
@@ -59,6 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
       uncrop='border',          # uncropping: 'border' or 'half'
       border_fraction=0.25,     # uncropping, 'border': hidden width per side / side length
       noise_std=0.5,            # denoising: sigma in [-1, 1] units
+      keep_luma=False,          # colorization: predict chroma only, keep the input's luma
   ))
 
 
@@ -90,6 +95,10 @@ def validate(config, check) -> None:
          f'{t.border_fraction!r})')
   if name == 'denoising':
     need(t.noise_std > 0, f'task.noise_std must be > 0 (got {t.noise_std!r})')
+  need(isinstance(t.keep_luma, bool), f'task.keep_luma must be True or False (got '
+       f'{t.keep_luma!r})')
+  need(not t.keep_luma or name == 'colorization', 'task.keep_luma applies to colorization '
+       f'only (task.name={name!r}): use --config.task.keep_luma=False')
 
 
 def check_channels(task, channels: int) -> None:
@@ -106,6 +115,12 @@ def input_channels(task, channels: int) -> int:
   if task.name in ('inpainting', 'uncropping'):
     return channels + 1  # the image with its hole, and the known-pixel mask
   return channels
+
+
+def output_channels(task, channels: int) -> int:
+  """Channels the network produces for images with `channels` channels: 2 (chroma) for
+  colorization with `keep_luma`, else the images' own."""
+  return 2 if task.name == 'colorization' and task.get('keep_luma', False) else channels
 
 
 def input_size(task, size: int) -> int:
@@ -130,6 +145,28 @@ def upsample_bicubic(images, size: tuple[int, int]):
   """[B, h, w, C] -> [B, *size, C] by bicubic interpolation, clipped to [-1, 1]."""
   b, _, _, c = images.shape
   return jnp.clip(jax.image.resize(images, (b, *size, c), 'bicubic'), -1.0, 1.0)
+
+
+# Cb = (B - Y') / 1.772 and Cr = (R - Y') / 1.402 (ITU-R BT.601 YCbCr without offsets): in
+# [-1, 1] for RGB in [-1, 1], 0 for grey pixels.
+_CB_SCALE = 2.0 * (1.0 - LUMA_601[2])
+_CR_SCALE = 2.0 * (1.0 - LUMA_601[0])
+
+
+def chroma(images):
+  """BT.601 chroma of RGB images in [-1, 1]: [B, H, W, 3] -> [B, H, W, 2] (Cb, Cr) in [-1, 1]."""
+  y = luminance(images)
+  return jnp.concatenate([(images[..., 2:3] - y) / _CB_SCALE,
+                          (images[..., 0:1] - y) / _CR_SCALE], axis=-1)
+
+
+def compose_luma_chroma(luma, chroma_):
+  """The RGB image of luma [.., 1] and chroma [.., 2] (the inverse of (`luminance`,
+  `chroma`)); its luma is `luma` exactly, whatever the chroma. Not clipped."""
+  r = luma + _CR_SCALE * chroma_[..., 1:2]
+  b = luma + _CB_SCALE * chroma_[..., 0:1]
+  g = (luma - LUMA_601[0] * r - LUMA_601[2] * b) / LUMA_601[1]
+  return jnp.concatenate([r, g, b], axis=-1)
 
 
 def luminance(images):

@@ -129,3 +129,62 @@ def test_palette_colorization_trains_through_the_cli(tmp_path):
               f'--workdir={tmp_path / "run"}')
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.path.isdir(tmp_path / 'run' / 'checkpoints')
+
+
+# ----------------------------------------------------------------------------------------------
+# Colorization keeping the input's luma (task.keep_luma): the networks produce chroma only.
+
+
+def test_luma_and_chroma_are_scikit_images_ycbcr_and_invert():
+  """tasks.luminance / tasks.chroma are BT.601 Y'CbCr (scikit-image's rgb2ycbcr, rescaled to
+  [-1, 1]); compose_luma_chroma inverts them and keeps the luma whatever the chroma."""
+  from genvision_jax import tasks  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (2, 5, 5, 3)).astype(np.float32)
+  ycc = color.rgb2ycbcr((x.astype(np.float64) + 1) / 2)  # Y in [16, 235], Cb Cr in [16, 240]
+  y, c = np.asarray(tasks.luminance(x)), np.asarray(tasks.chroma(x))
+  np.testing.assert_allclose(y[..., 0], 2 * (ycc[..., 0] - 16) / 219 - 1, atol=1e-5)
+  np.testing.assert_allclose(c, (ycc[..., 1:] - 128) / 112, atol=1e-5)
+  np.testing.assert_allclose(tasks.compose_luma_chroma(y, c), x, atol=1e-5)
+  other = rng.uniform(-1, 1, (2, 5, 5, 2)).astype(np.float32)
+  np.testing.assert_allclose(tasks.luminance(tasks.compose_luma_chroma(y, other)), y, atol=1e-5)
+  np.testing.assert_allclose(tasks.chroma(np.repeat(x[..., :1], 3, -1)), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['pix2pix_photos', 'palette_photos'])
+def test_keep_luma_outputs_carry_the_inputs_luma(name):
+  """With task.keep_luma the network has 2 output channels (chroma) and every output pixel
+  inside the RGB cube has the input's luma exactly; without it, an untrained network's do not.
+  (palette: an untrained chain ends at x0 = +-1 everywhere, outside the cube, so its end is
+  forced to small values; the chain itself is tested in palette_test.)"""
+  import jax  # pylint: disable=g-import-not-at-top
+  from genvision_jax import configs, methods, tasks  # pylint: disable=g-import-not-at-top
+  images = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3), minval=-1.0)
+  for keep in (True, False):
+    config = configs.load(experiment(f'i2i/{name}.py:smoke'), {'task.keep_luma': keep})
+    configs.validate(config)
+    m = methods.create(config, (32, 32, 3))
+    assert m.output_shape[-1] == (2 if keep else 3)
+    if name == 'palette_photos':
+      m.reverse_chain = lambda params, x_T, *a, **k: 0.2 * x_T
+    state = m.create_state(jax.random.key(0))
+    pair = m.pairs(images, jax.random.key(2))
+    out = np.asarray(jax.jit(m.translate)(state, pair['input'], jax.random.key(3)))
+    assert out.shape == images.shape
+    inside = np.all(np.abs(out) < 0.999, axis=-1)
+    assert inside.mean() > 0.3
+    luma, given = np.asarray(tasks.luminance(out))[..., 0], np.asarray(pair['input'])[..., 0]
+    if keep:
+      np.testing.assert_allclose(luma[inside], given[inside], atol=1e-5)
+    else:
+      assert np.abs(luma[inside] - given[inside]).mean() > 0.01
+
+
+def test_keep_luma_is_for_colorization_only_and_old_runs_load_without_it():
+  from genvision_jax import configs  # pylint: disable=g-import-not-at-top
+  config = configs.load(experiment('i2i/pix2pix_mnist.py:smoke'), {'task.keep_luma': True})
+  with pytest.raises(configs.ConfigError, match='keep_luma applies to colorization only'):
+    configs.validate(config)
+  old = configs.load(experiment('i2i/palette_photos.py:smoke')).to_dict()
+  del old['task']['keep_luma']
+  assert configs.from_dict(old).task.keep_luma is False

@@ -136,7 +136,7 @@ def paired_bootstrap(metric_a, metric_b, num_resamples: int = 10_000, rng=0,
 
 class BootstrapInterval(NamedTuple):
   estimate: float      # fn on the original samples
-  low: float           # percentile interval of fn over the resamples
+  low: float           # interval of fn (`method`: percentile or normal)
   high: float
   std: float           # bootstrap standard error (std of the resampled values, ddof=1)
   values: np.ndarray   # fn on each resample, [num_resamples]
@@ -144,22 +144,30 @@ class BootstrapInterval(NamedTuple):
 
 def bootstrap_interval(fn: Callable[..., float], *samples, num_resamples: int = 200,
                        confidence: float = 0.95, rng=0,
-                       resample: Sequence[bool] | None = None) -> BootstrapInterval:
-  """Percentile bootstrap interval (Efron & Tibshirani 1993) of a set-level metric
-  fn(*samples) -> float, e.g. `metrics.frechet_distance_from_features(real, fake)`.
+                       resample: Sequence[bool] | None = None,
+                       method: str = 'percentile') -> BootstrapInterval:
+  """Bootstrap interval (Efron & Tibshirani 1993) of a set-level metric fn(*samples) -> float,
+  e.g. `metrics.frechet_distance_from_features(real, fake)`.
 
   Each resample redraws the rows (axis 0) of every sample with replacement, independently per
   sample; `resample` (one bool per sample) keeps some fixed, e.g. (False, True) to resample only
-  the generated set against fixed real features. The interval is the (1 - confidence)/2 and
-  (1 + confidence)/2 quantiles of fn over the resamples.
+  the generated set against fixed real features.
 
-  Caveat for plug-in distances such as FID (and k-NN metrics): a resampled set holds only ~63%
-  distinct rows, so such metrics shift on resamples (FID upwards); the spread of `values` is
-  the useful part (compare models through the same procedure, or prefer paired per-example
-  metrics with `paired_bootstrap`). Cost: num_resamples evaluations of fn.
+  method:
+    'percentile': the (1 - confidence)/2 and (1 + confidence)/2 quantiles of fn over the
+      resamples (E&T ch. 13.3); right for smooth statistics such as means.
+    'normal': estimate -/+ z_{(1+confidence)/2} * bootstrap standard error (E&T ch. 13.2).
+      Use it for plug-in distances such as FID and k-NN metrics: a resample holds only ~63%
+      distinct rows, which shifts such metrics (FID upwards, by far more than their sampling
+      error when the distance is small: an FD of 1.53 on 500 digits had the percentile
+      interval [5.7, 12.4], all above the estimate); the spread of the resampled values still
+      measures the sampling error, so the interval is centred on the estimate.
+  Cost: num_resamples evaluations of fn.
   """
   if not samples:
     raise ValueError('bootstrap_interval needs at least one sample array.')
+  if method not in ('percentile', 'normal'):
+    raise ValueError(f"method must be 'percentile' or 'normal', got {method!r}.")
   samples = [np.asarray(s) for s in samples]
   resample = [True] * len(samples) if resample is None else list(resample)
   if len(resample) != len(samples):
@@ -169,8 +177,15 @@ def bootstrap_interval(fn: Callable[..., float], *samples, num_resamples: int = 
   for i in range(num_resamples):
     drawn = [s[gen.integers(0, len(s), len(s))] if r else s for s, r in zip(samples, resample)]
     values[i] = float(fn(*drawn))
-  low, high = _percentile_interval(values, confidence)
-  return BootstrapInterval(float(fn(*samples)), low, high, float(values.std(ddof=1)), values)
+  estimate = float(fn(*samples))
+  std = float(values.std(ddof=1)) if num_resamples > 1 else 0.0
+  if method == 'percentile':
+    low, high = _percentile_interval(values, confidence)
+  else:
+    _percentile_interval(values, confidence)  # validates confidence
+    half = float(stats.norm.ppf((1 + confidence) / 2)) * std
+    low, high = estimate - half, estimate + half
+  return BootstrapInterval(estimate, low, high, std, values)
 
 
 # ----------------------------------------------------------------------------------------------

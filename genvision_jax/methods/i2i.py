@@ -25,6 +25,18 @@ class ImageToImage:
       raise ValueError(f'{config.method} maps an image to one of the same size: use '
                        '--config.task.upsample_input=True for super-resolution')
     self.input_shape = (size, size, tasks.input_channels(self.task, channels))
+    # What the network produces: the image, or its chroma (colorization with keep_luma).
+    self.keep_luma = tasks.output_channels(self.task, channels) != channels
+    self.output_shape = (size, size, tasks.output_channels(self.task, channels))
+
+  def network_target(self, target):
+    """What the network learns to produce for `target` images: the images, or their chroma."""
+    return tasks.chroma(target) if self.keep_luma else target
+
+  def network_to_image(self, out, inputs):
+    """The output image of network output `out` for task `inputs`: `out` itself, or the
+    RGB image of the input's luma and the chroma `out` (not clipped)."""
+    return tasks.compose_luma_chroma(inputs, out) if self.keep_luma else out
 
   def pairs(self, images, rng):
     """(input, target[, known]) of `images` for the task (see `genvision_jax.tasks`)."""

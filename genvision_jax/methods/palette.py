@@ -6,10 +6,13 @@ minibatch by the configured task (`genvision_jax.tasks`, keyed by (seed, step)):
 target, the input is the condition. Inpainting and uncropping follow Palette: the known pixels
 of x_t are the clean target's (x_t = known * x_0 + (1 - known) * q_sample(x_0, t)) and the loss
 is averaged over the hidden pixels only; sampling puts the known pixels back after every step,
-so the output keeps them exactly. Sampling is the package's DDPM / DDIM chain
+so the output keeps them exactly. Colorization with `task.keep_luma` diffuses only the chroma
+(2 channels; `tasks.chroma`) and composes the output with the input's luma. Sampling is the package's DDPM / DDIM chain
 (`diffusion.sampler`, `diffusion.sample_steps`, `diffusion.eta`) in one `lax.scan`; there is
 no classifier-free guidance (`diffusion.guidance` must be 0).
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -24,14 +27,17 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
 
   def __init__(self, config, image_shape, num_classes=0):
     del num_classes  # the input image is the condition
-    super().__init__(config, image_shape, 0)
-    self.set_task(config, image_shape)
+    # The U-Net denoises what the network produces (the image or its chroma: set_task).
+    h, w, c = image_shape
+    super().__init__(config, (h, w, tasks.output_channels(config.task, c)), 0)
+    self.set_task(config, image_shape)  # self.image_shape: the images; self.output_shape: x_t
+    self.latent_dim = math.prod(self.output_shape)
     self.has_known_pixels = self.task.name in ('inpainting', 'uncropping')
 
   def create_state(self, rng, example_batch=None) -> DiffusionState:
     del example_batch
     init_rng, state_rng = jax.random.split(rng)
-    x = jnp.zeros((1, *self.image_shape[:2], self.image_shape[-1] + self.input_shape[-1]))
+    x = jnp.zeros((1, *self.output_shape[:2], self.output_shape[-1] + self.input_shape[-1]))
     params = self.model.init(init_rng, x, jnp.zeros((1,), jnp.int32))['params']
     return DiffusionState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=self.tx.init(params),
@@ -56,7 +62,7 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
     x_t holds them clean and the loss averages over the hidden pixels only."""
     task_rng, t_rng, n_rng, drop_rng = jax.random.split(rng, 4)
     pair = self.pairs(batch['image'].astype(jnp.float32), task_rng)
-    x0, cond = pair['target'], pair['input']
+    x0, cond = self.network_target(pair['target']), pair['input']
     t = jax.random.randint(t_rng, (x0.shape[0],), 0, self.num_timesteps)
     noise = jax.random.normal(n_rng, x0.shape, jnp.float32)
     xt = self.process.q_sample(x0, t, noise)
@@ -79,15 +85,16 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
     (sampler settings default to `config.diffusion`); known pixels are kept exactly."""
     sampler, timesteps, eta, _ = self.sample_settings(sampler, steps, eta, 0.0)
     x_rng, chain_rng = jax.random.split(rng)
-    x_T = jax.random.normal(x_rng, (inputs.shape[0], *self.image_shape), jnp.float32)
+    x_T = jax.random.normal(x_rng, (inputs.shape[0], *self.output_shape), jnp.float32)
     project = None
     if self.has_known_pixels:
       values, known = self._known(inputs)
       project = lambda x: known * values + (1.0 - known) * x
     params = state.ema_params if use_ema else state.params
     deterministic = sampler == 'ddim' and eta == 0
-    return self.reverse_chain(params, x_T, None if deterministic else chain_rng, inputs,
-                              sampler, timesteps, eta, 0.0, project=project)
+    x0 = self.reverse_chain(params, x_T, None if deterministic else chain_rng, inputs,
+                            sampler, timesteps, eta, 0.0, project=project)
+    return jnp.clip(self.network_to_image(x0, inputs), -1.0, 1.0)
 
   def decode(self, state, z, labels=None, **kwargs):
     del state, z, labels, kwargs
@@ -100,7 +107,7 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
 
   # -- config (owned by the method) ----------------------------------------------------------
 
-  LATER_DEFAULTS = {}
+  LATER_DEFAULTS = {'task': {'keep_luma': False}}  # runs written before the field existed
 
   @staticmethod
   def default_sections() -> dict:

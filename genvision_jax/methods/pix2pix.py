@@ -45,12 +45,12 @@ class Pix2PixMethod(i2i.ImageToImage):
     del num_classes  # the input image is the condition
     self.config = config
     self.set_task(config, image_shape)
-    size, channels = self.image_shape[0], self.image_shape[-1]
+    size = self.image_shape[0]
     m, p = config.model, config.pix2pix
     dtype = jnp.dtype(config.train.compute_dtype)
-    self.generator = pix2pix_models.UNetGenerator(
-        channels=channels, width=m.g_width, depth=m.depth, dropout=m.dropout, norm=m.g_norm,
-        dtype=dtype)
+    self.generator = pix2pix_models.UNetGenerator(  # the image, or its chroma (keep_luma)
+        channels=self.output_shape[-1], width=m.g_width, depth=m.depth, dropout=m.dropout,
+        norm=m.g_norm, dtype=dtype)
     self.discriminator = patchgan.PatchDiscriminator(
         image_size=size, width=m.d_width, norm=m.d_norm, layers=m.d_layers, dtype=dtype)
     self.objective = losses.GAN_OBJECTIVES[p.loss]
@@ -87,7 +87,7 @@ class Pix2PixMethod(i2i.ImageToImage):
     out, mutated = self.generator.apply(
         {'params': g_params, 'batch_stats': g_batch_stats}, x, train=True,
         rngs={'dropout': rng}, mutable=['batch_stats'])
-    return out, mutated.get('batch_stats', {})
+    return self.network_to_image(out, x), mutated.get('batch_stats', {})
 
   def _discriminate_train(self, d_params, d_batch_stats, x, y):
     logits, mutated = self.discriminator.apply(
@@ -163,13 +163,17 @@ class Pix2PixMethod(i2i.ImageToImage):
     """G(inputs) in [-1, 1] (BatchNorm with running statistics; dropout drawn from rng unless
     stochastic=False)."""
     params = state.ema_params if use_ema else state.g_params
-    return self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, inputs,
-                                train=False, stochastic=stochastic, rngs={'dropout': rng})
+    out = self.generator.apply({'params': params, 'batch_stats': state.g_batch_stats}, inputs,
+                               train=False, stochastic=stochastic, rngs={'dropout': rng})
+    if self.keep_luma:  # the input's luma and G's chroma, clipped to the RGB cube
+      return jnp.clip(self.network_to_image(out, inputs), -1.0, 1.0)
+    return out
 
   # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
   # -- these) --------------------------------------------------------------------------------
 
-  LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+  # section -> {field: value reproducing runs written before it existed}
+  LATER_DEFAULTS = {'task': {'keep_luma': False}}
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
 
   @staticmethod
