@@ -71,7 +71,9 @@ def arithmetic_images(method, state, rng, rows: int, **decode_kwargs):
 
 # -- codes of real images (models with an encoder) -------------------------------------------
 
-ENCODER_RUNS = ('vae',)  # config.method of the runs whose models encode images
+# config.method of the runs whose models encode images (`method.encode(state, images)` ->
+# (code or posterior mean, log-variance or None for a deterministic encoder))
+ENCODER_RUNS = ('vae', 'autoencoder')
 
 
 def has_encoder(method) -> bool:
@@ -95,10 +97,12 @@ def encode(method, state, images):
 
 def posterior_in_batches(method, state, images, batch_size: int = 1000):
   """Host arrays (mean, logvar) [N, D] of `method.encode` over images [N, H, W, C], batch_size
-  at a time (a whole test split need not fit in one call)."""
+  at a time (a whole test split need not fit in one call); logvar is None for a
+  deterministic encoder (autoencoders)."""
   fn = jax.jit(method.encode)
   parts = [fn(state, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-  return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in (0, 1))
+  return tuple(None if parts[0][k] is None else np.concatenate([np.asarray(p[k]) for p in parts])
+               for k in (0, 1))
 
 
 def kl_per_dimension(mean, logvar):

@@ -33,14 +33,19 @@ Tasks (`task.name`, with their `task.*` fields at `default_config()`):
                     the output is `compose_luma_chroma(input, chroma)`, so it has the input's
                     luma exactly (up to clipping to the RGB cube), as in Zhang et al.'s and the
                     pix2pix paper's Lab colorization.
-  denoising         x + `noise_std` * N(0, I) in [-1, 1] units (not clipped).
+  denoising         `noise='gaussian'`: x + `noise_std` * N(0, I) in [-1, 1] units (not
+                    clipped); `noise='masking'` (Vincent et al.'s masking noise): each pixel
+                    set to -1 (black, the digits' background) with probability `mask_prob`.
+  reconstruction    the image itself (autoencoders: `methods/autoencoder.py`).
 """
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-TASKS = ('super_resolution', 'inpainting', 'uncropping', 'colorization', 'denoising')
+TASKS = ('super_resolution', 'inpainting', 'uncropping', 'colorization', 'denoising',
+         'reconstruction')
+NOISES = ('gaussian', 'masking')
 DOWNSAMPLERS = ('area', 'bicubic')
 MASKS = ('center', 'boxes', 'strokes')
 UNCROPS = ('border', 'half')
@@ -62,7 +67,9 @@ def default_config() -> ml_collections.ConfigDict:
       stroke_width=3.0,         # inpainting, mask='strokes': brush width in pixels
       uncrop='border',          # uncropping: 'border' or 'half'
       border_fraction=0.25,     # uncropping, 'border': hidden width per side / side length
-      noise_std=0.5,            # denoising: sigma in [-1, 1] units
+      noise='gaussian',         # denoising: 'gaussian' or 'masking'
+      noise_std=0.5,            # denoising, gaussian: sigma in [-1, 1] units
+      mask_prob=0.25,           # denoising, masking: probability that a pixel is dropped
       keep_luma=False,          # colorization: predict chroma only, keep the input's luma
   ))
 
@@ -94,7 +101,11 @@ def validate(config, check) -> None:
     need(0 < t.border_fraction < 0.5, 'task.border_fraction must be in (0, 0.5) (got '
          f'{t.border_fraction!r})')
   if name == 'denoising':
-    need(t.noise_std > 0, f'task.noise_std must be > 0 (got {t.noise_std!r})')
+    need(t.noise in NOISES, f'task.noise must be one of {NOISES} (got {t.noise!r})')
+    if t.noise == 'gaussian':
+      need(t.noise_std > 0, f'task.noise_std must be > 0 (got {t.noise_std!r})')
+    else:
+      need(0 < t.mask_prob < 1, f'task.mask_prob must be in (0, 1) (got {t.mask_prob!r})')
   need(isinstance(t.keep_luma, bool), f'task.keep_luma must be True or False (got '
        f'{t.keep_luma!r})')
   need(not t.keep_luma or name == 'colorization', 'task.keep_luma applies to colorization '
@@ -271,7 +282,9 @@ def degrade(task, images, rng) -> dict:
     check_channels(task, images.shape[-1])
     out['input'] = luminance(images)
   elif task.name == 'denoising':
-    out['input'] = images + task.noise_std * jax.random.normal(rng, images.shape)
+    out['input'] = corrupt(task, images, rng)
+  elif task.name == 'reconstruction':
+    out['input'] = images
   else:
     raise ValueError(f'unknown task {task.name!r}; use one of {TASKS}')
   return out
@@ -285,6 +298,14 @@ def degrade_examples(task, images, seed: int, first_index: int = 0) -> dict:
       first_index + jnp.arange(images.shape[0]))
   pairs = jax.vmap(lambda x, k: degrade(task, x[None], k))(images, keys)
   return jax.tree.map(lambda v: v[:, 0], pairs)
+
+
+def corrupt(task, images, rng):
+  """The denoising task's corruption of `images` (task.noise: gaussian or masking)."""
+  if task.get('noise', 'gaussian') == 'masking':
+    drop = jax.random.bernoulli(rng, task.mask_prob, images.shape[:3] + (1,))
+    return jnp.where(drop, -1.0, images)
+  return images + task.noise_std * jax.random.normal(rng, images.shape)
 
 
 # Named task settings the experiments use as variants (`experiments/i2i/*.py:inpainting`).

@@ -97,6 +97,9 @@ OWN_FLAGS = {
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
     'likelihoods': {'num', 'seed', 'step', 'ema', 'iwae_samples', 'bpd_examples', 'out'},
+    'finetune': {'workdir', 'labels', 'seeds', 'steps', 'batch_size', 'learning_rate', 'mode',
+                 'step', 'out'},
+    'reconstruction': {'out'},
     'prepare': {'dataset', 'data_dir'},
 }
 

@@ -1,6 +1,7 @@
 """pix2pix (Isola et al. 2017) colorization on the offline colour patches (`photo_patches/32`,
 32x32 RGB patches of the scikit-image / scikit-learn sample photos, test photos unseen in
-training): the Rec. 601 luma in, RGB out. U-Net G with dropout (five levels, 32 -> 1 px),
+training): the Rec. 601 luma in, RGB out (G predicts the BT.601 chroma and the output keeps
+the input's luma: `task.keep_luma`). U-Net G with dropout (five levels, 32 -> 1 px),
 34x34 PatchGAN D on (luma, colour), non-saturating loss + 100 L1, Adam 2e-4 / 0.5.
 
 Variants (comma-separated, e.g. `:l1,smoke`): `l1` (the L1-only U-Net of the paper's ablation:
@@ -31,4 +32,5 @@ def get_config(arg=None):
   c.data.name = 'photo_patches/32'
   c.data.resize_method = 'resize'  # a no-op: the patches are 32 px
   c.task.name = 'colorization'
+  c.task.keep_luma = True  # G predicts the chroma; the output keeps the input's luma
   return c

@@ -60,7 +60,8 @@ def encode(workdir: str, out: str | None, images=None, split: str | None = None,
   out = out or os.path.join(workdir, 'codes.npz')
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with rundir.atomic_open(out, 'wb') as f:
-    np.savez(f, mean=mean, logvar=logvar, label=labels, source=np.asarray(sources))
+    np.savez(f, mean=mean, label=labels, source=np.asarray(sources),
+             **({} if logvar is None else {'logvar': logvar}))  # None: deterministic codes
   if scatter:
     what = f'{len(x)} {split} images' if split else f'{len(x)} image files'
     viz.scatter_codes(mean, labels if split else None, scatter,

@@ -158,7 +158,7 @@ def interpolate(workdir: str, rows: int, steps: int, mode: str, arithmetic: bool
     if encoded:
       mean, logvar = encode(state, images)
       base = mean[0]
-      if from_split:
+      if from_split and logvar is not None:  # None: an autoencoder's deterministic codes
         kl = np.asarray(latent.kl_per_dimension(mean, logvar))
         dims = [int(d) for d in np.argsort(-kl)]
         log('rows: ' + ', '.join(f'z_{d} (KL {kl[d]:.2f} nats)' for d in dims) +

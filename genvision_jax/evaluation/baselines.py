@@ -9,6 +9,8 @@ SciPy), for the pairs of `genvision_jax.tasks.degrade` (numpy arrays in [-1, 1])
                                   for any hole; scipy.ndimage.distance_transform_edt indices)
   colorization      'grey'        the luminance as a grey RGB image
   denoising         'gaussian'    scipy.ndimage.gaussian_filter, sigma = 1 px per channel
+  reconstruction    (none)        autoencoders' PCA baseline is fitted on the training split
+                                  (`methods.autoencoder`, `fitted_baselines`)
 """
 
 import numpy as np
@@ -23,6 +25,7 @@ BASELINES = {
     'uncropping': ('edge',),
     'colorization': ('grey',),
     'denoising': ('gaussian',),
+    'reconstruction': (),  # autoencoders: PCA is fitted by the method (`fitted_baselines`)
 }
 
 

@@ -70,7 +70,7 @@ HIGHER_IS_BETTER = {
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
     'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
-    'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True,  # image-to-image
+    'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True, 'mse': False,  # i2i
     'ciede2000': False, 'colourfulness_error': False,  # image-to-image, colour (colour.py)
 }
 # Metrics tabulated by compare without a better direction (closer to the target's is better).

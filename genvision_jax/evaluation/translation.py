@@ -3,13 +3,17 @@ classical baselines of the task, in one protocol.
 
 Every test image becomes one (input, target) pair keyed by (seed, example index)
 (`tasks.degrade_examples`), so the run and each baseline see the same pairs. Per image:
-PSNR and SSIM of the output against the target (dm-pix on [0, 1], max value 1; SSIM with an
+the mean squared error per pixel (in [0, 1] units), PSNR and SSIM of the output against the target (dm-pix on [0, 1], max value 1; SSIM with an
 11-pixel Gaussian window, sigma 1.5, as Wang et al.), and on digits whether the digit
 classifier gives the output the target's class (`digits_cnn/correct`; its mean, the accuracy,
 beside the accuracy on the degraded inputs and on the clean targets); on colour data the
 CIEDE2000 difference and the colourfulness error (`evaluation/colour.py`). Per set: the Fréchet
 distance and precision/recall/density/coverage of the outputs' features against the targets'
 (`feature_networks`: none for colour data when the Inception weights are absent).
+
+A method may fit baselines on the training split (`fitted_baselines`: the autoencoders' PCA);
+a denoising autoencoder also gets `denoising_curve` (PSNR against the noise level, beside PCA
+and the noisy input; RUN/eval/denoising_curve.png / .json).
 
 The run's results go to RUN/eval/metrics.json and per_example.npz; each baseline's to
 RUN/eval/baselines/NAME/eval/, so that `genvision compare RUN RUN/eval/baselines/NAME` runs
@@ -153,6 +157,15 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     t0 = time.time()
     candidates[f'baseline/{name}'] = baselines_lib.classical(method.task, pairs, name)
     say(f'baseline {name} in {time.time() - t0:.1f}s')
+  fitted = {}
+  if hasattr(method, 'fitted_baselines'):  # e.g. autoencoders: PCA fitted on the train split
+    t0 = time.time()
+    train = data_lib.load_split(d.name, 'train', d.image_size, d.data_dir or None,
+                                d.resize_method).arrays()
+    fitted = method.fitted_baselines(data_lib.to_model_range(train['image']))
+    for name, fn in fitted.items():
+      candidates[f'baseline/{name}'] = fn(pairs)
+      say(f'baseline {name} (fitted on the train split) in {time.time() - t0:.1f}s')
   extra_protocol = {}
   if guided:
     t0 = time.time()
@@ -205,6 +218,8 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     values, intervals, per_example, details = dict(shared), {}, {}, {}
     psnr, ssim = psnr_ssim(images, targets)
     per_example['psnr'], per_example['ssim'] = psnr, ssim
+    per_example['mse'] = np.mean((np.clip(images, -1, 1).astype(np.float64) - targets)**2,
+                                 axis=(1, 2, 3)) / 4.0  # per pixel, [0, 1] units
     if targets.shape[-1] == 3:  # CIEDE2000 and colourfulness (evaluation/colour.py)
       per_example.update(colour.colour_metrics(images, targets, target_colourfulness))
       values[colour.COLOURFULNESS_TARGET] = float(target_colourfulness.mean())
@@ -238,6 +253,17 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     rundir.write_json(os.path.join(out_dir, 'metrics.json'), result, indent=1)
     np.savez(os.path.join(out_dir, 'per_example.npz'), **per_example)
     results[cand] = result
+  if config.task.name == 'denoising' and 'pca' in fitted:  # denoising autoencoders
+    from genvision_jax.evaluation import autoencoders  # pylint: disable=g-import-not-at-top
+    t0 = time.time()
+    curve = autoencoders.denoising_curve(method, state, targets, fitted['pca'], seed)
+    t = config.task
+    autoencoders.denoising_figure(curve, t.noise_std if t.noise == 'gaussian' else t.mask_prob,
+                                  os.path.join(out_root, 'denoising_curve.png'))
+    rundir.write_json(os.path.join(out_root, 'denoising_curve.json'), curve, indent=1)
+    say(f'denoising curve ({curve["noise"]} at {curve["levels"]}) in {time.time() - t0:.1f}s: '
+        + ', '.join(f'{k} ' + ' '.join(f'{v:.2f}' for v in vs)
+                    for k, vs in curve['psnr'].items()))
   strip = np.stack([shown_inputs[:16], outputs[:16], targets[:16]], 1).reshape(
       -1, *targets.shape[1:])
   viz.save_image_grid(np.clip(strip, -1, 1), os.path.join(out_root, 'samples.png'), ncol=3)

@@ -17,6 +17,7 @@ and, for its config (static):
                                                  (optional, default (); training/rundir.py)
 """
 
+from genvision_jax.methods.autoencoder import AEState, AutoencoderMethod
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
 from genvision_jax.methods.gan import GANMethod, GANState
 from genvision_jax.methods.palette import PaletteMethod
@@ -28,7 +29,7 @@ from genvision_jax.methods.vae import VAEMethod, VAEState
 
 METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod,
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
-           'simple': SimpleMethod}
+           'simple': SimpleMethod, 'autoencoder': AutoencoderMethod}
 
 
 def create(config, image_shape, num_classes=0):

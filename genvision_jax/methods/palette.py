@@ -107,7 +107,8 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
 
   # -- config (owned by the method) ----------------------------------------------------------
 
-  LATER_DEFAULTS = {'task': {'keep_luma': False}}  # runs written before the field existed
+  # task fields added after runs were written, at the values that reproduce them
+  LATER_DEFAULTS = {'task': {'keep_luma': False, 'noise': 'gaussian', 'mask_prob': 0.25}}
 
   @staticmethod
   def default_sections() -> dict:

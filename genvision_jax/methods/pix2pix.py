@@ -173,7 +173,7 @@ class Pix2PixMethod(i2i.ImageToImage):
   # -- these) --------------------------------------------------------------------------------
 
   # section -> {field: value reproducing runs written before it existed}
-  LATER_DEFAULTS = {'task': {'keep_luma': False}}
+  LATER_DEFAULTS = {'task': {'keep_luma': False, 'noise': 'gaussian', 'mask_prob': 0.25}}
   RESUMABLE_FIELDS = ()  # fields besides configs.RESUMABLE_FIELDS a resumed run may change
 
   @staticmethod

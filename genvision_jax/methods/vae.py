@@ -190,6 +190,16 @@ class VAEMethod:
     are: for a Bernoulli model trained on binarized digits they are the binarizations' mean."""
     return self.model.apply({'params': state.params}, images, method=VAE.encode)
 
+  # The encoder as a feature extractor (`genvision_jax.finetune`): the posterior mean.
+
+  def encoder_params(self, params):
+    return params['encoder']
+
+  def encoder_features(self, encoder_params, images):
+    """The posterior mean [N, latent_dim] of images from the encoder's parameters alone."""
+    return self.model.apply({'params': {'encoder': encoder_params}}, images,
+                            method=lambda mdl, x: mdl.encoder(x))[0]
+
   def log_importance_weights(self, state: VAEState, images, rng, num_samples: int):
     """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for z_i ~ q(z | x), i < k:
     [B, k] log-weights of the importance-weighted bound (Burda et al. 2016), in nats.

@@ -25,6 +25,16 @@ def _gaussian_head(latent_dim, dtype, h):
   return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
+def conv_features(x, width: int, hidden: int, dtype):
+  """Strided 4x4 ReLU convs (width doubling per stage) then ReLU Dense(hidden): [B, hidden].
+  Call it inside a compact module: the layers are that module's (Conv_0, ..., Dense_0)."""
+  stages, _ = upsampling_plan(x.shape[1])
+  h = x
+  for i in range(stages):
+    h = nn.relu(Conv(width * 2**i, 4, strides=2, dtype=dtype)(h))
+  return nn.relu(nn.Dense(hidden, dtype=dtype)(h.reshape(x.shape[0], -1)))
+
+
 class ConvEncoder(nn.Module):
   """x [B, S, S, C] -> (mean, logvar) [B, latent]; strided 4x4 convs then dense."""
   latent_dim: int
@@ -34,12 +44,8 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    stages, _ = upsampling_plan(x.shape[1])
-    h = x
-    for i in range(stages):
-      h = nn.relu(Conv(self.width * 2**i, 4, strides=2, dtype=self.dtype)(h))
-    h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h.reshape(x.shape[0], -1)))
-    return _gaussian_head(self.latent_dim, self.dtype, h)
+    return _gaussian_head(self.latent_dim, self.dtype,
+                          conv_features(x, self.width, self.hidden, self.dtype))
 
 
 class ConvDecoder(nn.Module):
