@@ -168,10 +168,10 @@ def label_efficiency(method, state, train: dict, test: dict, labels=(10, 100, 10
 
 def figure(result: dict, path: str, title: str = '') -> None:
   """Test accuracy against N (log axis), pre-trained vs scratch, mean and t-interval."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  # matplotlib's object API: no pyplot, so no backend is switched (notebooks keep theirs)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(5, 3.5))
+  ax = fig.subplots()
   ns = [r['labels'] for r in result['results']]
   for arm, label in (('pretrained', 'pre-trained encoder'), ('scratch', 'from scratch')):
     means = [float(np.mean(r[arm])) for r in result['results']]
@@ -188,5 +188,4 @@ def figure(result: dict, path: str, title: str = '') -> None:
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)
 

@@ -40,3 +40,9 @@ def test_colab_cell_takes_the_repository_from_one_marked_variable(name):
   assert 'SET THIS' in install and "REPO_URL = ''" in install
   assert 'http' not in install.replace('https://github.com/YOU/', '')
   assert "'git', 'clone', '--depth=1', REPO_URL" in install
+
+
+def test_autoencoders_notebook_executes():
+  images, text = _execute('autoencoders.ipynb')
+  assert len(images) >= 3  # training grid, denoising curve, label-efficiency curve
+  assert 'pca' in text and 'paired_bootstrap' in text and 'N=' in text

@@ -45,10 +45,10 @@ def denoising_curve(method, state, test_images, pca_outputs, seed: int) -> dict:
 
 
 def denoising_figure(curve: dict, trained_level: float, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  # matplotlib's object API: no pyplot, so no backend is switched (notebooks keep theirs)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(5, 3.5))
+  ax = fig.subplots()
   for name, label in (('dae', 'denoising AE'), ('pca', 'PCA projection'),
                       ('noisy', 'noisy input')):
     ax.plot(curve['levels'], curve['psnr'][name], marker='o', label=label)
@@ -58,7 +58,6 @@ def denoising_figure(curve: dict, trained_level: float, path: str) -> None:
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 def _label(config) -> str:
@@ -109,10 +108,10 @@ def code_size_table(run_dirs) -> dict:
 
 
 def code_size_figure(table: dict, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  # matplotlib's object API: no pyplot, so no backend is switched (notebooks keep theirs)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(5, 3.5))
+  ax = fig.subplots()
   for name, by_code in sorted(table.items()):
     codes = sorted(by_code)
     ax.plot(codes, [by_code[c] for c in codes], marker='o', label=name,
@@ -124,4 +123,3 @@ def code_size_figure(table: dict, path: str) -> None:
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)
