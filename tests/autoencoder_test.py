@@ -191,7 +191,7 @@ def test_autoencoder_runs_evaluate_finetune_and_plot(ae_runs, tmp_path):
   r = run_cli('reconstruction', ae, dae, f'--out={out}')
   assert r.returncode == 0, r.stderr[-2000:]
   table = json.load(open(tmp_path / 'recon.json'))
-  assert set(table) == {'AE', 'DAE (gaussian 0.5)', 'PCA'} and os.path.isfile(out)
+  assert set(table) == {'AE', 'DAE (gaussian 0.5; noisy input)', 'PCA'} and os.path.isfile(out)
   r = run_cli('finetune', f'--workdir={ae}', '--labels=10,20', '--seeds=2', '--steps=5',
               f'--out={tmp_path / "ft"}')
   assert r.returncode == 0, r.stderr[-2000:]

@@ -14,7 +14,7 @@ import scipy.stats
 from genvision_jax import configs, main
 from genvision_jax.methods import simple as simple_method
 from genvision_jax.methods import vae
-from tests.conftest import experiment
+from tests.conftest import experiment, run_cli
 
 SIMPLE = ('bernoulli', 'bernoulli_mixture', 'gmm')
 
@@ -151,3 +151,15 @@ def test_likelihoods_refuses_a_run_without_a_likelihood(spec, message, tmp_path,
   assert main.run(['genvision', 'likelihoods', str(tmp_path)]) == 2
   err = capsys.readouterr().err
   assert message in err and err.count('\n') == 1, err
+
+
+def test_full_covariance_em_runs_past_its_first_iteration_on_784_pixels(tmp_path):
+  """Regression: the vmapped batch Cholesky of the K full 784 x 784 covariances hung XLA:CPU
+  (futex wait, no CPU) from the second EM step; one Cholesky per component (lax.map) runs.
+  A subprocess, so that a hang is a timeout, not a stuck test session."""
+  r = run_cli('train', f'--config={experiment("simple/gmm_mnist.py:full,smoke")}',
+              f'--workdir={tmp_path / "gmm_full"}', timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  steps = [json.loads(line)['step'] for line in open(tmp_path / 'gmm_full' / 'metrics.jsonl')
+           if 'loss' in line]
+  assert max(steps) == 4

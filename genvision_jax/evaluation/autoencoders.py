@@ -70,7 +70,7 @@ def _label(config) -> str:
     name = f"k-sparse AE (k={a['k']})"
   elif t['name'] == 'denoising':
     level = t['noise_std'] if t['noise'] == 'gaussian' else t['mask_prob']
-    name = f"DAE ({t['noise']} {level:g})"
+    name = f"DAE ({t['noise']} {level:g}; noisy input)"
   else:
     name = 'AE'
   if config['model']['architecture'] != 'mlp':
