@@ -116,7 +116,7 @@ def test_colour_run_is_evaluated_with_colour_metrics_and_compared(pix2pix_colour
   out = runner.compare([workdir, grey_dir], num_resamples=200)
   paired = {t['metric'] for t in out['tests'] if t['test'] == 'paired_bootstrap'}
   assert paired == {f'{k} (per example)' for k in
-                    ('psnr', 'ssim', colour.CIEDE2000, colour.COLOURFULNESS_ERROR)}
+                    ('mse', 'psnr', 'ssim', colour.CIEDE2000, colour.COLOURFULNESS_ERROR)}
   assert 'colour/ciede2000 (lower is better)' in out['table']
   assert 'colour/colourfulness (no better direction)' in out['table']
   r = run_cli('translate', f'--workdir={workdir}', '--split=test', '--num=2', '--samples=2',
