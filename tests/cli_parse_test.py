@@ -100,6 +100,10 @@ OWN_FLAGS = {
     'finetune': {'workdir', 'labels', 'seeds', 'steps', 'batch_size', 'learning_rate', 'mode',
                  'step', 'out'},
     'reconstruction': {'out'},
+    'study': {'config', 'workdir'},
+    'report': {'out', 'humaneval'},
+    'humaneval': {'runs', 'real', 'db', 'host', 'port', 'images', 'trials', 'attention_every',
+                  'seed', 'out', 'min_attention', 'bootstrap'},
     'prepare': {'dataset', 'data_dir'},
 }
 
@@ -146,3 +150,15 @@ def test_usage_errors_are_one_line_with_exit_code_2(argv, message, capsys):
   assert main.run(['genvision', *argv]) == 2
   err = capsys.readouterr().err
   assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+
+
+def test_train_records_the_command_of_each_seed_run():
+  train = main.command_module('train')
+  argv = ['--config=experiments/dcgan_mnist.py', '--workdir', 'runs/d', '--seeds=3',
+          '--config.train.seed=5', '--config.train.num_steps=7']
+  assert train.command_line(argv) == 'genvision train ' + ' '.join(
+      ['--config=experiments/dcgan_mnist.py', '--workdir', 'runs/d', '--seeds=3',
+       '--config.train.seed=5', '--config.train.num_steps=7'])
+  assert train.command_line(argv, 'runs/d/seed_1', 6) == (
+      'genvision train --config=experiments/dcgan_mnist.py --config.train.num_steps=7 '
+      '--workdir=runs/d/seed_1 --config.train.seed=6')

@@ -55,3 +55,50 @@ def host_leaves(tree):
   import numpy as np  # pylint: disable=g-import-not-at-top
   return [np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
                      else x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+def shared_path(tmp_path_factory, name: str) -> pathlib.Path:
+  """A directory shared by every xdist worker of this session (the workers' common temp root),
+  for results that one worker builds and the others reuse under `shared_lock`."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent
+  return root / name
+
+
+class shared_lock:  # pylint: disable=invalid-name
+  """An exclusive fcntl lock on PATH.lock: one worker at a time builds a shared result."""
+
+  def __init__(self, path: pathlib.Path):
+    self._path = str(path) + '.lock'
+
+  def __enter__(self):
+    import fcntl  # pylint: disable=g-import-not-at-top
+    self._file = open(self._path, 'w')
+    fcntl.flock(self._file, fcntl.LOCK_EX)
+    return self
+
+  def __exit__(self, *exc):
+    import fcntl  # pylint: disable=g-import-not-at-top
+    fcntl.flock(self._file, fcntl.LOCK_UN)
+    self._file.close()
+
+
+def chromium():
+  """A headless Chromium driven by selenium through the OS's chromedriver (Debian packages
+  chromium and chromium-driver; .ci/run installs them). No browser is ever downloaded."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from selenium import webdriver  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+  binary = shutil.which('chromium') or shutil.which('chromium-browser')
+  driver = shutil.which('chromedriver')
+  if not binary or not driver:
+    pytest.fail('the browser tests need Chromium and its driver from the OS: apt-get install '
+                'chromium chromium-driver (see README, "Two commands")')
+  options = webdriver.ChromeOptions()
+  options.binary_location = binary
+  for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+              '--window-size=1200,900'):
+    options.add_argument(arg)
+  options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+  return webdriver.Chrome(service=Service(driver), options=options)

@@ -2,6 +2,7 @@
 
 import difflib
 import os
+import shlex
 
 from absl import flags
 from ml_collections import config_flags
@@ -56,10 +57,32 @@ def _leaf_keys(config, prefix=''):
       yield path
 
 
+_ARGV: list[str] = []  # this invocation's arguments, recorded as the run's command.txt
+
+
+def command_line(argv: list[str], workdir: str | None = None, seed: int | None = None) -> str:
+  """`genvision train ARGV` (for one run of --seeds: its own --workdir and train.seed)."""
+  args = list(argv)
+  if workdir is not None:
+    skip = ('--workdir', '--seeds', '--config.train.seed')
+    kept, i = [], 0
+    while i < len(args):
+      a = args[i]
+      if a in skip and i + 1 < len(args):
+        i += 2
+        continue
+      if not any(a.startswith(s + '=') for s in skip):
+        kept.append(a)
+      i += 1
+    args = kept + [f'--workdir={workdir}', f'--config.train.seed={seed}']
+  return 'genvision train ' + shlex.join(args)
+
+
 def precheck(argv: list[str]) -> None:
   """Loads --config and checks every --config.KEY override names a field, so that a typo is
   one readable ConfigError (with suggestions) instead of a traceback from the flag parser."""
   from genvision_jax import configs  # pylint: disable=g-import-not-at-top
+  _ARGV[:] = argv
   spec = _flag_value(argv, 'config')
   if spec is None:
     return
@@ -88,7 +111,8 @@ def train(config, workdir: str, seeds: int | None = None,
   from genvision_jax.training import train_and_evaluate  # pylint: disable=g-import-not-at-top
   configs.validate(config)
   if seeds is None:
-    train_and_evaluate(config, workdir, allow_config_change=allow_config_change)
+    train_and_evaluate(config, workdir, allow_config_change=allow_config_change,
+                       command=command_line(_ARGV) if _ARGV else None)
     return
   if seeds < 1:
     raise common.UsageError(f'--seeds must be >= 1 (got {seeds})')
@@ -98,8 +122,9 @@ def train(config, workdir: str, seeds: int | None = None,
     run.train.seed = base + i
     run.lock()
     print(f'seed {i + 1}/{seeds}: train.seed={base + i} -> {workdir}/seed_{i}', flush=True)
-    train_and_evaluate(run, os.path.join(workdir, f'seed_{i}'),
-                       allow_config_change=allow_config_change)
+    run_dir = os.path.join(workdir, f'seed_{i}')
+    train_and_evaluate(run, run_dir, allow_config_change=allow_config_change,
+                       command=command_line(_ARGV, run_dir, base + i) if _ARGV else None)
 
 
 def main(positional: list[str]) -> None:

@@ -39,6 +39,7 @@ from genvision_jax.training.writers import MetricsWriter, Progress, format_durat
 
 SAMPLE_SEED_SALT = 0x5A17
 DATA_INFO = rundir.DATA_INFO
+COMMAND_FILE = rundir.COMMAND_FILE
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
 DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(key(seed), salt)
 
@@ -213,7 +214,8 @@ class DispatchCache:
 
 def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=None,
                        transfer_guard: bool = False,
-                       allow_config_change: bool = False) -> TrainResult:
+                       allow_config_change: bool = False,
+                       command: str | None = None) -> TrainResult:
   """Trains `config` in `workdir`, resuming from its latest checkpoint. See module doc.
 
   Every check that can refuse the run (the config, the data, the stored config of a resumed
@@ -224,6 +226,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     implicit host/device transfer inside the training loop is an error (used by tests).
   allow_config_change: resume although the config differs from the stored one in fields
     that may not change on resume (see rundir.check_resume).
+  command: the command line that trains this run, recorded as DIR/command.txt (reports quote it).
   """
   host_memory.keep_freed_host_memory()  # XLA:CPU step buffers: reuse, don't page-fault anew
   configs.validate(config, device_count=len(devices) if devices is not None else None)
@@ -257,7 +260,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
         raise
       progress.message(f'resumed from {ckpts.directory}/{start}')
     if is_main:  # the first writes: everything that can refuse the run has passed
-      write_run_files(config, data, workdir, start)
+      write_run_files(config, data, workdir, start, command)
     # TensorBoard drops the older events of steps >= purge_step: those a killed run logged after
     # the checkpoint restored here (steps <= start stay, as in metrics.jsonl)
     writer = MetricsWriter(workdir, enabled=is_main, purge_step=start + 1 if start else None)
@@ -341,14 +344,18 @@ def check_data(config, data: data_lib.ImageSplit) -> None:
         f'--config.train.batch_size={max(1, data.num_examples // 2)}')
 
 
-def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int) -> None:
-  """config.json and data_info.json (atomically, only when they change), and metrics.jsonl
-  without the records past the restored step `start`."""
+def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
+                    command: str | None = None) -> None:
+  """config.json and data_info.json (atomically, only when they change), metrics.jsonl
+  without the records past the restored step `start`, and the command line that trains the
+  run (command.txt; the first one, a resumed run keeps it) when given."""
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   _write_if_changed(os.path.join(workdir, rundir.CONFIG_FILE), text)
   info = json.dumps({'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
                      'num_examples': data.num_examples})
   _write_if_changed(os.path.join(workdir, DATA_INFO), info)
+  if command and not os.path.isfile(os.path.join(workdir, COMMAND_FILE)):
+    rundir.write_text(os.path.join(workdir, COMMAND_FILE), command + '\n')
   rundir.truncate_metrics(workdir, start)
 
 

@@ -22,6 +22,7 @@ import tempfile
 CONFIG_FILE = 'config.json'
 DATA_INFO = 'data_info.json'  # image shape and classes of the training data, for sampling
 METRICS_FILE = 'metrics.jsonl'
+COMMAND_FILE = 'command.txt'  # the command line that trains the run (reports quote it)
 
 
 class RunDirError(RuntimeError):
