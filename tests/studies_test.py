@@ -55,9 +55,9 @@ def test_rank_agreement_is_spearman():
 def test_the_grid_and_its_overrides(tmp_path):
   config, folder = spec.load(SMOKE)
   runs = spec.expand(config, folder)
-  assert [(r.group, r.seed) for r in runs] == [('hinge', 0), ('hinge', 1),
-                                               ('non_saturating', 0), ('non_saturating', 1)]
-  r = runs[1]
+  assert [(r.group, r.seed) for r in runs] == [('hinge', 0), ('non_saturating', 0),
+                                               ('hinge', 1), ('non_saturating', 1)]
+  r = runs[2]
   assert r.experiment.endswith(os.path.join('experiments', 'gan', 'hinge_mnist.py') + ':smoke')
   assert r.overrides[-1] == 'train.seed=1' and 'train.num_steps=6' in r.overrides
   exp = spec.load_experiment(r)
@@ -83,6 +83,7 @@ def test_random_search_is_seeded_and_inside_its_space():
     assert float(values['optim.g.b1']) in (0.0, 0.5, 0.9)
   runs = spec.expand(config, folder)
   assert len(runs) == 8 * 4 and runs[0].group == 'began@t0' and runs[3].group == 'began@t3'
+  assert runs[4].group == 'dragan@t0'  # groups in name order (ConfigDict), trials within
   exp = spec.load_experiment(runs[1])
   assert exp.optim.g.learning_rate == pytest.approx(
       float(dict(spec.split_override(o) for o in trials[1])['optim.g.learning_rate']))
@@ -125,7 +126,8 @@ def test_study_resumes_after_a_kill_without_redoing_finished_runs(smoke_study, t
   src, _ = smoke_study
   work = tmp_path / 'study'
   shutil.copytree(src, work)
-  # A kill after run 3's training, before its evaluation, and before run 4: what is on disk.
+  # Runs go seed-major: hinge 0, non_saturating 0, hinge 1, non_saturating 1. A kill after
+  # run 2's training, before its evaluation, and before runs 3 and 4: what is on disk.
   killed = work / 'runs' / 'non_saturating' / 'seed_0'
   shutil.rmtree(killed / 'eval')
   shutil.rmtree(work / 'runs' / 'non_saturating' / 'seed_1')
@@ -145,12 +147,12 @@ def test_study_resumes_after_a_kill_without_redoing_finished_runs(smoke_study, t
   class Killed(Exception):
     pass
 
-  def kill(run):  # the second invocation is killed again, after run 3's (no-op) training
+  def kill(run):  # this invocation is killed again, after run 2's (no-op) training
     raise Killed(run.rel_dir)
 
   with pytest.raises(Killed):
     runner.run_study(config, folder, str(work), verbose=False, after_run=kill)
-  assert trained == [os.path.join('runs', 'non_saturating', 'seed_0')]  # 1, 2 skipped
+  assert trained == [os.path.join('runs', 'non_saturating', 'seed_0')]  # run 1 skipped
   record = json.loads((work / 'study.json').read_text())
   assert not record['complete']
   study = runner.run_study(config, folder, str(work), verbose=False)
@@ -158,7 +160,7 @@ def test_study_resumes_after_a_kill_without_redoing_finished_runs(smoke_study, t
                          os.path.join('runs', 'non_saturating', 'seed_1')]
   assert finished.stat().st_mtime_ns == before  # finished runs untouched
   assert study['complete'] and all(r['status'] == 'done' for r in study['runs'])
-  # Run 3 was not retrained: the loop found it at its last step.
+  # Run 2 was not retrained (the loop found it at its last step), run 3 was skipped.
   steps = [json.loads(line)['step'] for line in (killed / 'metrics.jsonl').read_text().splitlines()]
   assert steps == sorted(set(steps))
   # A different study in the same directory is refused before anything is written.

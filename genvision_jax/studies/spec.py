@@ -218,19 +218,20 @@ def search_trials(c) -> list[tuple[str, ...]]:
 
 
 def expand(c, folder: str, steps: dict[str, int] | None = None) -> list[RunSpec]:
-  """Every run of the study, group-major then seed. `steps`: the calibrated train.num_steps
+  """Every run of the study, seed-major (every group's first seed, then every group's second,
+  ...: a study stopped early has the widest picture). `steps`: the calibrated train.num_steps
   of each group (equal wall-clock budgets)."""
   trials = search_trials(c) if c.search.num_trials else [()]
   runs = []
-  for name, g in c.groups.items():
-    path, sep, arg = g.config.partition(':')
-    experiment = os.path.normpath(os.path.join(folder, path)) + sep + arg
-    for k, trial in enumerate(trials):
-      gname = f'{name}@t{k}' if c.search.num_trials else name
-      base = tuple(c.overrides) + tuple(g.overrides) + trial
-      if steps is not None:
-        base += (f'train.num_steps={steps[name]}',)
-      for seed in c.seeds:
+  for seed in c.seeds:
+    for name, g in c.groups.items():
+      path, sep, arg = g.config.partition(':')
+      experiment = os.path.normpath(os.path.join(folder, path)) + sep + arg
+      for k, trial in enumerate(trials):
+        gname = f'{name}@t{k}' if c.search.num_trials else name
+        base = tuple(c.overrides) + tuple(g.overrides) + trial
+        if steps is not None:
+          base += (f'train.num_steps={steps[name]}',)
         runs.append(RunSpec(gname, int(seed), experiment, base + (f'train.seed={seed}',)))
   return runs
 
