@@ -1,8 +1,9 @@
 """"Are GANs Created Equal?" (Lucic et al. 2018) on the offline digits: the notes' GAN loss
 table (minimax, non-saturating, WGAN, WGAN-GP, LS-GAN, DRAGAN, BEGAN) and hinge, each its
 experiments/gan/ config, x 3 seeds at equal steps (2,000 each), every run evaluated by
-digits_cnn Frechet distance and precision/recall on 5,000 samples; the ranking with t-intervals,
-Welch tests Holm-corrected over the 28 pairs, and Lucic et al.'s MNIST FIDs beside it.
+digits_cnn Frechet distance, precision/recall and mode coverage on 5,000 samples; the ranking
+with t-intervals, Welch tests Holm-corrected over the 28 pairs, and Lucic et al.'s MNIST FIDs
+beside it.
 
   genvision study --config=experiments/studies/gan_losses_mnist.py --workdir=runs/study_losses
   genvision study --config=experiments/studies/gan_losses_mnist.py:budget --workdir=runs/study_budget
@@ -37,7 +38,7 @@ def get_config(arg=None):
   c.overrides = ('train.num_steps=2000', 'train.sample_every=1000')
   c.seeds = (0, 1, 2)
   c.evaluation.num_samples = 5000
-  c.evaluation.metrics = ('fd', 'manifold')
+  c.evaluation.metrics = ('fd', 'manifold', 'modes')
   c.evaluation.features = ('digits_cnn',)
   c.primary_metric = 'digits_cnn/fd'
   c.reference.source = ("Lucic et al. 2018, Table 2: MNIST FID (Inception), best of 100 "
@@ -59,7 +60,7 @@ def get_config(arg=None):
     c.overrides = ('train.num_steps=6', 'train.sample_every=6', 'train.checkpoint_every=3')
     c.seeds = (0, 1)
     c.evaluation.num_samples = 64
-    c.evaluation.metrics = ('fd',)
+    c.evaluation.metrics = ('fd', 'modes')
     c.budget_seconds = 2.0 if 'budget' in chosen else 0.0
     c.calibration_steps = 4
     c.search.num_trials = 2 if 'search' in chosen else 0

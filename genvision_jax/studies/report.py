@@ -179,7 +179,7 @@ def study_section(path: str) -> dict:
   groups = {}
   for r in runs:
     groups.setdefault(r['group'], []).append(r)
-  samples, curves = [], []
+  samples, curves, histograms = [], [], []
   for name, rs in groups.items():
     dirs = {f'seed {r["seed"]}': os.path.join(path, r['dir']) for r in rs}
     first = next(iter(dirs.values()))
@@ -187,6 +187,10 @@ def study_section(path: str) -> dict:
     if grid:
       samples.append({'title': f'{name}, {next(iter(dirs))}: {os.path.basename(grid)}',
                       'uri': _file_uri(grid)})
+    hist = _file_uri(os.path.join(first, 'eval', 'class_histogram.png'))
+    if hist:
+      histograms.append({'title': f'{name}, {next(iter(dirs))}: classes of the samples',
+                         'uri': hist})
     fig = curves_figure(dirs, title=name)
     if fig is not None:
       curves.append({'title': f'{name}: training curves (metrics.jsonl)', 'uri': _figure_uri(fig)})
@@ -203,7 +207,7 @@ def study_section(path: str) -> dict:
       'path': path, 'metric': metric, 'rows': rows, 'tests': tests,
       'test_name': summary.get('test', ''), 'alpha': summary.get('alpha', 0.05),
       'other_metrics': other, 'metric_rows': metric_rows, 'figures': figures,
-      'samples': samples, 'curves': curves, 'commands': commands,
+      'samples': samples, 'curves': curves, 'histograms': histograms, 'commands': commands,
       'protocol': [(k, v) for k, v in protocol.items()] +
                   [('runs', f'{sum(r.get("status") == "done" for r in runs)} done of '
                     f'{len(runs)}'), ('complete', study.get('complete', False))] +
