@@ -302,3 +302,26 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, bin_width: float = 2
                         jnp.where(x > 0.999, log_one_minus_cdf_lower, log_delta))
   log_probs = jnp.maximum(log_probs, math.log(1e-12))
   return _sum_except_batch(log_probs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Vector quantization (VQ-VAE, van den Oord et al. 2017)
+
+
+def vq_codebook_loss(z_e, e):
+  """||sg(z_e) - e||^2 per example (mean over positions and dimensions): moves the chosen
+  codebook vectors toward the encoder outputs (unused when the codebook is an EMA)."""
+  return jnp.mean((jax.lax.stop_gradient(z_e) - e) ** 2, axis=tuple(range(1, z_e.ndim)))
+
+
+def vq_commitment_loss(z_e, e):
+  """||z_e - sg(e)||^2 per example: keeps the encoder committed to its codes (weighted by
+  beta, 0.25 in the paper)."""
+  return jnp.mean((z_e - jax.lax.stop_gradient(e)) ** 2, axis=tuple(range(1, z_e.ndim)))
+
+
+def codebook_perplexity(one_hot):
+  """exp(entropy) of the average code usage over all positions of `one_hot` [..., K]: K when
+  every code is used equally, 1 when one code takes everything."""
+  p = jnp.mean(one_hot.reshape(-1, one_hot.shape[-1]), axis=0)
+  return jnp.exp(-jnp.sum(p * jnp.log(p + 1e-10)))

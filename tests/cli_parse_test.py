@@ -3,6 +3,7 @@ parses with its command's own flags (nothing runs), `genvision COMMAND --help` l
 that command's flags, and state does not leak from one in-process run to the next."""
 
 import re
+import shlex
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_readme_has_the_command_lines_this_test_expects():
 def test_every_readme_command_line_parses(line, monkeypatch):
   monkeypatch.chdir(REPO)
   for variant in _expand(line):
-    _, command, *args = variant.split()
+    _, command, *args = shlex.split(variant)  # a quoted --prompt="..." is one argument
     module = main.command_module(command)
     positional = common.parse(command, module, args)
     for arg in args:  # each flag given is set, to the value given
@@ -82,7 +83,7 @@ OWN_FLAGS = {
     'train': {'config', 'workdir', 'seeds', 'coordinator_address', 'num_processes',
               'process_id', 'distributed', 'allow_config_change'},
     'sample': {'workdir', 'num', 'out', 'seed', 'step', 'ema', 'label', 'class_grid',
-               'sampler', 'steps', 'eta', 'guidance'},
+               'sampler', 'steps', 'eta', 'guidance', 'prompt'},
     'interpolate': {'workdir', 'rows', 'steps', 'mode', 'arithmetic', 'out', 'seed', 'label',
                     'step', 'ema', 'from_images', 'from_split', 'pairs', 'terms', 'manifold',
                     'traversal'},

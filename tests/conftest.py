@@ -102,3 +102,23 @@ def chromium():
     options.add_argument(arg)
   options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
   return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture(scope='session')
+def scenes_dir(tmp_path_factory):
+  """A TFDS data_dir with digit_scenes/one and /two prepared by the real builder at 1/50 of
+  their size (SIZES patched while preparing), shared by the workers."""
+  path = shared_path(tmp_path_factory, 'digit_scenes_small')
+  with shared_lock(path):
+    from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+    from genvision_jax.data import digit_scenes  # pylint: disable=g-import-not-at-top
+    saved = {k: dict(v) for k, v in digit_scenes.SIZES.items()}
+    digit_scenes.SIZES.update({'one': {'train': 60, 'test': 20},
+                               'two': {'train': 200, 'test': 40, 'test_heldout': 40}})
+    try:
+      for config in ('one', 'two'):
+        data_lib.ensure_prepared(f'digit_scenes/{config}', str(path))
+    finally:
+      digit_scenes.SIZES.clear()
+      digit_scenes.SIZES.update(saved)
+  return str(path)

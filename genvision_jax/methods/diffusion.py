@@ -315,9 +315,12 @@ class DiffusionMethod:
   LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
 
   @staticmethod
-  def validate_config(config, check) -> None:
-    """The `model` (U-Net), `diffusion` and `optim` fields (check: common.ConfigChecks)."""
+  def validate_config(config, check, conditioned: bool | None = None) -> None:
+    """The `model` (U-Net), `diffusion` and `optim` fields (check: common.ConfigChecks).
+    conditioned: whether the model is conditioned (default: model.conditional; text-to-image
+    models are, on their captions)."""
     m, p, size = config.model, config.diffusion, config.data.image_size
+    conditioned = m.conditional if conditioned is None else conditioned
     need, positive_int = check.need, check.positive_int
     need(m.architecture in models.DENOISERS, 'model.architecture must be one of '
          f'{sorted(models.DENOISERS)} (got {m.architecture!r})')
@@ -363,7 +366,7 @@ class DiffusionMethod:
     need(p.guidance >= 0, f'diffusion.guidance must be >= 0 (0 = no guidance; got '
          f'{p.guidance!r})')
     if p.guidance > 0:
-      need(m.conditional, f'diffusion.guidance={p.guidance} is classifier-free guidance and '
+      need(conditioned, f'diffusion.guidance={p.guidance} is classifier-free guidance and '
            'needs a class-conditional model (--config.model.conditional=True)')
       need(p.p_uncond > 0, f'diffusion.guidance={p.guidance} needs diffusion.p_uncond > 0: '
            'without label dropout the null class is never trained')

@@ -76,8 +76,30 @@ class AttentionBlock(nn.Module):
     return x + y.reshape(b, h, w, c)
 
 
+class CrossAttentionBlock(nn.Module):
+  """Multi-head attention from the H*W positions of GN(x) to a text encoding `context`
+  [B, L, D] (positions where `context_mask` [B, L] is false are ignored); returns x + out."""
+  num_heads: int = 1
+  groups: int = 8
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, context, context_mask=None):
+    b, h, w, c = x.shape
+    y = nn.GroupNorm(_groups(c, self.groups), dtype=self.dtype)(x).reshape(b, h * w, c)
+    mask = (None if context_mask is None else
+            nn.make_attention_mask(jnp.ones((b, h * w), bool), context_mask))
+    y = nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads, qkv_features=c, out_features=c, dtype=self.dtype,
+        out_kernel_init=nn.initializers.zeros)(y, context.astype(self.dtype), mask=mask)
+    return x + y.reshape(b, h, w, c)
+
+
 class UNet(nn.Module):
-  """See the module docstring. `__call__(x, t, labels=None, train=False)`."""
+  """See the module docstring. `__call__(x, t, labels=None, train=False, context=None,
+  context_mask=None, pooled=None)`: a text encoding `context` [B, L, D] adds cross-attention
+  after every self-attention (Imagen, Saharia et al. 2022), `pooled` [B, D] is projected and
+  added to the time embedding."""
   channels: int                              # output channels (= image channels)
   base: int = 32
   channel_mults: Sequence[int] = (1, 2, 2)
@@ -90,7 +112,8 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32                   # compute dtype; parameters and output float32
 
   @nn.compact
-  def __call__(self, x, t, labels=None, train: bool = False):
+  def __call__(self, x, t, labels=None, train: bool = False, context=None, context_mask=None,
+               pooled=None):
     levels = len(self.channel_mults)
     if x.shape[1] % 2**(levels - 1) or x.shape[2] % 2**(levels - 1):
       raise ValueError(f'image {x.shape[1]}x{x.shape[2]} cannot be halved {levels - 1} times '
@@ -106,9 +129,17 @@ class UNet(nn.Module):
                            name='class_embedding')(labels)
     elif labels is not None:
       raise ValueError('this UNet is unconditional (num_classes=0) but got labels')
+    if pooled is not None:
+      emb = emb + nn.Dense(emb_dim, dtype=self.dtype, name='text_embedding')(pooled)
 
     block = lambda f: ResBlock(f, self.dropout, self.groups, self.dtype)
-    attend = lambda: AttentionBlock(self.num_heads, self.groups, self.dtype)
+    self_attend = lambda: AttentionBlock(self.num_heads, self.groups, self.dtype)
+
+    def attend():
+      if context is None:
+        return self_attend()
+      cross = CrossAttentionBlock(self.num_heads, self.groups, self.dtype)
+      return lambda h: cross(self_attend()(h), context, context_mask)
     h = Conv(self.base, 3, dtype=self.dtype)(x.astype(self.dtype))
     skips = [h]
     for level, mult in enumerate(self.channel_mults):

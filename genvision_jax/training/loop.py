@@ -351,8 +351,12 @@ def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
   run (command.txt; the first one, a resumed run keeps it) when given."""
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   _write_if_changed(os.path.join(workdir, rundir.CONFIG_FILE), text)
-  info = json.dumps({'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
-                     'num_examples': data.num_examples})
+  info = {'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
+          'num_examples': data.num_examples}
+  vocabulary = data_lib.vocabulary(data.name)
+  if vocabulary is not None:  # captions: prompts are tokenized with it (genvision sample)
+    info['vocabulary'] = list(vocabulary)
+  info = json.dumps(info)
   _write_if_changed(os.path.join(workdir, DATA_INFO), info)
   if command and not os.path.isfile(os.path.join(workdir, COMMAND_FILE)):
     rundir.write_text(os.path.join(workdir, COMMAND_FILE), command + '\n')
@@ -374,6 +378,14 @@ def sample_grid(method, data, num: int, seed: int):
   if hasattr(method, 'grid_from_data'):
     images = data.minibatch(0, min(num, data.num_examples), seed)['image']
     return method.grid_from_data(images, num)
+  key = getattr(method, 'conditioning_key', None)
+  if key is not None:  # e.g. captions: one row per caption of the first minibatch
+    rows = max(1, min(8, num, data.num_examples))
+    cols = max(1, num // rows)
+    cond = data.minibatch(0, rows, seed)[key]
+    cond = np.repeat(cond, cols, axis=0)
+    cond = np.concatenate([cond, np.repeat(cond[:1], num - len(cond), axis=0)])
+    return functools.partial(method.generate, num=num, label=cond), cols
   kwargs, cols = class_grid_labels(method, num)
   return functools.partial(method.generate, num=num, **kwargs), cols
 

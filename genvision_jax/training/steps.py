@@ -53,8 +53,8 @@ def device_gather(method, config, num_examples: int, batch_sharding):
                      for j in range(count or 1)])
     if count is None:
       idx = idx[0]
-    batch = {'image': data_lib.to_model_range(dataset['image'][idx]),
-             'label': dataset['label'][idx]}
+    batch = {key: value[idx] for key, value in dataset.items()}  # labels, tokens, ...
+    batch['image'] = data_lib.to_model_range(batch['image'])
     return jax.lax.with_sharding_constraint(batch, batch_sharding)
 
   return gather

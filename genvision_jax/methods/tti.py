@@ -1,0 +1,141 @@
+"""Text-to-image diffusion (Imagen-style, Saharia et al. 2022, small): the DDPM/DDIM of
+methods/diffusion.py with a U-Net that cross-attends to a text encoder's output and adds its
+pooled embedding to the time embedding; the text encoder (models/text.py) trains with it.
+
+The caption's word ids ride where a class label rides in the class-conditional model: batches
+carry 'tokens' [B, L] (0 = padding); each caption is replaced by the empty (all-padding) caption
+with probability `diffusion.p_uncond`, so one network learns p(x | text) and p(x), and
+classifier-free guidance with scale w samples from (1 + w) out(x_t, text) - w out(x_t, empty).
+`generate(state, rng, num, label=TOKENS [num, L])` — the tokens are required (a prompt is
+tokenized with the run's vocabulary, data_info.json, by the caller).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from genvision_jax import models
+from genvision_jax.methods import diffusion
+from genvision_jax.models.text import TransformerTextEncoder
+
+
+class TextUNet(nn.Module):
+  """A text encoder and the U-Net with cross-attention: `(x, t, tokens, train)`."""
+  unet: nn.Module
+  text: nn.Module
+
+  def __call__(self, x, t, tokens, train: bool = False):
+    context, mask, pooled = self.text(tokens, train)
+    return self.unet(x, t, None, train, context=context, context_mask=mask, pooled=pooled)
+
+
+class TextDiffusionMethod(diffusion.DiffusionMethod):
+  """See the module docstring; config sections `model`, `diffusion`, `optim` as diffusion's,
+  plus `text` (the encoder and the vocabulary size / caption length of the data)."""
+
+  conditioning_key = 'tokens'  # the batch entry the loop passes as `label` to generate
+
+  def __init__(self, config, image_shape, num_classes=0):
+    super().__init__(config, image_shape, 0)
+    m, t = config.model, config.text
+    self.max_tokens = int(t.max_tokens)
+    dtype = jnp.dtype(config.train.compute_dtype)
+    unet = models.DENOISERS[m.architecture](
+        channels=image_shape[-1], base=m.base, channel_mults=tuple(m.channel_mults),
+        num_res_blocks=m.num_res_blocks, attention_resolutions=tuple(m.attention_resolutions),
+        dropout=m.dropout, num_heads=m.num_heads, num_classes=0, dtype=dtype)
+    text = TransformerTextEncoder(int(t.vocab_size), self.max_tokens, int(t.width),
+                                  int(t.depth), int(t.num_heads), float(t.dropout), dtype)
+    self.model = TextUNet(unet, text)
+
+  def null_tokens(self, tokens):
+    return jnp.zeros_like(tokens)
+
+  def create_state(self, rng, example_batch=None) -> diffusion.DiffusionState:
+    del example_batch
+    init_rng, state_rng = jax.random.split(rng)
+    x = jnp.zeros((1, *self.image_shape), jnp.float32)
+    t = jnp.zeros((1,), jnp.int32)
+    tokens = jnp.zeros((1, self.max_tokens), jnp.int32)
+    params = self.model.init(init_rng, x, t, tokens)['params']
+    return diffusion.DiffusionState(step=jnp.zeros((), jnp.int32), params=params,
+                                    opt_state=self.tx.init(params),
+                                    ema_params=jax.tree.map(jnp.copy, params), rng=state_rng)
+
+  def train_labels(self, batch, rng):
+    """The batch's captions, each emptied with probability p_uncond."""
+    tokens = batch['tokens'].astype(jnp.int32)
+    drop = jax.random.bernoulli(rng, self.p_uncond, (tokens.shape[0], 1))
+    return jnp.where(drop, 0, tokens)
+
+  def network_output(self, params, xt, t, labels, guidance: float):
+    if guidance == 0:
+      return self.model.apply({'params': params}, xt, t, labels)
+    out = self.model.apply({'params': params}, jnp.concatenate([xt, xt]),
+                           jnp.concatenate([t, t]),
+                           jnp.concatenate([labels, self.null_tokens(labels)]))
+    cond, uncond = jnp.split(out, 2)
+    return diffusion.diffusion_lib.guided_output(cond, uncond, guidance)
+
+  def _labels(self, label, num: int, rng):
+    del rng
+    if label is None:
+      raise ValueError('a text-to-image model samples from captions: pass label=TOKENS '
+                       '[num, max_tokens] (genvision sample --prompt="...")')
+    tokens = jnp.asarray(label, jnp.int32)
+    if tokens.ndim == 1:
+      tokens = jnp.broadcast_to(tokens, (num, tokens.shape[0]))
+    if tokens.shape != (num, self.max_tokens):
+      raise ValueError(f'tokens of shape {tokens.shape}; expected ({num}, {self.max_tokens})')
+    return tokens
+
+  def sample_settings(self, sampler=None, steps=None, eta=None, guidance=None):
+    saved, self.num_classes = self.num_classes, 1  # guidance is defined for captions
+    try:
+      return super().sample_settings(sampler, steps, eta, guidance)
+    finally:
+      self.num_classes = saved
+
+  def decode(self, state, z, labels=None, use_ema: bool = True, steps=None, guidance=None):
+    if labels is None:
+      raise ValueError('a text-to-image model decodes with tokens [N, max_tokens]')
+    _, timesteps, _, guidance = self.sample_settings('ddim', steps, 0.0, guidance)
+    x_T = z.reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
+    params = state.ema_params if use_ema else state.params
+    return self.reverse_chain(params, x_T, None, jnp.asarray(labels, jnp.int32), 'ddim',
+                              timesteps, 0.0, guidance)
+
+  def bits_per_dim(self, state, batch, rng, use_ema: bool = True):
+    params = state.ema_params if use_ema else state.params
+    x0 = batch['image'].astype(jnp.float32)
+    tokens = jnp.asarray(batch['tokens'], jnp.int32)
+    denoise = lambda xt, t: self.denoise(params, xt, t, tokens)[0]
+    return self.process.bits_per_dim(denoise, x0, rng, self.variance)
+
+  @staticmethod
+  def default_sections() -> dict:
+    sections = diffusion.DiffusionMethod.default_sections()  # the U-Net sized for 28 px
+    sections['diffusion'].guidance = 2.0
+    sections['diffusion'].p_uncond = 0.1
+    sections['text'] = ml_collections.ConfigDict(dict(
+        vocab_size=25,    # words of the dataset's vocabulary (digit_scenes: 25, with <pad>)
+        max_tokens=16,    # caption length in word ids (the dataset's 'tokens' length)
+        width=64, depth=2, num_heads=4, dropout=0.0))
+    return sections
+
+  RESUMABLE_FIELDS = diffusion.DiffusionMethod.RESUMABLE_FIELDS
+  LATER_DEFAULTS = {}
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    diffusion.DiffusionMethod.validate_config(config, check, conditioned=True)
+    t = config.text
+    for key in ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'):
+      check.positive_int(f'text.{key}', t[key])
+    check.need(isinstance(t.width, int) and isinstance(t.num_heads, int) and t.num_heads > 0
+               and t.width % t.num_heads == 0,
+               f'text.num_heads={t.num_heads} must divide text.width={t.width}')
+    check.need(0.0 <= t.dropout < 1.0, f'text.dropout must be in [0, 1) (got {t.dropout!r})')
+    check.need(not config.model.conditional, 'model.conditional is for class labels; a '
+               'text-to-image model is conditioned on its captions')

@@ -1,0 +1,70 @@
+"""The VQ tokenizer: nearest codes, the straight-through estimator and the VQ losses' gradients
+by hand, perplexity, shapes."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genvision_jax import losses
+from genvision_jax.models import vqvae
+
+
+def test_nearest_codes_by_brute_force():
+  rng = np.random.default_rng(0)
+  z, book = rng.normal(size=(5, 7, 3)), rng.normal(size=(11, 3))
+  brute = np.argmin(((z[..., None, :] - book) ** 2).sum(-1), axis=-1)
+  np.testing.assert_array_equal(vqvae.nearest_codes(jnp.asarray(z), jnp.asarray(book)), brute)
+
+
+def test_straight_through_and_vq_loss_gradients():
+  q = vqvae.VectorQuantizer(num_codes=4, code_dim=2)
+  z_e = jnp.array([[[0.9, 0.1], [-0.4, 0.5], [2.0, -1.0]]])  # [1, 3, 2]
+  params = q.init(jax.random.key(0), z_e)
+  book = params['params']['codebook']
+  w = jnp.array([[[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]]])
+  out = q.apply(params, z_e)
+  np.testing.assert_allclose(out['z_q'], out['e'], atol=1e-6)  # forward: the codes
+  np.testing.assert_allclose(out['e'], book[out['codes']], atol=1e-6)
+  # Backward: d sum(w * z_q) / d z_e = w (straight through), nothing to the codebook.
+  g_z, g_p = jax.grad(lambda z, p: jnp.sum(w * q.apply(p, z)['z_q']), argnums=(0, 1))(
+      z_e, params)
+  np.testing.assert_allclose(g_z, w)
+  assert float(jnp.abs(g_p['params']['codebook']).max()) == 0
+  n = z_e.size  # the losses are means over positions and dimensions
+  e = out['e']
+  # Codebook loss: gradient 2 (e - z_e) / n to the chosen codes, none to the encoder.
+  g_z, g_e = jax.grad(lambda z, e: losses.vq_codebook_loss(z, e).sum(), argnums=(0, 1))(z_e, e)
+  np.testing.assert_allclose(g_e, 2 * (e - z_e) / n, rtol=1e-5)
+  assert float(jnp.abs(g_z).max()) == 0
+  # Commitment loss: gradient 2 (z_e - e) / n to the encoder, none to the codes.
+  g_z, g_e = jax.grad(lambda z, e: losses.vq_commitment_loss(z, e).sum(), argnums=(0, 1))(
+      z_e, e)
+  np.testing.assert_allclose(g_z, 2 * (z_e - e) / n, rtol=1e-5)
+  assert float(jnp.abs(g_e).max()) == 0
+  assert float(losses.vq_commitment_loss(z_e, e)[0]) == pytest.approx(
+      float(jnp.mean((z_e - e) ** 2)))
+
+
+def test_perplexity():
+  k = 8
+  uniform = jax.nn.one_hot(jnp.arange(64) % k, k)
+  assert float(losses.codebook_perplexity(uniform)) == pytest.approx(k, rel=1e-4)
+  assert float(losses.codebook_perplexity(jax.nn.one_hot(jnp.zeros(64, int), k))) == (
+      pytest.approx(1.0, rel=1e-4))
+
+
+@pytest.mark.parametrize('ema', [False, True])
+def test_vqvae_shapes_and_round_trip_of_codes(ema):
+  net = vqvae.VQVAE(channels=1, num_codes=16, code_dim=8, width=8, downsamples=2, ema=ema)
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 64, 1), minval=-1, maxval=1)
+  variables = net.init(jax.random.key(0), x)
+  assert ('vq' in variables) == ema
+  out = net.apply(variables, x)
+  chex.assert_shape(out['codes'], (2, 8, 16))
+  chex.assert_shape(out['reconstruction'], (2, 32, 64, 1))
+  codes = net.apply(variables, x, method=net.encode)
+  np.testing.assert_array_equal(codes, out['codes'])
+  decoded = net.apply(variables, codes, method=net.decode_codes)
+  np.testing.assert_allclose(decoded, out['reconstruction'], atol=1e-5)
