@@ -26,12 +26,13 @@ from genvision_jax.methods.progan import ProGANMethod
 from genvision_jax.methods.sdgan import SDGANMethod
 from genvision_jax.methods.simple import SimpleMethod, SimpleState
 from genvision_jax.methods.tti import TextDiffusionMethod
+from genvision_jax.methods.vqvae import VQVAEMethod, VQState
 from genvision_jax.methods.vae import VAEMethod, VAEState
 
 METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod,
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
-           'tti_diffusion': TextDiffusionMethod}
+           'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod}
 
 
 def create(config, image_shape, num_classes=0):

@@ -40,7 +40,8 @@ class VectorQuantizer(nn.Module):
       self._codebook = self.variable('vq', 'codebook', lambda: jax.random.uniform(
           self.make_rng('params'), (self.num_codes, self.code_dim), jnp.float32,
           -1.0 / self.num_codes, 1.0 / self.num_codes))
-      self.cluster_size = self.variable('vq', 'cluster_size', jnp.zeros, (self.num_codes,))
+      # usage 1 each at the start: an unused code keeps its vector (embed_sum / usage).
+      self.cluster_size = self.variable('vq', 'cluster_size', jnp.ones, (self.num_codes,))
       self.embed_sum = self.variable('vq', 'embed_sum', lambda: self._codebook.value.copy())
     else:
       self._codebook = self.param(

@@ -1,0 +1,34 @@
+"""The VQ-VAE image tokenizer of the Parti-style text-to-image model, on the captioned digit
+scenes: 32 x 64 canvases -> 8 x 16 = 128 codes of a 256-entry EMA codebook (dead codes
+restarted every 100 steps), MSE reconstruction, commitment 0.25.
+
+  genvision train --config=experiments/tti/vqvae_digits.py --workdir=runs/vqvae_digits
+  genvision train --config=experiments/tti/vqvae_digits.py:smoke --workdir=/tmp/vq_smoke
+
+Variants: `loss` (the codebook learned by the codebook loss instead of EMA), `smoke`.
+"""
+
+from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
+
+VARIANTS = ('loss', 'smoke')
+
+
+def get_config(arg=None):
+  chosen = parse_variants(arg, VARIANTS, 'vqvae_digits')
+  c = method_config('vqvae')
+  c.data.name = 'digit_scenes/two'
+  c.data.image_size = 32
+  c.train.num_steps = 3000
+  c.train.batch_size = 32
+  c.train.sample_every = 1000
+  c.train.checkpoint_every = 1000
+  if 'loss' in chosen:
+    c.vq.codebook = 'loss'
+  if 'smoke' in chosen:
+    c.model.num_codes = 16
+    c.model.code_dim = 8
+    c.model.width = 8
+    c.vq.restart_every = 2
+    smoke_schedule(c)
+    c.train.num_samples = 4
+  return c

@@ -1,0 +1,200 @@
+"""The VQ-VAE image tokenizer (van den Oord et al. 2017) of the autoregressive text-to-image
+model: trained to reconstruct, its codes are the "image tokens" the Parti-style transformer
+predicts.
+
+Loss per image: reconstruction (`vq.reconstruction`: 'mse' or 'l1', mean over pixels) +
+codebook loss ||sg(z_e) - e||^2 (unless the codebook is an EMA) + `vq.beta` * commitment
+||z_e - sg(e)||^2 (losses.py). With `vq.codebook = 'ema'` the codebook follows exponential
+moving averages of the encoder outputs assigned to each code (Razavi et al. 2019):
+N_k <- d N_k + (1 - d) n_k, m_k <- d m_k + (1 - d) sum_{z -> k} z, e_k = m_k / N~_k with
+Laplace-smoothed N~ (`ema_codebook_update`). Dead codes (EMA usage below `vq.dead_threshold`
+assignments per step) are restarted every `vq.restart_every` steps at random encoder outputs of
+the batch. Logged: codebook usage (fraction of codes used in the batch), perplexity,
+the dead-code count, reconstruction and VQ losses.
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from genvision_jax import losses
+from genvision_jax.methods import common
+from genvision_jax.models import vqvae as vq_models
+
+CODEBOOKS = ('ema', 'loss')
+RECONSTRUCTIONS = ('mse', 'l1')
+
+
+@flax.struct.dataclass
+class VQState:
+  step: jax.Array
+  params: dict
+  vq: dict           # EMA codebook and statistics ({} with a learned codebook)
+  opt_state: optax.OptState
+  rng: jax.Array
+
+
+def ema_codebook_update(stats: dict, z_e, one_hot, decay: float, eps: float = 1e-5) -> dict:
+  """One EMA step of the codebook statistics from encoder outputs z_e [..., D] and their
+  assignments one_hot [..., K]; returns the new {'cluster_size', 'embed_sum', 'codebook'}."""
+  z = z_e.reshape(-1, z_e.shape[-1])
+  a = one_hot.reshape(-1, one_hot.shape[-1])
+  size = decay * stats['cluster_size'] + (1 - decay) * a.sum(0)
+  embed_sum = decay * stats['embed_sum'] + (1 - decay) * (a.T @ z)
+  n = size.sum()
+  smoothed = (size + eps) / (n + size.shape[0] * eps) * n
+  return {'cluster_size': size, 'embed_sum': embed_sum, 'codebook': embed_sum / smoothed[:, None]}
+
+
+def restart_dead_codes(stats: dict, z_e, rng, threshold: float) -> tuple[dict, jax.Array]:
+  """Codes whose EMA usage is below `threshold` get a random encoder output of the batch as
+  their vector (and usage 1, so they are not restarted again at once); returns (stats, dead)."""
+  z = z_e.reshape(-1, z_e.shape[-1])
+  dead = stats['cluster_size'] < threshold
+  pick = z[jax.random.randint(rng, (dead.shape[0],), 0, z.shape[0])]
+  codebook = jnp.where(dead[:, None], pick, stats['codebook'])
+  size = jnp.where(dead, 1.0, stats['cluster_size'])
+  return {'cluster_size': size, 'embed_sum': codebook * size[:, None],
+          'codebook': codebook}, dead.sum()
+
+
+class VQVAEMethod:
+  """create_state / train_step / translate (reconstruct) / encode_codes / decode_codes."""
+
+  minibatches_per_step = None
+
+  def __init__(self, config, image_shape, num_classes=0):
+    del num_classes
+    m, v = config.model, config.vq
+    self.config = config
+    self.image_shape = tuple(image_shape)
+    self.ema = v.codebook == 'ema'
+    self.beta, self.decay = float(v.beta), float(v.decay)
+    self.reconstruction = v.reconstruction
+    self.restart_every, self.dead_threshold = int(v.restart_every), float(v.dead_threshold)
+    self.model = vq_models.VQVAE(channels=image_shape[-1], num_codes=m.num_codes,
+                                 code_dim=m.code_dim, width=m.width, downsamples=m.downsamples,
+                                 ema=self.ema, dtype=jnp.dtype(config.train.compute_dtype))
+    self.tx = common.make_optimizer(config.optim)
+    f = 2**int(m.downsamples)
+    self.code_shape = (image_shape[0] // f, image_shape[1] // f)
+    self.num_codes = int(m.num_codes)
+
+  def create_state(self, rng, example_batch=None) -> VQState:
+    del example_batch
+    init_rng, state_rng = jax.random.split(rng)
+    variables = self.model.init(init_rng, jnp.zeros((1, *self.image_shape), jnp.float32))
+    params = variables['params']
+    vq = dict(variables.get('vq', {}).get('quantizer', {}))
+    return VQState(step=jnp.zeros((), jnp.int32), params=params, vq=vq,
+                   opt_state=self.tx.init(params), rng=state_rng)
+
+  def _variables(self, params, vq):
+    return {'params': params, **({'vq': {'quantizer': vq}} if self.ema else {})}
+
+  def train_step(self, state: VQState, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+    x = batch['image'].astype(jnp.float32)
+
+    def loss_fn(params):
+      out = self.model.apply(self._variables(params, state.vq), x)
+      err = out['reconstruction'] - x
+      recon = jnp.mean(err**2 if self.reconstruction == 'mse' else jnp.abs(err), axis=(1, 2, 3))
+      commit = losses.vq_commitment_loss(out['z_e'], out['e'])
+      codebook = (jnp.zeros_like(commit) if self.ema
+                  else losses.vq_codebook_loss(out['z_e'], out['e']))
+      loss = recon + codebook + self.beta * commit
+      return jnp.mean(loss), (out, recon, commit, codebook)
+
+    (loss, (out, recon, commit, codebook)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    vq, dead = state.vq, jnp.zeros((), jnp.int32)
+    if self.ema:
+      z_e = jax.lax.stop_gradient(out['z_e'])
+      vq = ema_codebook_update(vq, z_e, out['one_hot'], self.decay)
+      if self.restart_every:
+        restarted, n_dead = restart_dead_codes(vq, z_e, rng, self.dead_threshold)
+        due = (state.step + 1) % self.restart_every == 0
+        vq = jax.tree.map(lambda a, b: jnp.where(due, a, b), restarted, vq)
+        dead = jnp.where(due, n_dead, 0)
+    usage = jnp.mean(jnp.max(out['one_hot'].reshape(-1, self.num_codes), axis=0))
+    metrics = {'loss': loss, 'reconstruction': jnp.mean(recon), 'commitment': jnp.mean(commit),
+               'codebook_loss': jnp.mean(codebook),
+               'perplexity': losses.codebook_perplexity(out['one_hot']),
+               'codebook_usage': usage, 'dead_codes_restarted': dead,
+               'grad_norm': common.global_norm(grads)}
+    return state.replace(step=state.step + 1, params=params, vq=vq, opt_state=opt_state,
+                         rng=state.rng), metrics
+
+  # -- the maps ------------------------------------------------------------------------------
+
+  def encode_codes(self, state: VQState, images):
+    """Codes [B, h, w] int32 of images in [-1, 1]."""
+    return self.model.apply(self._variables(state.params, state.vq), images,
+                            method=vq_models.VQVAE.encode)
+
+  def decode_codes(self, state: VQState, codes):
+    return self.model.apply(self._variables(state.params, state.vq), codes,
+                            method=vq_models.VQVAE.decode_codes)
+
+  def reconstruct(self, state: VQState, images):
+    return self.decode_codes(state, self.encode_codes(state, images))
+
+  def generate(self, state, rng, num: int, **kwargs):
+    """Samples of the codebook's uniform prior (what a tokenizer alone can generate): a grid
+    of random codes decoded; the transformer of the Parti method is the real prior."""
+    del kwargs
+    codes = jax.random.randint(rng, (num, *self.code_shape), 0, self.num_codes)
+    return self.decode_codes(state, codes)
+
+  def decode(self, state, z, **kwargs):
+    del kwargs
+    return self.decode_codes(state, z.reshape(z.shape[0], *self.code_shape).astype(jnp.int32))
+
+  @staticmethod
+  def default_sections() -> dict:
+    return {
+        'model': ml_collections.ConfigDict(dict(
+            num_codes=256,   # K
+            code_dim=32,     # D
+            width=64,
+            downsamples=2,   # 32 x 64 canvases -> 8 x 16 = 128 codes
+        )),
+        'vq': ml_collections.ConfigDict(dict(
+            codebook='ema',         # 'ema' (Razavi et al.) or 'loss' (the codebook loss)
+            decay=0.99,             # EMA decay
+            beta=0.25,              # commitment weight
+            reconstruction='mse',   # 'mse' or 'l1'
+            restart_every=100,      # steps between dead-code restarts (0: never; EMA only)
+            dead_threshold=0.03,    # EMA assignments per step below which a code is dead
+        )),
+        'optim': common.optimizer_config('adam', learning_rate=3e-4),
+    }
+
+  RESUMABLE_FIELDS = ()
+  LATER_DEFAULTS = {}
+
+  @staticmethod
+  def validate_config(config, check) -> None:
+    m, v = config.model, config.vq
+    for key in ('num_codes', 'code_dim', 'width', 'downsamples'):
+      check.positive_int(f'model.{key}', m[key])
+    size = config.data.image_size
+    if isinstance(m.downsamples, int) and isinstance(size, int) and m.downsamples > 0:
+      check.need(size % 2**m.downsamples == 0, f'model.downsamples={m.downsamples} halves '
+                 f'data.image_size={size} that many times, which does not divide it')
+    check.need(v.codebook in CODEBOOKS, f'vq.codebook must be one of {CODEBOOKS} '
+               f'(got {v.codebook!r})')
+    check.need(v.reconstruction in RECONSTRUCTIONS, f'vq.reconstruction must be one of '
+               f'{RECONSTRUCTIONS} (got {v.reconstruction!r})')
+    check.need(0.0 < v.decay < 1.0, f'vq.decay must be in (0, 1) (got {v.decay!r})')
+    check.need(v.beta >= 0, f'vq.beta must be >= 0 (got {v.beta!r})')
+    check.need(isinstance(v.restart_every, int) and v.restart_every >= 0,
+               f'vq.restart_every must be >= 0 (got {v.restart_every!r})')
+    check.need(v.dead_threshold >= 0, f'vq.dead_threshold must be >= 0 '
+               f'(got {v.dead_threshold!r})')
+    check.optimizer('optim', config.optim)
