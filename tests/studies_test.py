@@ -14,7 +14,7 @@ from genvision_jax.studies import analysis
 from genvision_jax.studies import report
 from genvision_jax.studies import runner
 from genvision_jax.studies import spec
-from tests.conftest import chromium, experiment, run_cli, shared_lock, shared_path
+from tests.conftest import chromium, experiment, shared_lock, shared_path
 
 SMOKE = experiment('studies/gan_losses_mnist.py') + ':smoke'
 
@@ -172,13 +172,18 @@ def test_study_resumes_after_a_kill_without_redoing_finished_runs(smoke_study, t
 def test_budget_calibration_sets_the_steps(tmp_path):
   config, folder = spec.load(experiment('studies/gan_losses_mnist.py') + ':budget,smoke',
                              {'seeds': (0,)})
-  study = runner.run_study(config, folder, str(tmp_path / 'b'), verbose=False)
-  cal = json.loads((tmp_path / 'b' / 'calibration.json').read_text())
-  assert set(cal) == {'hinge', 'non_saturating'}
-  for r in study['runs']:
-    c = cal[r['group']]
-    assert c['num_steps'] == max(1, int(2.0 * c['steps_per_sec'])) == r['num_steps']
-    assert f'train.num_steps={c["num_steps"]}' in r['command']
+  steps = runner.calibrate(config, folder, str(tmp_path), lambda *a: None)
+  cal = json.loads((tmp_path / 'calibration.json').read_text())
+  assert set(cal) == set(steps) == {'hinge', 'non_saturating'}
+  for name, c in cal.items():
+    assert c['num_steps'] == max(1, int(2.0 * c['steps_per_sec'])) == steps[name]
+  runs = spec.expand(config, folder, steps)
+  for r in runs:  # every run trains its group's calibrated steps
+    assert spec.load_experiment(r).train.num_steps == steps[r.group]
+  # Measured once: a second call reads the record instead of training again.
+  (tmp_path / 'calibration' / 'hinge').rename(tmp_path / 'moved')
+  assert runner.calibrate(config, folder, str(tmp_path), lambda *a: None) == steps
+  assert not (tmp_path / 'calibration' / 'hinge').exists()
 
 
 def test_report_in_a_real_browser(smoke_study, tmp_path):
@@ -206,13 +211,15 @@ def test_report_in_a_real_browser(smoke_study, tmp_path):
     driver.quit()
 
 
-def test_report_of_runs_and_bad_paths(smoke_study, tmp_path):
+def test_report_of_runs_and_bad_paths(smoke_study, tmp_path, capsys):
+  from genvision_jax import main
   path, _ = smoke_study
   out = tmp_path / 'runs.html'
-  r = run_cli('report', str(path / 'runs' / 'hinge'), str(path / 'runs' / 'non_saturating'),
-              f'--out={out}')
-  assert r.returncode == 0, r.stderr[-2000:]
+  assert main.run(['genvision', 'report', str(path / 'runs' / 'hinge'),
+                   str(path / 'runs' / 'non_saturating'), f'--out={out}']) == 0
   html = out.read_text()
   assert 'digits_cnn/fd' in html and 'welch' in html and 'genvision train --config=' in html
-  r = run_cli('report', str(tmp_path / 'nothing'), f'--out={out}')
-  assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
+  capsys.readouterr()
+  assert main.run(['genvision', 'report', str(tmp_path / 'nothing'), f'--out={out}']) == 2
+  err = capsys.readouterr().err
+  assert 'does not exist' in err and 'Traceback' not in err

@@ -51,15 +51,19 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
   from genvision_jax.training.loop import class_grid_labels  # pylint: disable=g-import-not-at-top
   if num < 1:
     raise common.UsageError(f'--num must be >= 1 (got {num})')
-  config, method, state = load_run(workdir, step)
-  kwargs = common.ema_kwargs(method, use_ema)
-  text_model = getattr(method, 'conditioning_key', None) == 'tokens'
+  from genvision_jax.training import read_config  # pylint: disable=g-import-not-at-top
+  stored = read_config(workdir)  # a bad prompt is refused before anything is compiled
+  text_model = 'text' in stored
   if text_model != (prompt is not None):
     raise common.UsageError(
         f'{workdir} holds a text-to-image run: pass --prompt="..."' if text_model else
-        f'--prompt applies to text-to-image runs; {workdir} holds a {config.method!r} run')
-  if prompt is not None:
-    kwargs['label'] = prompt_tokens(workdir, prompt, method.max_tokens)
+        f'--prompt applies to text-to-image runs; {workdir} holds a {stored.method!r} run')
+  tokens = (prompt_tokens(workdir, prompt, int(stored.text.max_tokens))
+            if prompt is not None else None)
+  config, method, state = load_run(workdir, step)
+  kwargs = common.ema_kwargs(method, use_ema)
+  if tokens is not None:
+    kwargs['label'] = tokens
   diffusion_kwargs = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta,
                                             guidance=guidance).items() if v is not None}
   if diffusion_kwargs:
