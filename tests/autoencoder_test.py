@@ -177,26 +177,34 @@ def ae_runs(tmp_path_factory):
   return runs
 
 
-def test_autoencoder_runs_evaluate_finetune_and_plot(ae_runs, tmp_path):
+def test_autoencoder_runs_evaluate_finetune_and_plot(ae_runs, tmp_path, capsys):
+  from genvision_jax import main  # trained through the CLI; the commands run in process
+
+  def cli(*args):
+    code = main.run(['genvision', *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
   dae = ae_runs['dae_mnist']
-  r = run_cli('evaluate', f'--workdir={dae}')
-  assert r.returncode == 0, r.stderr[-2000:]
-  assert 'baseline/pca' in r.stdout and 'denoising curve' in r.stdout
+  code, out, err = cli('evaluate', f'--workdir={dae}')
+  assert code == 0, err[-2000:]
+  assert 'baseline/pca' in out and 'denoising curve' in out
   curve = json.load(open(os.path.join(dae, 'eval', 'denoising_curve.json')))
   assert curve['noise'] == 'gaussian' and len(curve['psnr']['pca']) == len(curve['levels'])
   assert os.path.isfile(os.path.join(dae, 'eval', 'baselines', 'pca', 'eval', 'metrics.json'))
   ae = ae_runs['ae_mnist']
-  assert run_cli('evaluate', f'--workdir={ae}').returncode == 0
-  out = tmp_path / 'recon.png'
-  r = run_cli('reconstruction', ae, dae, f'--out={out}')
-  assert r.returncode == 0, r.stderr[-2000:]
+  assert cli('evaluate', f'--workdir={ae}')[0] == 0
+  png = tmp_path / 'recon.png'
+  code, out, err = cli('reconstruction', ae, dae, f'--out={png}')
+  assert code == 0, err[-2000:]
   table = json.load(open(tmp_path / 'recon.json'))
-  assert set(table) == {'AE', 'DAE (gaussian 0.5; noisy input)', 'PCA'} and os.path.isfile(out)
-  r = run_cli('finetune', f'--workdir={ae}', '--labels=10,20', '--seeds=2', '--steps=5',
-              f'--out={tmp_path / "ft"}')
-  assert r.returncode == 0, r.stderr[-2000:]
+  assert set(table) == {'AE', 'DAE (gaussian 0.5; noisy input)', 'PCA'} and os.path.isfile(png)
+  code, out, err = cli('finetune', f'--workdir={ae}', '--labels=10,20', '--seeds=2',
+                       '--steps=5', f'--out={tmp_path / "ft"}')
+  assert code == 0, err[-2000:]
   result = json.load(open(tmp_path / 'ft' / 'finetune.json'))
   assert [row['labels'] for row in result['results']] == [10, 20]
-  assert 'Welch p=' in r.stdout and os.path.isfile(tmp_path / 'ft' / 'finetune.png')
-  r = run_cli('finetune', f'--workdir={ae}', '--labels=5')
-  assert r.returncode != 0 and 'cannot cover 10 classes' in r.stderr
+  assert 'Welch p=' in out and os.path.isfile(tmp_path / 'ft' / 'finetune.png')
+  code, out, err = cli('finetune', f'--workdir={ae}', '--labels=5')
+  assert code != 0 and 'cannot cover 10 classes' in err
+
