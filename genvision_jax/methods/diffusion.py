@@ -72,6 +72,11 @@ class DiffusionMethod:
     self.tx = common.make_optimizer(config.optim)
 
   @property
+  def conditioned(self) -> bool:
+    """Whether the network takes a condition (class labels here) that guidance can drop."""
+    return bool(self.num_classes)
+
+  @property
   def null_label(self) -> int:
     """The class index meaning "no class" (classifier-free guidance)."""
     return self.num_classes
@@ -188,7 +193,7 @@ class DiffusionMethod:
       steps = self.sample_steps if steps is None else int(steps)
     eta = self.eta if eta is None else float(eta)
     guidance = self.guidance if guidance is None else float(guidance)
-    if guidance and not self.num_classes:
+    if guidance and not self.conditioned:
       raise ValueError(f'guidance={guidance} needs a class-conditional model (classifier-free '
                        'guidance); use guidance=0')
     return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance

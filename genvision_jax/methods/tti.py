@@ -90,12 +90,9 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
       raise ValueError(f'tokens of shape {tokens.shape}; expected ({num}, {self.max_tokens})')
     return tokens
 
-  def sample_settings(self, sampler=None, steps=None, eta=None, guidance=None):
-    saved, self.num_classes = self.num_classes, 1  # guidance is defined for captions
-    try:
-      return super().sample_settings(sampler, steps, eta, guidance)
-    finally:
-      self.num_classes = saved
+  @property
+  def conditioned(self) -> bool:
+    return True  # on captions: classifier-free guidance drops them
 
   def decode(self, state, z, labels=None, use_ema: bool = True, steps=None, guidance=None):
     if labels is None:
