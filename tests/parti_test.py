@@ -5,6 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from genvision_jax.models.parti import PartiTransformer
 
@@ -50,3 +51,131 @@ def test_kv_cache_decoding_equals_full_recomputation():
     cache = mutated['cache']
     steps.append(out[:, 0])
   np.testing.assert_allclose(jnp.stack(steps, 1), full, atol=1e-4)
+
+
+# -- the method: a smoke run on a smoke tokenizer, trained through the CLI ---------------------
+
+from genvision_jax import configs, training  # noqa: E402
+from genvision_jax.data import digit_scenes  # noqa: E402
+from genvision_jax.methods import parti as parti_method  # noqa: E402
+from tests.conftest import experiment, run_cli  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def parti_run(scenes_dir, tmp_path_factory):
+  root = tmp_path_factory.mktemp('parti')
+  tokenizer = str(root / 'vq')
+  config = configs.load(experiment('tti/vqvae_digits.py') + ':smoke',
+                        {'data.data_dir': scenes_dir})
+  training.train_and_evaluate(config, tokenizer, verbose=False)
+  workdir = str(root / 'parti')
+  r = run_cli('train', f'--config={experiment("tti/parti_digits.py")}:smoke',
+              f'--workdir={workdir}', f'--config.data.data_dir={scenes_dir}',
+              f'--config.parti.tokenizer={tokenizer}')
+  assert r.returncode == 0, r.stderr[-3000:]
+  return tokenizer, workdir
+
+
+def _prompt_tokens(n):
+  tokens = jnp.asarray(digit_scenes.tokenize('a thick 3 to the left of a small 7'))
+  return jnp.repeat(tokens[None], n, 0)
+
+
+def test_greedy_guided_kv_cache_sampling_equals_full_recomputation(parti_run):
+  _, workdir = parti_run
+  _, method, state = training.load_run(workdir)
+  # Random weights (scale 1, no output bias: smaller ones give one code everywhere), so the
+  # text moves the logits and guidance changes about a quarter of the greedy codes.
+  leaves = jax.tree_util.tree_flatten_with_path(state.ema_params)[0]
+  keys = jax.random.split(jax.random.key(3), len(leaves))
+  params = jax.tree.unflatten(jax.tree.structure(state.ema_params), [
+      0 * x if 'logits' in jax.tree_util.keystr(p) and 'bias' in jax.tree_util.keystr(p)
+      else jax.random.normal(k, x.shape) for k, (p, x) in zip(keys, leaves)])
+  tokens = _prompt_tokens(2).at[1, 1].set(5)
+  w = 1.5
+  codes = method.sample_codes(params, tokens, jax.random.key(0), w, 0.0, 0)
+  # The same by hand: the full (teacher-forcing) network on the prefix, guided logits, argmax.
+  n = method.num_positions
+
+  @jax.jit
+  def next_code(padded, i):
+    cond = method.model.apply({'params': params}, tokens, padded)[:, i]
+    uncond = method.model.apply({'params': params}, jnp.zeros_like(tokens), padded)[:, i]
+    return jnp.argmax((1 + w) * cond - w * uncond, -1).astype(jnp.int32), cond
+
+  padded = jnp.full((2, n), method.bos, jnp.int32)
+  expected, unguided = [], []
+  for i in range(n):
+    code, cond = next_code(padded, i)
+    expected.append(code)
+    unguided.append(jnp.argmax(cond, -1))
+    if i + 1 < n:
+      padded = padded.at[:, i + 1].set(code)
+  np.testing.assert_array_equal(codes, jnp.stack(expected, 1))
+  assert (jnp.stack(unguided, 1) != codes).mean() > 0.05  # guidance changed codes
+  assert len(np.unique(codes)) > 1
+  # top_k = 1 is greedy whatever the temperature
+  np.testing.assert_array_equal(
+      method.sample_codes(params, tokens, jax.random.key(7), w, 2.0, 1), codes)
+
+
+def test_filter_logits_top_k_and_temperature():
+  logits = jnp.array([[1.0, 4.0, 2.0, 3.0]])
+  out = parti_method.filter_logits(logits, 2.0, 2)
+  np.testing.assert_allclose(out, [[-np.inf, 2.0, -np.inf, 1.5]])
+  np.testing.assert_allclose(parti_method.filter_logits(logits, 0.5, 0), logits * 2)
+  np.testing.assert_allclose(parti_method.guided_logits(logits, 0 * logits, 2.0), 3 * logits)
+
+
+def test_teacher_forcing_inputs_and_loss(parti_run):
+  _, workdir = parti_run
+  _, method, state = training.load_run(workdir)
+  codes = jnp.array([[4, 1, 2], [0, 3, 3]])
+  np.testing.assert_array_equal(method.teacher_inputs(codes),
+                                [[method.bos, 4, 1], [method.bos, 0, 3]])
+  images = jnp.zeros((2, *method.image_shape))
+  batch = {'image': images, 'tokens': _prompt_tokens(2)}
+  codes = method.image_codes(state, images)
+  logits = method.model.apply({'params': state.ema_params}, batch['tokens'],
+                              method.teacher_inputs(codes))
+  by_hand = jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], -1).sum((1, 2))
+  np.testing.assert_allclose(method.log_likelihood(state, batch), by_hand, rtol=1e-5)
+
+
+def test_run_keeps_working_without_its_tokenizer_directory(parti_run, scenes_dir, tmp_path):
+  tokenizer, workdir = parti_run
+  _, method, state = training.load_run(workdir)
+  before = training.generate_images(method, state, 2, seed=1, label=_prompt_tokens(2))
+  assert before.shape == (2, 32, 64, 1) and np.isfinite(before).all()
+  import shutil  # pylint: disable=g-import-not-at-top
+  moved = str(tmp_path / 'elsewhere')
+  shutil.move(tokenizer, moved)  # the tokenizer's parameters live in the run's checkpoint
+  try:
+    _, method, state = training.load_run(workdir)
+    after = training.generate_images(method, state, 2, seed=1, label=_prompt_tokens(2))
+    np.testing.assert_array_equal(after, before)
+    # A new run whose tokenizer is missing is refused before anything is written.
+    config = configs.load(experiment('tti/parti_digits.py') + ':smoke',
+                          {'parti.tokenizer': tokenizer, 'data.data_dir': scenes_dir})
+    with pytest.raises(FileNotFoundError, match='tokenizer run'):
+      training.train_and_evaluate(config, str(tmp_path / 'new'), verbose=False)
+    assert not (tmp_path / 'new').exists()
+  finally:
+    shutil.move(moved, tokenizer)
+
+
+def test_sample_from_a_prompt(parti_run, tmp_path, capsys):
+  tokenizer, workdir = parti_run
+  from genvision_jax import main  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 's.png'
+  assert main.run(['genvision', 'sample', f'--workdir={workdir}', '--num=2', f'--out={out}',
+                   '--prompt=an upright 8 to the right of a 1', '--top_k=4',
+                   '--temperature=0.5']) == 0
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  assert Image.open(out).size[0] > Image.open(out).size[1]
+  assert main.run(['genvision', 'sample', f'--workdir={workdir}', '--num=2', '--steps=4',
+                   '--prompt=a 1']) == 2
+  assert 'do not apply to an autoregressive' in capsys.readouterr().err
+  assert main.run(['genvision', 'sample', f'--workdir={tokenizer}', '--num=2',
+                   '--temperature=0.5']) == 2  # a run without sampling settings
+  assert "--temperature do not apply to" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """`genvision sample`: an image grid from a trained run (the run directory only, no data)."""
 
+import inspect
 import os
 
 from absl import flags
@@ -9,7 +10,8 @@ from genvision_jax.cli import common
 SYNOPSIS = """\
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
       [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]
-      [--prompt="a thick 3 to the left of a small 7"]   (text-to-image runs)"""
+      [--prompt="a thick 3 to the left of a small 7"]   (text-to-image runs)
+      [--temperature=T --top_k=K]                     (autoregressive text-to-image runs)"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -37,14 +39,22 @@ _PROMPT = flags.DEFINE_string(
     'prompt', None, 'Text-to-image runs: the caption every image is sampled from (words of the '
     "run's vocabulary, data_info.json).", flag_values=FLAGS)
 _GUIDANCE = flags.DEFINE_float(
-    'guidance', None, 'Conditional diffusion: classifier-free guidance w in '
-    '(1 + w) eps(x, c) - w eps(x, null); 0 = no guidance.', flag_values=FLAGS)
+    'guidance', None, 'Conditional diffusion and text-to-image: classifier-free guidance w in '
+    '(1 + w) out(x, c) - w out(x, null) (on the logits for Parti); 0 = no guidance.',
+    flag_values=FLAGS)
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', None, 'Autoregressive text-to-image: softmax temperature (0: greedy).',
+    flag_values=FLAGS)
+_TOP_K = flags.DEFINE_integer(
+    'top_k', None, 'Autoregressive text-to-image: sample among the K likeliest codes (0: all).',
+    flag_values=FLAGS)
 
 
 def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
            use_ema: bool, label: int | None = None, class_grid: bool = False,
            sampler: str | None = None, steps: int | None = None, eta: float | None = None,
-           guidance: float | None = None, prompt: str | None = None) -> str:
+           guidance: float | None = None, prompt: str | None = None,
+           temperature: float | None = None, top_k: int | None = None) -> str:
   """Writes a grid of `num` samples of the run in `workdir` to `out`; returns its path."""
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import generate_images, load_run  # pylint: disable=g-import-not-at-top
@@ -64,17 +74,23 @@ def sample(workdir: str, num: int, out: str | None, seed: int, step: int | None,
   kwargs = common.ema_kwargs(method, use_ema)
   if tokens is not None:
     kwargs['label'] = tokens
-  diffusion_kwargs = {k: v for k, v in dict(sampler=sampler, steps=steps, eta=eta,
-                                            guidance=guidance).items() if v is not None}
-  if diffusion_kwargs:
-    if not hasattr(method, 'sample_settings'):
-      raise common.UsageError(f'--{", --".join(diffusion_kwargs)} apply to diffusion runs; '
-                              f'{workdir} holds a {config.method!r} run')
+  sampling_kwargs = {k: v for k, v in dict(
+      sampler=sampler, steps=steps, eta=eta, guidance=guidance, temperature=temperature,
+      top_k=top_k).items() if v is not None}
+  if sampling_kwargs:
+    settings = getattr(method, 'sample_settings', None)
+    known = set(inspect.signature(settings).parameters) if settings else set()
+    unknown = [k for k in sampling_kwargs if k not in known]
+    if settings is None or (unknown and 'unknown' not in known):
+      raise common.UsageError(
+          f'--{", --".join(unknown or sampling_kwargs)} do not apply to {workdir}, a '
+          f'{config.method!r} run' + (f' (its sampling settings: --{", --".join(sorted(known))})'
+                                      if known else ''))
     try:
-      method.sample_settings(**diffusion_kwargs)
+      method.sample_settings(**sampling_kwargs)
     except ValueError as e:
       raise common.UsageError(str(e)) from None
-    kwargs.update(diffusion_kwargs)
+    kwargs.update(sampling_kwargs)
   classes = getattr(method, 'num_classes', 0)
   if (label is not None or class_grid) and not classes:
     raise common.UsageError(f'{workdir} holds an unconditional model: --label and --class_grid '
@@ -115,5 +131,5 @@ def main(positional: list[str]) -> None:
   workdir = common.require_workdir(_WORKDIR, 'sample')
   out = sample(workdir, _NUM.value, _OUT.value, _SEED.value, _STEP.value, _EMA.value,
                _LABEL.value, _CLASS_GRID.value, _SAMPLER.value, _STEPS.value, _ETA.value,
-               _GUIDANCE.value, _PROMPT.value)
+               _GUIDANCE.value, _PROMPT.value, _TEMPERATURE.value, _TOP_K.value)
   print(f'wrote samples to {out}')

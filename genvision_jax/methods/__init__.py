@@ -12,6 +12,9 @@ and, for its config (static):
   validate_config(config, check)                 its sections' checks (`configs.validate`)
   LATER_DEFAULTS = {section: {field: value}}     fields added since a run directory was
                                                  written, at the values that reproduce it
+  frozen_runs(config) -> {name: workdir}         trained runs it builds on (optional; the
+                                                 training layer loads them and passes
+                                                 `frozen=` to the constructor)
   RESUMABLE_FIELDS = ('section.field', ...)      fields of its sections a resumed run may
                                                  change besides configs.RESUMABLE_FIELDS
                                                  (optional, default (); training/rundir.py)
@@ -21,6 +24,7 @@ from genvision_jax.methods.autoencoder import AEState, AutoencoderMethod
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
 from genvision_jax.methods.gan import GANMethod, GANState
 from genvision_jax.methods.palette import PaletteMethod
+from genvision_jax.methods.parti import PartiMethod, PartiState
 from genvision_jax.methods.pix2pix import Pix2PixMethod, Pix2PixState
 from genvision_jax.methods.progan import ProGANMethod
 from genvision_jax.methods.sdgan import SDGANMethod
@@ -32,9 +36,19 @@ from genvision_jax.methods.vae import VAEMethod, VAEState
 METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod,
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
-           'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod}
+           'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod}
 
 
-def create(config, image_shape, num_classes=0):
-  """The method object of `config.method` for images of `image_shape` (H, W, C)."""
+def create(config, image_shape, num_classes=0, frozen=None):
+  """The method object of `config.method` for images of `image_shape` (H, W, C); `frozen`:
+  the trained runs it builds on ({name: FrozenRun}, see `frozen_runs`)."""
+  if frozen:
+    return METHODS[config.method](config, image_shape, num_classes, frozen=frozen)
   return METHODS[config.method](config, image_shape, num_classes)
+
+
+def frozen_runs(config) -> dict:
+  """{name: workdir} of the trained runs the method of `config` builds on (a method declares
+  them with a static `frozen_runs(config)`; e.g. Parti's tokenizer); {} for most."""
+  fn = getattr(METHODS[config.method], 'frozen_runs', None)
+  return dict(fn(config)) if fn is not None else {}

@@ -51,6 +51,20 @@ def ema_update(ema, params, step, decay: float, start: int = 0):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
+def caption_tokens(label, num: int, max_tokens: int) -> jax.Array:
+  """The captions of a text-to-image `generate`: tokens [num, max_tokens] int32 from `label`
+  ([num, L] or one caption [L] for all); a clear error for None or a wrong shape."""
+  if label is None:
+    raise ValueError('a text-to-image model samples from captions: pass label=TOKENS '
+                     '[num, max_tokens] (genvision sample --prompt="...")')
+  tokens = jnp.asarray(label, jnp.int32)
+  if tokens.ndim == 1:
+    tokens = jnp.broadcast_to(tokens, (num, tokens.shape[0]))
+  if tokens.shape != (num, max_tokens):
+    raise ValueError(f'tokens of shape {tokens.shape}; expected ({num}, {max_tokens})')
+  return tokens
+
+
 def global_norm(tree) -> jax.Array:
   """sqrt of the sum of squares of every leaf (optax.tree.norm; optax.global_norm is
   deprecated)."""

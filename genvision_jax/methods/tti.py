@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from genvision_jax import models
-from genvision_jax.methods import diffusion
+from genvision_jax.methods import common, diffusion
 from genvision_jax.models.text import TransformerTextEncoder
 
 
@@ -80,15 +80,7 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
 
   def _labels(self, label, num: int, rng):
     del rng
-    if label is None:
-      raise ValueError('a text-to-image model samples from captions: pass label=TOKENS '
-                       '[num, max_tokens] (genvision sample --prompt="...")')
-    tokens = jnp.asarray(label, jnp.int32)
-    if tokens.ndim == 1:
-      tokens = jnp.broadcast_to(tokens, (num, tokens.shape[0]))
-    if tokens.shape != (num, self.max_tokens):
-      raise ValueError(f'tokens of shape {tokens.shape}; expected ({num}, {self.max_tokens})')
-    return tokens
+    return common.caption_tokens(label, num, self.max_tokens)
 
   @property
   def conditioned(self) -> bool:

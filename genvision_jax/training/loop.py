@@ -40,6 +40,7 @@ from genvision_jax.training.writers import MetricsWriter, Progress, format_durat
 SAMPLE_SEED_SALT = 0x5A17
 DATA_INFO = rundir.DATA_INFO
 COMMAND_FILE = rundir.COMMAND_FILE
+FROZEN_DIR = 'frozen'  # copies of the config.json / data_info.json of the runs built on
 # data.placement='auto' keeps splits up to this size (uint8) on the devices.
 DEVICE_DATA_MAX_BYTES = 2**30  # fixed noise of the sample grids: fold_in(key(seed), salt)
 
@@ -233,7 +234,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
   check_data(config, data)
-  method = methods.create(config, data.image_shape, data.num_classes)
+  frozen = load_frozen_runs(config)  # e.g. Parti's tokenizer, read from its own workdir
+  method = methods.create(config, data.image_shape, data.num_classes, frozen)
   changes = rundir.check_resume(config, workdir, allow_config_change)
   is_main = jax.process_index() == 0
   k_fuse = steps.steps_per_dispatch(config)
@@ -260,7 +262,7 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
         raise
       progress.message(f'resumed from {ckpts.directory}/{start}')
     if is_main:  # the first writes: everything that can refuse the run has passed
-      write_run_files(config, data, workdir, start, command)
+      write_run_files(config, data, workdir, start, command, frozen)
     # TensorBoard drops the older events of steps >= purge_step: those a killed run logged after
     # the checkpoint restored here (steps <= start stay, as in metrics.jsonl)
     writer = MetricsWriter(workdir, enabled=is_main, purge_step=start + 1 if start else None)
@@ -345,10 +347,17 @@ def check_data(config, data: data_lib.ImageSplit) -> None:
 
 
 def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
-                    command: str | None = None) -> None:
+                    command: str | None = None, frozen: dict | None = None) -> None:
   """config.json and data_info.json (atomically, only when they change), metrics.jsonl
-  without the records past the restored step `start`, and the command line that trains the
-  run (command.txt; the first one, a resumed run keeps it) when given."""
+  without the records past the restored step `start`, the command line that trains the
+  run (command.txt; the first one, a resumed run keeps it) when given, and the config.json /
+  data_info.json of each frozen run in FROZEN_DIR/NAME (load_frozen_runs)."""
+  for name, run in (frozen or {}).items():
+    for file in (rundir.CONFIG_FILE, DATA_INFO):
+      with open(os.path.join(run.workdir, file)) as f:
+        text = f.read()
+      os.makedirs(os.path.join(workdir, FROZEN_DIR, name), exist_ok=True)
+      _write_if_changed(os.path.join(workdir, FROZEN_DIR, name, file), text)
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   _write_if_changed(os.path.join(workdir, rundir.CONFIG_FILE), text)
   info = {'image_shape': list(data.image_shape), 'num_classes': data.num_classes,
@@ -402,6 +411,43 @@ def class_grid_labels(method, num: int):
   return {'label': labels}, cols
 
 
+@dataclasses.dataclass(frozen=True)
+class FrozenRun:
+  """A trained run another run builds on (methods.frozen_runs): where it was read from, its
+  config, method object and state (host arrays)."""
+  workdir: str
+  config: Any
+  method: Any
+  state: Any
+
+
+def load_frozen_runs(config, workdir: str | None = None) -> dict:
+  """{name: FrozenRun} of the runs the method of `config` builds on.
+
+  Training (workdir None): each is read from its own workdir at its latest checkpoint; a
+  missing or untrained one is a FileNotFoundError naming it. Loading the trained run in
+  `workdir`: from the copies of their config.json and data_info.json in workdir/frozen/NAME,
+  with initialized states, because the run's own checkpoint holds their parameters (the
+  tokenizer run may since have been deleted or retrained)."""
+  out = {}
+  for name, source in methods.frozen_runs(config).items():
+    stored = os.path.join(workdir, FROZEN_DIR, name) if workdir else None
+    info = stored and rundir.read_data_info(stored)
+    if info and os.path.isfile(os.path.join(stored, rundir.CONFIG_FILE)):
+      cfg = read_config(stored)
+      method = methods.create(cfg, tuple(info['image_shape']), info['num_classes'])
+      state = jax.jit(method.create_state)(jax.random.key(0))
+      source = stored
+    else:
+      try:
+        cfg, method, state = load_run(source)
+      except FileNotFoundError as e:
+        raise FileNotFoundError(f'the {name} run of this {config.method!r} run cannot be '
+                                f'read: {e}') from None
+    out[name] = FrozenRun(source, cfg, method, jax.device_get(state))
+  return out
+
+
 def load_run(workdir: str, step: int | None = None):
   """(config, method, state) of a run directory at its latest (or the given) checkpoint."""
   config = read_config(workdir)
@@ -413,7 +459,7 @@ def load_run(workdir: str, step: int | None = None):
     data = data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None,
                                d.resize_method, in_memory=False)
     image_shape, num_classes = data.image_shape, data.num_classes
-  method = methods.create(config, image_shape, num_classes)
+  method = methods.create(config, image_shape, num_classes, load_frozen_runs(config, workdir))
   mesh = sharding.make_mesh()
   state = jax.jit(method.create_state, out_shardings=sharding.replicated(mesh))(
       jax.random.key(config.train.seed))
