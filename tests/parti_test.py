@@ -179,3 +179,34 @@ def test_sample_from_a_prompt(parti_run, tmp_path, capsys):
   assert main.run(['genvision', 'sample', f'--workdir={tokenizer}', '--num=2',
                    '--temperature=0.5']) == 2  # a run without sampling settings
   assert "--temperature do not apply to" in capsys.readouterr().err
+
+
+def test_faithfulness_score_by_hand():
+  from genvision_jax.evaluation import faithfulness  # pylint: disable=g-import-not-at-top
+  asked = [digit_scenes.parse('a thick 3 to the left of a small 7'),
+           digit_scenes.parse('a 3 to the right of a 7'), digit_scenes.parse('a thin 1')]
+  words = lambda size, thick: {'size': size, 'thickness': thick, 'slant': 'upright'}
+  read = {'digit': [[3, 7], [3, 7], [1]],
+          'words': [[words('large', 'thick'), words('large', None)],
+                    [words('small', 'thin'), None], [words('small', None)]]}
+  s = faithfulness.score(asked, read)
+  np.testing.assert_array_equal(s['faithful'], [1, 0, 1])       # the second: 7 then 3 asked
+  np.testing.assert_array_equal(s['digit_accuracy'], [1, 0, 1])
+  np.testing.assert_array_equal(s['thickness_agreement'], [1, np.nan, 0])
+  np.testing.assert_array_equal(s['size_agreement'], [0, np.nan, np.nan])
+
+
+def test_evaluate_reads_real_canvases_and_writes_the_sweep(parti_run):
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  _, workdir = parti_run
+  r = runner.evaluate_run(workdir, num_samples=12, guidance_sweep=[0, 2], bootstrap=20,
+                          verbose=False)
+  m = r['metrics']
+  for split in ('test', 'test_heldout'):
+    assert 0 <= m[f'{split}/faithful'] <= 1
+    assert m[f'{split}/faithful_real'] >= 0.75  # the reader on real canvases
+    assert m[f'{split}/digits_cnn_slots/fd'] > 0
+  assert m['test/faithful'] < m['test/faithful_real']  # 6 steps of a tiny model
+  import os  # pylint: disable=g-import-not-at-top
+  assert os.path.isfile(os.path.join(workdir, 'eval', 'guidance_sweep.png'))
+  assert [s['guidance'] for s in r['details']['guidance_sweep']] == [0.0, 2.0]

@@ -1,5 +1,6 @@
 """`genvision evaluate`: metrics of a trained run against its data, written to DIR/eval/."""
 
+import math
 import os
 
 from absl import flags
@@ -12,7 +13,9 @@ SYNOPSIS = """\
       [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]
   genvision evaluate --workdir=I2I_RUN --prior=DDPM_RUN [--prior_steps=50] [--prior_eta=1]
       [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
-      [--prior_step=K] [--prior_name=ddpm_prior]"""
+      [--prior_step=K] [--prior_name=ddpm_prior]
+  genvision evaluate --workdir=TTI_RUN [--num_samples=500] [--guidance=W]
+      [--guidance_sweep=0,1,2,4,8]                    (text-to-image: prompt faithfulness)"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -69,6 +72,12 @@ _PRIOR_STEP = flags.DEFINE_integer('prior_step', None, "The prior's checkpoint (
                                    flag_values=FLAGS)
 _PRIOR_NAME = flags.DEFINE_string('prior_name', 'ddpm_prior', 'Baseline name of the prior.',
                                   flag_values=FLAGS)
+_GUIDANCE = flags.DEFINE_float(
+    'guidance', None, "Text-to-image runs: classifier-free guidance w (default the run's).",
+    flag_values=FLAGS)
+_GUIDANCE_SWEEP = flags.DEFINE_list(
+    'guidance_sweep', None, 'Text-to-image runs: also evaluate these w on the test split '
+    '(eval/guidance_sweep.json and .png).', flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
 _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
@@ -84,6 +93,21 @@ def prior_settings() -> dict | None:
           'step': _PRIOR_STEP.value}
 
 
+def guidance_sweep() -> list[float] | None:
+  """--guidance_sweep as floats (UsageError naming a bad entry)."""
+  if not _GUIDANCE_SWEEP.value:
+    return None
+  try:
+    values = [float(w) for w in _GUIDANCE_SWEEP.value]
+  except ValueError:
+    raise common.UsageError(f'--guidance_sweep takes numbers, e.g. 0,1,2,4,8 (got '
+                            f'{",".join(_GUIDANCE_SWEEP.value)})') from None
+  bad = [w for w in values if not math.isfinite(w) or w < 0]
+  if bad:
+    raise common.UsageError(f'--guidance_sweep values must be finite and >= 0 (got {bad})')
+  return values
+
+
 def evaluate(workdir: str) -> str:
   """Evaluates the run in `workdir` with the parsed flags; returns the metrics.json path."""
   from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
@@ -93,7 +117,8 @@ def evaluate(workdir: str) -> str:
       reference_split=_REFERENCE.value, inception_weights=_INCEPTION.value,
       iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
       bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
-      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings())
+      kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings(),
+      guidance=_GUIDANCE.value, guidance_sweep=guidance_sweep())
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals

@@ -72,6 +72,8 @@ HIGHER_IS_BETTER = {
     'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
     'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True, 'mse': False,  # i2i
     'ciede2000': False, 'colourfulness_error': False,  # image-to-image, colour (colour.py)
+    'faithful': True, 'digit_accuracy': True, 'size_agreement': True,  # text-to-image
+    'thickness_agreement': True, 'slant_agreement': True,              # (faithfulness.py)
 }
 # Metrics tabulated by compare without a better direction (closer to the target's is better).
 DESCRIPTIVE = ('colourfulness', 'colourfulness_target')
@@ -267,7 +269,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                  bpd_examples: int = 100, nearest_k: int = DEFAULT_NEAREST_K,
                  kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
                  is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid',
-                 prior: dict | None = None) -> dict:
+                 prior: dict | None = None, guidance: float | None = None,
+                 guidance_sweep=None) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
 
   prior: image-to-image runs only, an unconditional diffusion run guided by the task's
@@ -303,6 +306,23 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
         workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,
         features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights,
         prior=prior)
+  text_to_image = getattr(method, 'conditioning_key', None) == 'tokens'
+  if (guidance is not None or guidance_sweep) and not text_to_image:
+    raise EvaluationError(f'--guidance and --guidance_sweep apply to text-to-image runs; '
+                          f'{workdir} holds a {config.method!r} run')
+  if text_to_image:  # prompt faithfulness and quality on the test (and held-out) captions
+    from genvision_jax.evaluation import faithfulness  # pylint: disable=g-import-not-at-top
+    if metrics or prior or (features and tuple(features) != (faithfulness.FEATURES,)):
+      raise EvaluationError(f'{workdir} holds a text-to-image run ({config.method!r}): it is '
+                            'evaluated with one protocol (faithfulness, attributes, FD and '
+                            'precision/recall in digits_cnn_slots features); drop --metrics, '
+                            '--features and --prior')
+    if num_samples is not None and num_samples < 10:
+      raise EvaluationError(f'--num_samples must be >= 10 (got {num_samples})')
+    return faithfulness.evaluate_text_to_image(
+        workdir, config, method, state, num_samples=num_samples, seed=seed, use_ema=use_ema,
+        bootstrap=bootstrap, nearest_k=nearest_k, say=say, guidance=guidance,
+        guidance_sweep=guidance_sweep)
   if prior:
     raise EvaluationError(f'--prior guides a diffusion prior with the measurements of an '
                           f'image-to-image task; {workdir} holds a {config.method!r} run, which '
