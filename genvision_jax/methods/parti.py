@@ -235,7 +235,7 @@ class PartiMethod:
             max_tokens=16,    # caption length in word ids (the dataset's 'tokens' length)
             width=64, depth=2, num_heads=4, dropout=0.0)),
         'parti': ml_collections.ConfigDict(dict(
-            tokenizer='',      # workdir of a trained `vqvae` run on the same dataset
+            tokenizer='runs/vqvae_digits',  # workdir of a trained `vqvae` run, same dataset
             p_uncond=0.1,      # caption dropout (classifier-free guidance)
             guidance=2.0,      # w at sampling
             temperature=1.0,   # 0: greedy
