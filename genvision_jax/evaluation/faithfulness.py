@@ -129,31 +129,38 @@ def _mean_interval(values, bootstrap: int, seed: int):
   return float(v.mean()), None
 
 
-def evaluate_split(method, state, classifier, real: dict, num: int, seed: int, use_ema: bool,
-                   settings: dict, bootstrap: int, nearest_k: int, prefix: str):
-  """(values, intervals, per_example, details, samples) of one split (see the module doc)."""
-  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+def read_reference(real: dict, num: int, classifier) -> dict:
+  """The first `num` captions of a split, what they ask and the reading of their real canvases:
+  {'tokens', 'asked', 'read', 'scores'} (computed once per split, shared by a sweep)."""
   tokens = np.asarray(real['tokens'][:num], np.int32)
   asked = asked_slots(tokens)
+  read = read_canvases(real['image'][:num], classifier)
+  return {'tokens': tokens, 'asked': asked, 'read': read, 'scores': score(asked, read)}
+
+
+def evaluate_split(method, state, classifier, ref: dict, seed: int, use_ema: bool,
+                   settings: dict, bootstrap: int, nearest_k: int, prefix: str):
+  """(values, intervals, per_example, details, samples) of one split against its
+  `read_reference` (see the module doc)."""
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
   t0 = time.time()
-  samples = generate_for_captions(method, state, tokens, seed, use_ema, settings)
+  samples = generate_for_captions(method, state, ref['tokens'], seed, use_ema, settings)
   seconds = time.time() - t0
-  targets = real['image'][:num]
-  read_fake, read_real = read_canvases(samples, classifier), read_canvases(targets, classifier)
-  fake_scores, real_scores = score(asked, read_fake), score(asked, read_real)
+  read_fake = read_canvases(samples, classifier)
   values, intervals, per_example = {}, {}, {}
-  for name, v in fake_scores.items():
+  for name, v in score(ref['asked'], read_fake).items():
     values[f'{prefix}/{name}'], ci = _mean_interval(v, bootstrap, seed)
     if ci:
       intervals[f'{prefix}/{name}'] = ci
-    values[f'{prefix}/{name}_real'] = _mean_interval(real_scores[name], 0, seed)[0]
-    values[f'{prefix}/{name}_asked'] = int(np.isfinite(v).sum())
-    if not name.endswith('_agreement'):
+    values[f'{prefix}/{name}_real'] = _mean_interval(ref['scores'][name], 0, seed)[0]
+    if name.endswith('_agreement'):  # the prompts that name the attribute
+      values[f'{prefix}/{name}_asked'] = int(np.isfinite(v).sum())
+    else:
       per_example[f'{prefix}/{name}'] = v
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
     v, i, p, details = runner.feature_metrics(
-        f'{prefix}/{FEATURES}', {'features': read_real['features']},
+        f'{prefix}/{FEATURES}', {'features': ref['read']['features']},
         {'features': read_fake['features']}, SET_GROUPS, seed, bootstrap, 0,
         settings={'nearest_k': int(nearest_k)})
   values.update(v)
@@ -186,13 +193,14 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
   classifier = digits.DigitFeatures()
   num = 500 if num_samples is None else int(num_samples)
   values, intervals, per_example, details, protocol_splits = {}, {}, {}, {}, {}
-  test_samples = test_real = None
+  test_samples = test_images = test_ref = None
   for split in splits_of(method.image_shape):
     real = data_lib.load_split(d.name, split, d.image_size, d.data_dir or None,
                                d.resize_method).arrays()
-    real['image'] = data_lib.to_model_range(real['image'])
-    n = min(num, len(real['image']))
-    v, i, p, det, samples = evaluate_split(method, state, classifier, real, n, seed, use_ema,
+    images = data_lib.to_model_range(real['image'])
+    n = min(num, len(images))
+    ref = read_reference({'tokens': real['tokens'], 'image': images}, n, classifier)
+    v, i, p, det, samples = evaluate_split(method, state, classifier, ref, seed, use_ema,
                                            settings, bootstrap, nearest_k, split)
     values.update(v)
     intervals.update(i)
@@ -203,15 +211,14 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
         f"{v[f'{split}/faithful']:.3f} (real canvases {v[f'{split}/faithful_real']:.3f}), "
         f"{FEATURES} fd {v[f'{split}/{FEATURES}/fd']:.2f}")
     if split == 'test':
-      test_samples, test_real = samples, real
+      test_samples, test_images, test_ref = samples, images, ref
   out_root = os.path.join(workdir, runner.EVAL_DIR)
   os.makedirs(out_root, exist_ok=True)
   sweep = None
   if guidance_sweep:
     sweep = []
-    n = protocol_splits['test']
     for w in guidance_sweep:
-      v, *_ = evaluate_split(method, state, classifier, test_real, n, seed, use_ema,
+      v, *_ = evaluate_split(method, state, classifier, test_ref, seed, use_ema,
                              {'guidance': float(w)}, 0, nearest_k, 'test')
       sweep.append({'guidance': float(w), 'faithful': v['test/faithful'],
                     'digit_accuracy': v['test/digit_accuracy'],
@@ -236,7 +243,7 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
             'intervals': intervals, 'details': details}
   rundir.write_json(os.path.join(out_root, 'metrics.json'), result, indent=1)
   np.savez(os.path.join(out_root, 'per_example.npz'), **per_example)
-  rows = np.stack([test_real['image'][:8], test_samples[:8]], 1)
+  rows = np.stack([test_images[:8], test_samples[:8]], 1)
   viz.save_image_grid(np.clip(rows.reshape(-1, *rows.shape[2:]), -1, 1),
                       os.path.join(out_root, 'samples.png'), ncol=2)
   return result

@@ -65,6 +65,34 @@ def caption_tokens(label, num: int, max_tokens: int) -> jax.Array:
   return tokens
 
 
+def drop_captions(tokens, rng, p_uncond: float) -> jax.Array:
+  """Captions [B, L] each replaced by the empty (all-padding) caption with probability
+  p_uncond: the caption dropout of classifier-free guidance."""
+  tokens = jnp.asarray(tokens, jnp.int32)
+  drop = jax.random.bernoulli(rng, p_uncond, (tokens.shape[0], 1))
+  return jnp.where(drop, 0, tokens)
+
+
+def text_encoder_section() -> ml_collections.ConfigDict:
+  """The `text` config section of the text-to-image methods (models/text.py's encoder)."""
+  return ml_collections.ConfigDict(dict(
+      vocab_size=25,    # words of the dataset's vocabulary (digit_scenes: 25, with <pad>)
+      max_tokens=16,    # caption length in word ids (the dataset's 'tokens' length)
+      width=64, depth=2, num_heads=4, dropout=0.0))
+
+
+def check_transformer_section(check, name: str, section, keys=('width', 'depth',
+                                                                'num_heads')) -> None:
+  """Positive `keys`, heads dividing the width, dropout in [0, 1) of a transformer section."""
+  for key in keys:
+    check.positive_int(f'{name}.{key}', section[key])
+  w, h = section.width, section.num_heads
+  check.need(isinstance(w, int) and isinstance(h, int) and h > 0 and w % h == 0,
+             f'{name}.num_heads={h} must divide {name}.width={w}')
+  check.need(0.0 <= section.dropout < 1.0,
+             f'{name}.dropout must be in [0, 1) (got {section.dropout!r})')
+
+
 def global_norm(tree) -> jax.Array:
   """sqrt of the sum of squares of every leaf (optax.tree.norm; optax.global_norm is
   deprecated)."""

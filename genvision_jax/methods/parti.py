@@ -126,9 +126,7 @@ class PartiMethod:
     drop_rng, dropout_rng = jax.random.split(rng)
     codes = jax.lax.stop_gradient(self.image_codes(state, batch['image']))
     inputs = self.teacher_inputs(codes)
-    tokens = batch['tokens'].astype(jnp.int32)
-    drop = jax.random.bernoulli(drop_rng, self.p_uncond, (tokens.shape[0], 1))
-    tokens = jnp.where(drop, 0, tokens)
+    tokens = common.drop_captions(batch['tokens'], drop_rng, self.p_uncond)
 
     def loss_fn(params):
       logits = self.model.apply({'params': params}, tokens, inputs, train=True,
@@ -230,10 +228,7 @@ class PartiMethod:
   def default_sections() -> dict:
     return {
         'model': ml_collections.ConfigDict(dict(width=128, depth=4, num_heads=4, dropout=0.1)),
-        'text': ml_collections.ConfigDict(dict(
-            vocab_size=25,    # words of the dataset's vocabulary (digit_scenes: 25, with <pad>)
-            max_tokens=16,    # caption length in word ids (the dataset's 'tokens' length)
-            width=64, depth=2, num_heads=4, dropout=0.0)),
+        'text': common.text_encoder_section(),
         'parti': ml_collections.ConfigDict(dict(
             tokenizer='runs/vqvae_digits',  # workdir of a trained `vqvae` run, same dataset
             p_uncond=0.1,      # caption dropout (classifier-free guidance)
@@ -249,22 +244,16 @@ class PartiMethod:
 
   @staticmethod
   def validate_config(config, check) -> None:
-    m, t, p = config.model, config.text, config.parti
-    for key in ('width', 'depth', 'num_heads'):
-      check.positive_int(f'model.{key}', m[key])
-    for key in ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'):
-      check.positive_int(f'text.{key}', t[key])
-    for section, s in (('model', m), ('text', t)):
-      check.need(isinstance(s.width, int) and isinstance(s.num_heads, int) and s.num_heads > 0
-                 and s.width % s.num_heads == 0,
-                 f'{section}.num_heads={s.num_heads} must divide {section}.width={s.width}')
-      check.need(0.0 <= s.dropout < 1.0,
-                 f'{section}.dropout must be in [0, 1) (got {s.dropout!r})')
+    p = config.parti
+    common.check_transformer_section(check, 'model', config.model)
+    common.check_transformer_section(check, 'text', config.text,
+                                     ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'))
     check.need(isinstance(p.tokenizer, str) and bool(p.tokenizer),
                'parti.tokenizer must name the workdir of a trained vqvae run, e.g. '
                '--config.parti.tokenizer=runs/vqvae_digits (genvision train '
                '--config=experiments/tti/vqvae_digits.py --workdir=runs/vqvae_digits)')
-    check.need(0.0 <= p.p_uncond < 1.0, f'parti.p_uncond must be in [0, 1) (got {p.p_uncond!r})')
+    check.need(0.0 <= p.p_uncond < 1.0,
+               f'parti.p_uncond must be in [0, 1) (got {p.p_uncond!r})')
     check.need(p.guidance >= 0, f'parti.guidance must be >= 0 (got {p.guidance!r})')
     check.need(p.temperature >= 0, f'parti.temperature must be >= 0 (got {p.temperature!r})')
     check.need(isinstance(p.top_k, int) and p.top_k >= 0,

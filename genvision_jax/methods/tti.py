@@ -13,7 +13,6 @@ tokenized with the run's vocabulary, data_info.json, by the caller).
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from genvision_jax import models
 from genvision_jax.methods import common, diffusion
@@ -65,9 +64,7 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
 
   def train_labels(self, batch, rng):
     """The batch's captions, each emptied with probability p_uncond."""
-    tokens = batch['tokens'].astype(jnp.int32)
-    drop = jax.random.bernoulli(rng, self.p_uncond, (tokens.shape[0], 1))
-    return jnp.where(drop, 0, tokens)
+    return common.drop_captions(batch['tokens'], rng, self.p_uncond)
 
   def network_output(self, params, xt, t, labels, guidance: float):
     if guidance == 0:
@@ -107,10 +104,7 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
     sections = diffusion.DiffusionMethod.default_sections()  # the U-Net sized for 28 px
     sections['diffusion'].guidance = 2.0
     sections['diffusion'].p_uncond = 0.1
-    sections['text'] = ml_collections.ConfigDict(dict(
-        vocab_size=25,    # words of the dataset's vocabulary (digit_scenes: 25, with <pad>)
-        max_tokens=16,    # caption length in word ids (the dataset's 'tokens' length)
-        width=64, depth=2, num_heads=4, dropout=0.0))
+    sections['text'] = common.text_encoder_section()
     return sections
 
   RESUMABLE_FIELDS = diffusion.DiffusionMethod.RESUMABLE_FIELDS
@@ -119,12 +113,7 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
   @staticmethod
   def validate_config(config, check) -> None:
     diffusion.DiffusionMethod.validate_config(config, check, conditioned=True)
-    t = config.text
-    for key in ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'):
-      check.positive_int(f'text.{key}', t[key])
-    check.need(isinstance(t.width, int) and isinstance(t.num_heads, int) and t.num_heads > 0
-               and t.width % t.num_heads == 0,
-               f'text.num_heads={t.num_heads} must divide text.width={t.width}')
-    check.need(0.0 <= t.dropout < 1.0, f'text.dropout must be in [0, 1) (got {t.dropout!r})')
+    common.check_transformer_section(check, 'text', config.text,
+                                     ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'))
     check.need(not config.model.conditional, 'model.conditional is for class labels; a '
                'text-to-image model is conditioned on its captions')
