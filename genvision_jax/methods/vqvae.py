@@ -7,9 +7,12 @@ codebook loss ||sg(z_e) - e||^2 (unless the codebook is an EMA) + `vq.beta` * co
 ||z_e - sg(e)||^2 (losses.py). With `vq.codebook = 'ema'` the codebook follows exponential
 moving averages of the encoder outputs assigned to each code (Razavi et al. 2019):
 N_k <- d N_k + (1 - d) n_k, m_k <- d m_k + (1 - d) sum_{z -> k} z, e_k = m_k / N~_k with
-Laplace-smoothed N~ (`ema_codebook_update`). Dead codes (EMA usage below `vq.dead_threshold`
-assignments per step) are restarted every `vq.restart_every` steps at random encoder outputs of
-the batch. Logged: codebook usage (fraction of codes used in the batch), perplexity,
+Laplace-smoothed N~ (`ema_codebook_update`). With `vq.init = 'data'` the codebook starts as K
+distinct encoder outputs of the first batch (what k-means++ seeding and Jukebox do): a codebook
+drawn far from the encoder's outputs loses all but a handful of codes in the first steps.
+Dead codes (EMA codebook: fewer than `vq.dead_threshold` assignments per step on average since
+the last check) are restarted every `vq.restart_every` steps at distinct random encoder outputs
+of the batch. Logged: codebook usage (fraction of codes used in the batch), perplexity,
 the dead-code count, reconstruction and VQ losses.
 """
 
@@ -25,6 +28,7 @@ from genvision_jax.models import vqvae as vq_models
 
 CODEBOOKS = ('ema', 'loss')
 RECONSTRUCTIONS = ('mse', 'l1')
+INITS = ('data', 'uniform')
 
 
 @flax.struct.dataclass
@@ -48,16 +52,25 @@ def ema_codebook_update(stats: dict, z_e, one_hot, decay: float, eps: float = 1e
   return {'cluster_size': size, 'embed_sum': embed_sum, 'codebook': embed_sum / smoothed[:, None]}
 
 
-def restart_dead_codes(stats: dict, z_e, rng, threshold: float) -> tuple[dict, jax.Array]:
-  """Codes whose EMA usage is below `threshold` get a random encoder output of the batch as
-  their vector (and usage 1, so they are not restarted again at once); returns (stats, dead)."""
+def distinct_rows(rng, z_e, num: int):
+  """`num` encoder outputs [num, D] drawn without replacement from z_e [..., D] (with
+  replacement only if there are fewer positions than `num`)."""
   z = z_e.reshape(-1, z_e.shape[-1])
-  dead = stats['cluster_size'] < threshold
-  pick = z[jax.random.randint(rng, (dead.shape[0],), 0, z.shape[0])]
+  index = jax.random.choice(rng, z.shape[0], (num,), replace=z.shape[0] < num)
+  return z[index]
+
+
+def restart_dead_codes(stats: dict, z_e, rng, threshold: float,
+                       steps: int = 1) -> tuple[dict, jax.Array]:
+  """Codes with fewer than `threshold` assignments per step over the last `steps` steps
+  (`stats['window_usage']`) get a distinct random encoder output of the batch as their vector
+  (and EMA usage 1); the window restarts at zero. Returns (stats, number of dead codes)."""
+  dead = stats['window_usage'] < threshold * steps
+  pick = distinct_rows(rng, z_e, dead.shape[0])
   codebook = jnp.where(dead[:, None], pick, stats['codebook'])
   size = jnp.where(dead, 1.0, stats['cluster_size'])
-  return {'cluster_size': size, 'embed_sum': codebook * size[:, None],
-          'codebook': codebook}, dead.sum()
+  return {'cluster_size': size, 'embed_sum': codebook * size[:, None], 'codebook': codebook,
+          'window_usage': jnp.zeros_like(stats['window_usage'])}, dead.sum()
 
 
 class VQVAEMethod:
@@ -74,6 +87,7 @@ class VQVAEMethod:
     self.beta, self.decay = float(v.beta), float(v.decay)
     self.reconstruction = v.reconstruction
     self.restart_every, self.dead_threshold = int(v.restart_every), float(v.dead_threshold)
+    self.data_init = v.init == 'data'
     self.model = vq_models.VQVAE(channels=image_shape[-1], num_codes=m.num_codes,
                                  code_dim=m.code_dim, width=m.width, downsamples=m.downsamples,
                                  ema=self.ema, dtype=jnp.dtype(config.train.compute_dtype))
@@ -94,9 +108,25 @@ class VQVAEMethod:
   def _variables(self, params, vq):
     return {'params': params, **({'vq': {'quantizer': vq}} if self.ema else {})}
 
+  def _data_init(self, state: VQState, x, rng) -> VQState:
+    """The codebook as K distinct encoder outputs of this batch (EMA usage 1 each)."""
+    z_e = self.model.apply(self._variables(state.params, state.vq), x,
+                           method=vq_models.VQVAE.encoder_outputs)
+    pick = distinct_rows(rng, z_e, self.num_codes)
+    if self.ema:
+      vq = {**state.vq, 'codebook': pick, 'embed_sum': pick,
+            'cluster_size': jnp.ones_like(state.vq['cluster_size'])}
+      return state.replace(vq=vq)
+    params = {**state.params, 'quantizer': {**state.params['quantizer'], 'codebook': pick}}
+    return state.replace(params=params)
+
   def train_step(self, state: VQState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
     x = batch['image'].astype(jnp.float32)
+    if self.data_init:
+      init_rng = jax.random.fold_in(rng, 1)
+      state = jax.lax.cond(state.step == 0, lambda s: self._data_init(s, x, init_rng),
+                           lambda s: s, state)
 
     def loss_fn(params):
       out = self.model.apply(self._variables(params, state.vq), x)
@@ -115,9 +145,12 @@ class VQVAEMethod:
     vq, dead = state.vq, jnp.zeros((), jnp.int32)
     if self.ema:
       z_e = jax.lax.stop_gradient(out['z_e'])
-      vq = ema_codebook_update(vq, z_e, out['one_hot'], self.decay)
+      counts = out['one_hot'].reshape(-1, self.num_codes).sum(0)
+      vq = {**ema_codebook_update(vq, z_e, out['one_hot'], self.decay),
+            'window_usage': vq['window_usage'] + counts}
       if self.restart_every:
-        restarted, n_dead = restart_dead_codes(vq, z_e, rng, self.dead_threshold)
+        restarted, n_dead = restart_dead_codes(vq, z_e, rng, self.dead_threshold,
+                                               self.restart_every)
         due = (state.step + 1) % self.restart_every == 0
         vq = jax.tree.map(lambda a, b: jnp.where(due, a, b), restarted, vq)
         dead = jnp.where(due, n_dead, 0)
@@ -170,7 +203,10 @@ class VQVAEMethod:
             beta=0.25,              # commitment weight
             reconstruction='mse',   # 'mse' or 'l1'
             restart_every=100,      # steps between dead-code restarts (0: never; EMA only)
-            dead_threshold=0.03,    # EMA assignments per step below which a code is dead
+            dead_threshold=1.0,     # mean assignments per step (since the last restart
+                                    # check) below which a code is dead
+            init='data',            # 'data': K distinct encoder outputs of the first batch;
+                                    # 'uniform': U(-1/K, 1/K) (van den Oord et al.)
         )),
         'optim': common.optimizer_config('adam', learning_rate=3e-4),
     }
@@ -197,4 +233,5 @@ class VQVAEMethod:
                f'vq.restart_every must be >= 0 (got {v.restart_every!r})')
     check.need(v.dead_threshold >= 0, f'vq.dead_threshold must be >= 0 '
                f'(got {v.dead_threshold!r})')
+    check.need(v.init in INITS, f'vq.init must be one of {INITS} (got {v.init!r})')
     check.optimizer('optim', config.optim)
