@@ -177,11 +177,61 @@ def test_tokenizer_learns_sparse_canvases_instead_of_collapsing_to_the_backgroun
 
 
 def test_tokenizer_smoke_config_trains_through_the_cli(scenes_dir, tmp_path):
+  """The VQGAN variant (the plain tokenizer is trained through the CLI by the Parti tests):
+  its discriminator state is checkpointed and restored with the rest."""
   from tests.conftest import experiment, run_cli
-  r = run_cli('train', f'--config={experiment("tti/vqvae_digits.py")}:smoke',
-              f'--workdir={tmp_path / "vq"}', f'--config.data.data_dir={scenes_dir}')
+  args = ('train', f'--config={experiment("tti/vqvae_digits.py")}:vqgan,smoke',
+          f'--workdir={tmp_path / "vq"}', f'--config.data.data_dir={scenes_dir}')
+  r = run_cli(*args)
   assert r.returncode == 0, r.stderr[-2000:]
   import json
   last = json.loads((tmp_path / 'vq' / 'metrics.jsonl').read_text().splitlines()[-1])
   assert last['step'] == 6 and 1.0 <= last['perplexity'] <= 16.0 + 1e-4
   assert 0.0 < last['codebook_usage'] <= 1.0
+  assert last['d_loss'] > 0.0 and last['adaptive_weight'] > 0.0
+  r = run_cli(*args, '--config.train.num_steps=8')  # resumes from the step-6 checkpoint
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'resumed from' in r.stdout + r.stderr
+
+
+def test_vqgan_adaptive_weight_and_discriminator_schedule():
+  """The VQGAN option: lambda = ||grad_W L_rec|| / (||grad_W L_G|| + 1e-4) * weight at the
+  decoder's output layer W (found here by its shape, independently of the method's lookup);
+  the discriminator stays put before vq.adversarial_start and learns after it."""
+  from genvision_jax import configs
+  from genvision_jax.methods.vqvae import VQGANState, VQVAEMethod
+  from tests.conftest import experiment
+  config = configs.load(experiment('tti/vqvae_digits.py') + ':vqgan,smoke',
+                        {'vq.adversarial_start': 2})
+  method = VQVAEMethod(config, (32, 64, 1))
+  x = jnp.tanh(jax.random.normal(jax.random.key(1), (4, 32, 64, 1)))
+  state = method.create_state(jax.random.key(0))
+  assert isinstance(state, VQGANState)
+
+  def terms(params):
+    out = method.model.apply(method._variables(params, state.vq), x)
+    rec = jnp.mean((out['reconstruction'] - x)**2)
+    logits = method.discriminator.apply({'params': state.d_params}, out['reconstruction'])
+    return rec, jnp.mean(-logits)  # hinge's generator term
+
+  def output_kernel(grads):
+    kernels = [v['kernel'] for v in grads['decoder'].values()
+               if isinstance(v, dict) and 'kernel' in v and v['kernel'].shape[-1] == 1]
+    assert len(kernels) == 1
+    return kernels[0]
+
+  g_rec = output_kernel(jax.grad(lambda p: terms(p)[0])(state.params))
+  g_gan = output_kernel(jax.grad(lambda p: terms(p)[1])(state.params))
+  expected = 0.5 * np.linalg.norm(g_rec) / (np.linalg.norm(g_gan) + 1e-4)
+  np.testing.assert_allclose(method._adaptive_lambda(state, x), expected, rtol=1e-4)
+
+  step = jax.jit(method.train_step)
+  d0 = state.d_params
+  state, metrics = step(state, {'image': x})
+  state, metrics = step(state, {'image': x})
+  chex.assert_trees_all_equal(state.d_params, d0)  # steps 0 and 1: before the start
+  assert float(metrics['d_loss']) == 0.0
+  state, metrics = step(state, {'image': x})
+  assert float(metrics['d_loss']) > 0.0 and float(metrics['adaptive_weight']) > 0.0
+  assert not np.allclose(jax.tree.leaves(state.d_params)[0], jax.tree.leaves(d0)[0])
+  assert np.isfinite(float(metrics['g_adversarial']))

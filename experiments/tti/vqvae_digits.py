@@ -5,12 +5,14 @@ restarted every 100 steps), MSE reconstruction, commitment 0.25.
   genvision train --config=experiments/tti/vqvae_digits.py --workdir=runs/vqvae_digits
   genvision train --config=experiments/tti/vqvae_digits.py:smoke --workdir=/tmp/vq_smoke
 
-Variants: `loss` (the codebook learned by the codebook loss instead of EMA), `smoke`.
+Variants: `loss` (the codebook learned by the codebook loss instead of EMA), `vqgan` (VQGAN:
+a PatchGAN on reconstructions with the adaptive adversarial weight 0.5 from step 1,000;
+`--config.vq.adversarial_start`), `smoke`.
 """
 
 from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
 
-VARIANTS = ('loss', 'smoke')
+VARIANTS = ('loss', 'vqgan', 'smoke')
 
 
 def get_config(arg=None):
@@ -24,11 +26,16 @@ def get_config(arg=None):
   c.train.checkpoint_every = 1000
   if 'loss' in chosen:
     c.vq.codebook = 'loss'
+  if 'vqgan' in chosen:
+    c.vq.adversarial_weight = 0.5
+    c.vq.adversarial_start = 1000
   if 'smoke' in chosen:
     c.model.num_codes = 16
     c.model.code_dim = 8
     c.model.width = 8
     c.vq.restart_every = 2
+    c.model.d_width = 8
+    c.vq.adversarial_start = min(c.vq.adversarial_start, 2)
     smoke_schedule(c)
     c.train.num_samples = 4
   return c

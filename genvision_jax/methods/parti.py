@@ -73,6 +73,8 @@ class PartiMethod:
     self.image_shape = tuple(image_shape)
     self.tokenizer = tok.method
     self._tokenizer_state = tok.state.replace(opt_state=())
+    if hasattr(tok.state, 'd_params'):  # a VQGAN tokenizer: its discriminator is not needed
+      self._tokenizer_state = self._tokenizer_state.replace(d_params={}, d_opt_state=())
     self.code_shape = tuple(self.tokenizer.code_shape)
     self.num_codes = int(self.tokenizer.num_codes)
     self.num_positions = self.code_shape[0] * self.code_shape[1]

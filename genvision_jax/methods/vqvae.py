@@ -14,6 +14,14 @@ Dead codes (EMA codebook: fewer than `vq.dead_threshold` assignments per step on
 the last check) are restarted every `vq.restart_every` steps at distinct random encoder outputs
 of the batch. Logged: codebook usage (fraction of codes used in the batch), perplexity,
 the dead-code count, reconstruction and VQ losses.
+
+VQGAN option (Esser et al. 2021; `vq.adversarial_weight > 0`): a PatchGAN (models/patchgan.py,
+LayerNorm) learns to tell images from reconstructions with `vq.gan_loss` (hinge, as VQGAN),
+and the decoder's loss gains lambda * L_G from step `vq.adversarial_start`, with the adaptive
+lambda = ||grad_W L_rec|| / (||grad_W L_G|| + 1e-4) at the decoder's last layer W (clipped to
+[0, 1e4]) times the weight, or the weight alone without `vq.adaptive_weight`. VQGAN's LPIPS
+perceptual term needs pretrained VGG weights, which this package never downloads: it is left
+out. The state is then a `VQGANState` (the discriminator and its optimizer besides).
 """
 
 import flax
@@ -24,6 +32,7 @@ import optax
 
 from genvision_jax import losses
 from genvision_jax.methods import common
+from genvision_jax.models import patchgan
 from genvision_jax.models import vqvae as vq_models
 
 CODEBOOKS = ('ema', 'loss')
@@ -38,6 +47,13 @@ class VQState:
   vq: dict           # EMA codebook and statistics ({} with a learned codebook)
   opt_state: optax.OptState
   rng: jax.Array
+
+
+@flax.struct.dataclass
+class VQGANState(VQState):
+  """The VQGAN option's state: a VQ-VAE's plus the PatchGAN discriminator and its optimizer."""
+  d_params: dict = None
+  d_opt_state: optax.OptState = None
 
 
 def ema_codebook_update(stats: dict, z_e, one_hot, decay: float, eps: float = 1e-5) -> dict:
@@ -95,6 +111,17 @@ class VQVAEMethod:
     f = 2**int(m.downsamples)
     self.code_shape = (image_shape[0] // f, image_shape[1] // f)
     self.num_codes = int(m.num_codes)
+    # The VQGAN option (Esser et al. 2021): a PatchGAN on reconstructions vs images, its
+    # generator term added to the decoder's loss with the adaptive weight.
+    self.adversarial_weight = float(v.adversarial_weight)
+    self.adversarial_start = int(v.adversarial_start)
+    self.adaptive_weight = bool(v.adaptive_weight)
+    if self.adversarial_weight > 0:
+      self.discriminator = patchgan.PatchDiscriminator(
+          image_size=image_shape[0], width=m.d_width, norm='layer', layers=m.d_layers,
+          dtype=jnp.dtype(config.train.compute_dtype))
+      self.objective = losses.GAN_OBJECTIVES[v.gan_loss]
+      self.d_tx = common.make_optimizer(config.d_optim)
 
   def create_state(self, rng, example_batch=None) -> VQState:
     del example_batch
@@ -102,8 +129,13 @@ class VQVAEMethod:
     variables = self.model.init(init_rng, jnp.zeros((1, *self.image_shape), jnp.float32))
     params = variables['params']
     vq = dict(variables.get('vq', {}).get('quantizer', {}))
-    return VQState(step=jnp.zeros((), jnp.int32), params=params, vq=vq,
-                   opt_state=self.tx.init(params), rng=state_rng)
+    fields = dict(step=jnp.zeros((), jnp.int32), params=params, vq=vq,
+                  opt_state=self.tx.init(params), rng=state_rng)
+    if self.adversarial_weight <= 0:
+      return VQState(**fields)
+    d_params = self.discriminator.init(jax.random.fold_in(init_rng, 1),
+                                       jnp.zeros((1, *self.image_shape)), train=False)['params']
+    return VQGANState(**fields, d_params=d_params, d_opt_state=self.d_tx.init(d_params))
 
   def _variables(self, params, vq):
     return {'params': params, **({'vq': {'quantizer': vq}} if self.ema else {})}
@@ -128,17 +160,24 @@ class VQVAEMethod:
       state = jax.lax.cond(state.step == 0, lambda s: self._data_init(s, x, init_rng),
                            lambda s: s, state)
 
+    gan = self.adversarial_weight > 0
+    on = (state.step >= self.adversarial_start).astype(jnp.float32) if gan else 0.0
+    lam = self._adaptive_lambda(state, x) if gan else jnp.zeros(())
+
     def loss_fn(params):
       out = self.model.apply(self._variables(params, state.vq), x)
-      err = out['reconstruction'] - x
-      recon = jnp.mean(err**2 if self.reconstruction == 'mse' else jnp.abs(err), axis=(1, 2, 3))
+      recon = self._reconstruction_error(out, x)
       commit = losses.vq_commitment_loss(out['z_e'], out['e'])
       codebook = (jnp.zeros_like(commit) if self.ema
                   else losses.vq_codebook_loss(out['z_e'], out['e']))
       loss = recon + codebook + self.beta * commit
-      return jnp.mean(loss), (out, recon, commit, codebook)
+      adversarial = jnp.zeros(())
+      if gan:
+        adversarial = self._generator_term(state.d_params, out['reconstruction'])
+        loss = loss + on * lam * adversarial
+      return jnp.mean(loss), (out, recon, commit, codebook, adversarial)
 
-    (loss, (out, recon, commit, codebook)), grads = jax.value_and_grad(
+    (loss, (out, recon, commit, codebook, adversarial)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -160,8 +199,64 @@ class VQVAEMethod:
                'perplexity': losses.codebook_perplexity(out['one_hot']),
                'codebook_usage': usage, 'dead_codes_restarted': dead,
                'grad_norm': common.global_norm(grads)}
+    if gan:
+      fake = jax.lax.stop_gradient(out['reconstruction'])
+      state, d_metrics = self._d_update(state, x, fake, on)
+      metrics.update(d_metrics, g_adversarial=adversarial, adaptive_weight=lam)
     return state.replace(step=state.step + 1, params=params, vq=vq, opt_state=opt_state,
                          rng=state.rng), metrics
+
+  # -- the VQGAN option ----------------------------------------------------------------------
+
+  def _reconstruction_error(self, out, x):
+    err = out['reconstruction'] - x
+    return jnp.mean(err**2 if self.reconstruction == 'mse' else jnp.abs(err), axis=(1, 2, 3))
+
+  def _generator_term(self, d_params, images):
+    logits = self.discriminator.apply({'params': d_params}, images, train=True)
+    return jnp.mean(self.objective(None, logits).g)
+
+  @staticmethod
+  def last_decoder_kernel(tree):
+    """The kernel of the decoder's output convolution (its last Conv) in a params-like tree."""
+    dec = tree['decoder']
+    last = max((k for k in dec if k.startswith('Conv_')), key=lambda k: int(k.split('_')[1]))
+    return dec[last]['kernel']
+
+  def _adaptive_lambda(self, state: VQGANState, x):
+    """Esser et al.'s weight of the adversarial term: ||grad_W L_rec|| / (||grad_W L_G|| +
+    1e-4) at the decoder's last layer W, clipped to [0, 1e4], times vq.adversarial_weight; a
+    constant vq.adversarial_weight without vq.adaptive_weight. No gradient flows through it."""
+    if not self.adaptive_weight:
+      return jnp.asarray(self.adversarial_weight, jnp.float32)
+
+    def term(params, which):
+      out = self.model.apply(self._variables(params, state.vq), x)
+      if which == 'rec':
+        return jnp.mean(self._reconstruction_error(out, x))
+      return self._generator_term(state.d_params, out['reconstruction'])
+
+    g_rec = self.last_decoder_kernel(jax.grad(term)(state.params, 'rec'))
+    g_gan = self.last_decoder_kernel(jax.grad(term)(state.params, 'gan'))
+    lam = jnp.linalg.norm(g_rec) / (jnp.linalg.norm(g_gan) + 1e-4)
+    return jax.lax.stop_gradient(jnp.clip(lam, 0.0, 1e4) * self.adversarial_weight)
+
+  def _d_update(self, state: VQGANState, x, fake, on):
+    """One discriminator step on images vs reconstructions (zero loss before
+    vq.adversarial_start, so Adam leaves D where it was)."""
+    def loss_fn(d_params):
+      real = self.discriminator.apply({'params': d_params}, x, train=True)
+      fake_logits = self.discriminator.apply({'params': d_params}, fake, train=True)
+      terms = self.objective(real, fake_logits)
+      return on * (jnp.mean(terms.d_real) + jnp.mean(terms.d_fake)), (real, fake_logits)
+
+    (d_loss, (real, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.d_params)
+    updates, d_opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
+    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                          d_opt_state=d_opt_state)
+    return state, {'d_loss': d_loss, 'd_real_logit': jnp.mean(real),
+                   'd_fake_logit': jnp.mean(fake_logits)}
 
   # -- the maps ------------------------------------------------------------------------------
 
@@ -196,6 +291,8 @@ class VQVAEMethod:
             code_dim=32,     # D
             width=64,
             downsamples=2,   # 32 x 64 canvases -> 8 x 16 = 128 codes
+            d_width=32,      # VQGAN option: PatchGAN width and stride-2 layers
+            d_layers=2,
         )),
         'vq': ml_collections.ConfigDict(dict(
             codebook='ema',         # 'ema' (Razavi et al.) or 'loss' (the codebook loss)
@@ -207,12 +304,23 @@ class VQVAEMethod:
                                     # check) below which a code is dead
             init='data',            # 'data': K distinct encoder outputs of the first batch;
                                     # 'uniform': U(-1/K, 1/K) (van den Oord et al.)
+            adversarial_weight=0.0,  # > 0: VQGAN (PatchGAN + adversarial decoder loss)
+            adversarial_start=0,     # step at which the adversarial terms switch on
+            adaptive_weight=True,    # Esser et al.'s gradient-norm ratio times the weight
+            gan_loss='hinge',        # the GAN objective: see losses.GAN_OBJECTIVES
         )),
         'optim': common.optimizer_config('adam', learning_rate=3e-4),
+        'd_optim': common.optimizer_config('adam', learning_rate=3e-4, b1=0.5, b2=0.9),
     }
 
   RESUMABLE_FIELDS = ()
-  LATER_DEFAULTS = {}
+  # The VQGAN option came after the first tokenizer runs: those are plain VQ-VAEs.
+  LATER_DEFAULTS = {
+      'model': {'d_width': 32, 'd_layers': 2},
+      'vq': {'adversarial_weight': 0.0, 'adversarial_start': 0, 'adaptive_weight': True,
+             'gan_loss': 'hinge'},
+      'd_optim': dict(common.optimizer_config('adam', learning_rate=3e-4, b1=0.5, b2=0.9)),
+  }
 
   @staticmethod
   def validate_config(config, check) -> None:
@@ -234,4 +342,14 @@ class VQVAEMethod:
     check.need(v.dead_threshold >= 0, f'vq.dead_threshold must be >= 0 '
                f'(got {v.dead_threshold!r})')
     check.need(v.init in INITS, f'vq.init must be one of {INITS} (got {v.init!r})')
+    check.need(v.adversarial_weight >= 0, f'vq.adversarial_weight must be >= 0 '
+               f'(got {v.adversarial_weight!r})')
+    check.need(isinstance(v.adversarial_start, int) and v.adversarial_start >= 0,
+               f'vq.adversarial_start must be an int >= 0 (got {v.adversarial_start!r})')
+    objectives = sorted(k for k in losses.GAN_OBJECTIVES if k != 'began')
+    check.need(v.gan_loss in objectives, f'vq.gan_loss must be one of {objectives} '
+               f'(got {v.gan_loss!r})')
+    for key in ('d_width', 'd_layers'):
+      check.positive_int(f'model.{key}', m[key])
     check.optimizer('optim', config.optim)
+    check.optimizer('d_optim', config.d_optim)
