@@ -46,3 +46,9 @@ def test_autoencoders_notebook_executes():
   images, text = _execute('autoencoders.ipynb')
   assert len(images) >= 3  # training grid, denoising curve, label-efficiency curve
   assert 'pca' in text and 'paired_bootstrap' in text and 'N=' in text
+
+
+def test_text_to_image_notebook_executes():
+  images, text = _execute('text_to_image.ipynb')
+  assert len(images) >= 3  # loss curve, training grid, prompt samples
+  assert 'perplexity' in text and 'faithful' in text
