@@ -154,6 +154,16 @@ def test_run_keeps_working_without_its_tokenizer_directory(parti_run, scenes_dir
     _, method, state = training.load_run(workdir)
     after = training.generate_images(method, state, 2, seed=1, label=_prompt_tokens(2))
     np.testing.assert_array_equal(after, before)
+    # Training resumes too (on a copy of the run), with the tokenizer it was trained with.
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(workdir, copy)
+    config = training.read_config(copy)
+    config.unlock()
+    config.train.num_steps += 2
+    result = training.train_and_evaluate(config, copy, verbose=False)
+    assert result.step == config.train.num_steps
+    _, _, resumed = training.load_run(copy)
+    chex.assert_trees_all_equal(resumed.tokenizer.params, state.tokenizer.params)
     # A new run whose tokenizer is missing is refused before anything is written.
     config = configs.load(experiment('tti/parti_digits.py') + ':smoke',
                           {'parti.tokenizer': tokenizer, 'data.data_dir': scenes_dir})

@@ -234,7 +234,10 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   t = config.train
   data = open_data(config)  # fails fast (before touching workdir) if the data is missing
   check_data(config, data)
-  frozen = load_frozen_runs(config)  # e.g. Parti's tokenizer, read from its own workdir
+  # e.g. Parti's tokenizer: read from its own workdir for a new run; a run being resumed uses
+  # the copies in workdir/frozen/ (its checkpoint holds the parameters it was trained with,
+  # even if the tokenizer's directory has since been moved, deleted or retrained).
+  frozen = load_frozen_runs(config, workdir if _has_checkpoint(workdir) else None)
   method = methods.create(config, data.image_shape, data.num_classes, frozen)
   changes = rundir.check_resume(config, workdir, allow_config_change)
   is_main = jax.process_index() == 0
@@ -421,12 +424,17 @@ class FrozenRun:
   state: Any
 
 
+def _has_checkpoint(workdir: str) -> bool:
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
 def load_frozen_runs(config, workdir: str | None = None) -> dict:
   """{name: FrozenRun} of the runs the method of `config` builds on.
 
-  Training (workdir None): each is read from its own workdir at its latest checkpoint; a
-  missing or untrained one is a FileNotFoundError naming it. Loading the trained run in
-  `workdir`: from the copies of their config.json and data_info.json in workdir/frozen/NAME,
+  A new run (workdir None): each is read from its own workdir at its latest checkpoint; a
+  missing or untrained one is a FileNotFoundError naming it. Loading or resuming the trained
+  run in `workdir`: from the copies of their config.json and data_info.json in workdir/frozen/NAME,
   with initialized states, because the run's own checkpoint holds their parameters (the
   tokenizer run may since have been deleted or retrained)."""
   out = {}
