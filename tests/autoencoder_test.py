@@ -13,7 +13,7 @@ from scipy import stats
 
 from genvision_jax import configs, finetune, methods, tasks
 from genvision_jax.methods.autoencoder import k_sparse
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 
 def _method(name='ae_mnist.py:smoke', shape=(28, 28, 1), **overrides):
@@ -171,7 +171,7 @@ def ae_runs(tmp_path_factory):
   runs = {}
   for name in ('ae_mnist', 'dae_mnist', 'sparse_ae_mnist', 'ksparse_ae_mnist'):
     runs[name] = str(root / name)
-    r = run_cli('train', f'--config={experiment(f"ae/{name}.py:smoke")}',
+    r = run_main('train', f'--config={experiment(f"ae/{name}.py:smoke")}',
                 f'--workdir={runs[name]}')
     assert r.returncode == 0, r.stderr[-2000:]
   return runs

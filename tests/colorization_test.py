@@ -11,7 +11,7 @@ import pytest
 from skimage import color
 
 from genvision_jax.evaluation import colour, runner, translation
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation notes,
 # supplementary test data, and mathematical observations", Table 1 (the pairs also in
@@ -85,11 +85,11 @@ def test_colour_images_get_no_feature_network_offline_and_say_so(monkeypatch):
 def pix2pix_colour_run(tmp_path_factory):
   """pix2pix_photos.py:smoke trained and evaluated through the CLI."""
   workdir = str(tmp_path_factory.mktemp('colour') / 'p2p')
-  r = run_cli('train', f'--config={experiment("i2i/pix2pix_photos.py:smoke")}',
+  r = run_main('train', f'--config={experiment("i2i/pix2pix_photos.py:smoke")}',
               f'--workdir={workdir}')
   assert r.returncode == 0, r.stderr[-2000:]
   env = {k: v for k, v in os.environ.items() if k != 'GENVISION_INCEPTION_WEIGHTS'}
-  r = run_cli('evaluate', f'--workdir={workdir}', '--bootstrap=20', env=env)
+  r = run_main('evaluate', f'--workdir={workdir}', '--bootstrap=20', env=env)
   assert r.returncode == 0, r.stderr[-2000:]
   return workdir, r.stdout
 
@@ -119,13 +119,13 @@ def test_colour_run_is_evaluated_with_colour_metrics_and_compared(pix2pix_colour
                     ('mse', 'psnr', 'ssim', colour.CIEDE2000, colour.COLOURFULNESS_ERROR)}
   assert 'colour/ciede2000 (lower is better)' in out['table']
   assert 'colour/colourfulness (no better direction)' in out['table']
-  r = run_cli('translate', f'--workdir={workdir}', '--split=test', '--num=2', '--samples=2',
+  r = run_main('translate', f'--workdir={workdir}', '--split=test', '--num=2', '--samples=2',
               f'--out={tmp_path / "strip.png"}')
   assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_palette_colorization_trains_through_the_cli(tmp_path):
-  r = run_cli('train', f'--config={experiment("i2i/palette_photos.py:smoke")}',
+  r = run_main('train', f'--config={experiment("i2i/palette_photos.py:smoke")}',
               f'--workdir={tmp_path / "run"}')
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.path.isdir(tmp_path / 'run' / 'checkpoints')

@@ -47,6 +47,37 @@ def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def run_main(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+  """Runs `genvision ARGS` in this process (the console script's own entry point,
+  `main.run`) from the repo root: what
+  `run_cli` checks, without a fresh interpreter's imports and compiles per call; `env`, as in
+  subprocess.run, is the whole environment of the call. A bug's
+  traceback becomes stderr with exit code 1, as in a subprocess. tests/cli_test.py and the
+  multi-process tests keep real subprocesses."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  import traceback  # pylint: disable=g-import-not-at-top
+  from genvision_jax import main  # pylint: disable=g-import-not-at-top
+  out, err = io.StringIO(), io.StringIO()
+  saved_env, saved_cwd = dict(os.environ), os.getcwd()
+  if env is not None:
+    os.environ.clear()
+    os.environ.update(env)
+  os.chdir(REPO)
+  try:
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      try:
+        code = main.run(['genvision', *map(str, args)])
+      except Exception:  # pylint: disable=broad-except
+        traceback.print_exc()
+        code = 1
+  finally:
+    os.chdir(saved_cwd)
+    os.environ.clear()
+    os.environ.update(saved_env)
+  return subprocess.CompletedProcess(['genvision', *args], code, out.getvalue(), err.getvalue())
+
+
 def host_leaves(tree):
   """Every leaf of a (device) pytree as a host array, typed PRNG keys as their key data: what
   bit-exact comparisons of training states compare."""

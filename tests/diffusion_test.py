@@ -16,7 +16,7 @@ from scipy import stats
 
 from genvision_jax import configs, diffusion, losses, methods
 from genvision_jax.methods import common
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 
 def _process(schedule='linear', T=1000):
@@ -307,19 +307,19 @@ def test_invalid_diffusion_configs_name_the_field():
 @pytest.mark.parametrize('spec', ['ddpm_mnist.py:smoke', 'ddpm_cond_mnist.py:smoke'])
 def test_cli_train_sample_and_bits_per_dim(tmp_path, spec):
   workdir = tmp_path / 'run'
-  proc = run_cli('train', f'--config={experiment(spec)}', f'--workdir={workdir}',
+  proc = run_main('train', f'--config={experiment(spec)}', f'--workdir={workdir}',
                  '--config.train.num_steps=2', '--config.diffusion.num_timesteps=20')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (workdir / 'samples' / 'step_0000002.png').exists()
   if 'cond' not in spec:
     return
   out = tmp_path / 'sevens.png'
-  proc = run_cli('sample', f'--workdir={workdir}', '--steps=5', '--sampler=ddim', '--guidance=3',
+  proc = run_main('sample', f'--workdir={workdir}', '--steps=5', '--sampler=ddim', '--guidance=3',
                  '--label=7', '--num=4', f'--out={out}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   image = np.asarray(Image.open(out))
   assert image.shape == (2 * (2 * 30 + 2), 2 * (2 * 30 + 2)) and image.std() > 0
-  proc = run_cli('bpd', f'--workdir={workdir}', '--num=3')
+  proc = run_main('bpd', f'--workdir={workdir}', '--num=3')
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads((workdir / 'eval' / 'bits_per_dim.json').read_text())
   assert record['protocol']['num_examples'] == 3 and record['protocol']['split'] == 'test'

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from genvision_jax import configs, losses, methods
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_main
 
 GAN_CONFIGS = sorted(p.name for p in (REPO / 'experiments' / 'gan').glob('*_mnist.py'))
 
@@ -226,10 +226,15 @@ def test_batchnorm_with_a_gradient_penalty_is_rejected():
 
 
 @pytest.mark.parametrize('name', GAN_CONFIGS)
-def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name):
-  proc = run_cli('train', f'--config=experiments/gan/{name}:smoke', f'--workdir={tmp_path}')
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'step 6/6' in proc.stdout and 'non-finite' not in proc.stderr
+def test_every_gan_config_smoke_trains_through_the_cli(tmp_path, name, capsys):
+  """`genvision train` in this process (the CLI's own entry point; a fresh interpreter per
+  config cost seconds of imports each: tests/cli_test.py keeps the subprocess runs)."""
+  from genvision_jax import main  # pylint: disable=g-import-not-at-top
+  code = main.run(['genvision', 'train', f'--config={REPO}/experiments/gan/{name}:smoke',
+                   f'--workdir={tmp_path}'])
+  out, err = capsys.readouterr()
+  assert code == 0, err[-3000:]
+  assert 'step 6/6' in out + err and 'non-finite' not in err
   if name in ('sdgan_mnist.py', 'minimax_mnist.py'):  # identity preservation: SD-GAN only
     from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
     if name == 'minimax_mnist.py':
@@ -280,17 +285,17 @@ def test_unconditional_gan_rejects_a_label():
 
 def test_sample_a_label_and_a_class_grid_from_a_conditional_run(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  proc = run_cli('train', '--config=experiments/gan/cgan_mnist.py:smoke', f'--workdir={tmp_path}')
+  proc = run_main('train', '--config=experiments/gan/cgan_mnist.py:smoke', f'--workdir={tmp_path}')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  proc = run_cli('sample', f'--workdir={tmp_path}', '--label=7', '--num=4',
+  proc = run_main('sample', f'--workdir={tmp_path}', '--label=7', '--num=4',
                  f'--out={tmp_path / "sevens.png"}')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  proc = run_cli('sample', f'--workdir={tmp_path}', '--class_grid', '--num=3',
+  proc = run_main('sample', f'--workdir={tmp_path}', '--class_grid', '--num=3',
                  f'--out={tmp_path / "grid.png"}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   grid = np.asarray(Image.open(tmp_path / 'grid.png'))
   assert grid.shape == (2 * (10 * 30 + 2), 2 * (3 * 30 + 2))  # 10 rows (classes) x 3 columns
-  proc = run_cli('sample', f'--workdir={tmp_path}', '--label=12')
+  proc = run_main('sample', f'--workdir={tmp_path}', '--label=12')
   assert proc.returncode == 2 and 'label must be in [0, 10)' in proc.stderr
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from genvision_jax import configs, data, latent, main, methods, training
 from genvision_jax.cli import common
 from genvision_jax.cli import interpolate as interpolate_cli
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 
 def bars(widths, length: int = 20, size: int = 28):
@@ -211,7 +211,7 @@ def test_a_wrong_size_colour_image_is_converted_and_resized(tmp_path):
 def vae_2d_run(tmp_path_factory):
   """experiments/vae_2d_mnist.py:smoke trained through the CLI."""
   workdir = tmp_path_factory.mktemp('vae_2d') / 'run'
-  proc = run_cli('train', f'--config={experiment("vae_2d_mnist.py:smoke")}',
+  proc = run_main('train', f'--config={experiment("vae_2d_mnist.py:smoke")}',
                  f'--workdir={workdir}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir

@@ -80,12 +80,12 @@ def test_one_step_trains_and_the_config_refuses_what_it_cannot_do():
 def test_uncropping_trains_and_translates_through_the_cli(tmp_path):
   """`genvision train` on palette_mnist:uncropping,smoke, then `genvision translate`: the
   strip's output column keeps the known centre of each target exactly."""
-  from tests.conftest import run_cli  # pylint: disable=g-import-not-at-top
+  from tests.conftest import run_main  # pylint: disable=g-import-not-at-top
   workdir, out = tmp_path / 'run', tmp_path / 'strip.png'
-  r = run_cli('train', f'--config={REPO}/experiments/i2i/palette_mnist.py:uncropping,smoke',
+  r = run_main('train', f'--config={REPO}/experiments/i2i/palette_mnist.py:uncropping,smoke',
               f'--workdir={workdir}')
   assert r.returncode == 0, r.stderr[-2000:]
-  r = run_cli('translate', f'--workdir={workdir}', '--num=2', f'--out={out}')
+  r = run_main('translate', f'--workdir={workdir}', '--num=2', f'--out={out}')
   assert r.returncode == 0, r.stderr[-2000:]
   from PIL import Image  # pylint: disable=g-import-not-at-top
   with Image.open(out) as im:

@@ -58,7 +58,7 @@ def test_kv_cache_decoding_equals_full_recomputation():
 from genvision_jax import configs, training  # noqa: E402
 from genvision_jax.data import digit_scenes  # noqa: E402
 from genvision_jax.methods import parti as parti_method  # noqa: E402
-from tests.conftest import experiment, run_cli  # noqa: E402
+from tests.conftest import experiment, run_main  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -69,7 +69,7 @@ def parti_run(scenes_dir, tmp_path_factory):
                         {'data.data_dir': scenes_dir})
   training.train_and_evaluate(config, tokenizer, verbose=False)
   workdir = str(root / 'parti')
-  r = run_cli('train', f'--config={experiment("tti/parti_digits.py")}:smoke',
+  r = run_main('train', f'--config={experiment("tti/parti_digits.py")}:smoke',
               f'--workdir={workdir}', f'--config.data.data_dir={scenes_dir}',
               f'--config.parti.tokenizer={tokenizer}')
   assert r.returncode == 0, r.stderr[-3000:]

@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from genvision_jax import configs
 from genvision_jax import data
 from genvision_jax.data import photo_patches
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 # (train, test) patches: a fixed function of the seven photos the packages ship.
 COUNTS = {32: (1652, 474), 64: (1415, 395)}
@@ -129,7 +129,7 @@ def test_missing_dataset_message_names_the_offline_colour_data(tmp_path):
 
 
 def test_colour_patches_train_a_dcgan_through_the_cli(tmp_path):
-  proc = run_cli('train', f'--config={experiment("dcgan_mnist.py:smoke")}',
+  proc = run_main('train', f'--config={experiment("dcgan_mnist.py:smoke")}',
                  f'--workdir={tmp_path / "run"}', '--config.data.name=photo_patches/32',
                  '--config.data.image_size=32')
   assert proc.returncode == 0, proc.stderr[-3000:]

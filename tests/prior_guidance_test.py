@@ -14,7 +14,7 @@ import pytest
 from genvision_jax import configs, methods, tasks, training
 from genvision_jax.evaluation import runner
 from genvision_jax.methods import prior_guidance as pg
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 
 def test_repaint_schedule_by_hand():
@@ -149,7 +149,7 @@ def test_evaluate_with_prior_adds_a_baseline_on_the_same_pairs(runs):
 
 
 def test_cli_evaluate_with_prior(runs):
-  r = run_cli('evaluate', f'--workdir={runs["inp"]}', f'--prior={runs["prior"]}',
+  r = run_main('evaluate', f'--workdir={runs["inp"]}', f'--prior={runs["prior"]}',
               '--prior_steps=2', '--prior_name=cli_prior', '--bootstrap=5')
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'baseline/cli_prior' in r.stdout

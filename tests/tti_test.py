@@ -9,7 +9,7 @@ import pytest
 from genvision_jax import configs, training
 from genvision_jax.data import digit_scenes
 from genvision_jax.methods.tti import TextDiffusionMethod
-from tests.conftest import experiment, run_cli
+from tests.conftest import experiment, run_main
 
 SMOKE = experiment('tti/diffusion_digits.py') + ':smoke'
 
@@ -54,7 +54,7 @@ def test_caption_dropout_and_the_guidance_formula(tti_run):
 def test_sample_from_a_prompt_and_its_errors(tti_run, tmp_path, capsys):
   workdir, _ = tti_run
   out = tmp_path / 's.png'
-  r = run_cli('sample', f'--workdir={workdir}', '--prompt=an upright 8 to the right of a 1',
+  r = run_main('sample', f'--workdir={workdir}', '--prompt=an upright 8 to the right of a 1',
               '--num=2', '--steps=2', f'--out={out}')
   assert r.returncode == 0, r.stderr[-2000:]
   from PIL import Image

@@ -179,17 +179,17 @@ def test_tokenizer_learns_sparse_canvases_instead_of_collapsing_to_the_backgroun
 def test_tokenizer_smoke_config_trains_through_the_cli(scenes_dir, tmp_path):
   """The VQGAN variant (the plain tokenizer is trained through the CLI by the Parti tests):
   its discriminator state is checkpointed and restored with the rest."""
-  from tests.conftest import experiment, run_cli
+  from tests.conftest import experiment, run_main
   args = ('train', f'--config={experiment("tti/vqvae_digits.py")}:vqgan,smoke',
           f'--workdir={tmp_path / "vq"}', f'--config.data.data_dir={scenes_dir}')
-  r = run_cli(*args)
+  r = run_main(*args)
   assert r.returncode == 0, r.stderr[-2000:]
   import json
   last = json.loads((tmp_path / 'vq' / 'metrics.jsonl').read_text().splitlines()[-1])
   assert last['step'] == 6 and 1.0 <= last['perplexity'] <= 16.0 + 1e-4
   assert 0.0 < last['codebook_usage'] <= 1.0
   assert last['d_loss'] > 0.0 and last['adaptive_weight'] > 0.0
-  r = run_cli(*args, '--config.train.num_steps=8')  # resumes from the step-6 checkpoint
+  r = run_main(*args, '--config.train.num_steps=8')  # resumes from the step-6 checkpoint
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'resumed from' in r.stdout + r.stderr
 
