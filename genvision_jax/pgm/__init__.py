@@ -8,6 +8,9 @@
                (exact on trees, loopy with damping) and Gibbs sampling, one API
   bayesnet.py  Bayes nets: CPTs, acyclicity, ancestral sampling, likelihood, MLE
   markov.py    Markov chains: stationary distribution, sampling, MLE of the transitions
+  mrf.py       grid MRFs (Ising) vectorized: loopy BP, ICM, checkerboard Gibbs, noisy channel,
+               pseudo-likelihood learning
+  naive_bayes.py  the generative classifier y -> x_d: MLE, Bayes rule, as a Bayes net
 
 Parameters are dicts of arrays (pytrees); every function is pure and jit-able. The data are
 rows x [N, D]: binary {0, 1} (or intensities in [0, 1]) for the Bernoulli models, real vectors
@@ -19,4 +22,6 @@ from genvision_jax.pgm import factors
 from genvision_jax.pgm import inference
 from genvision_jax.pgm import markov
 from genvision_jax.pgm import mixtures
+from genvision_jax.pgm import mrf
+from genvision_jax.pgm import naive_bayes
 from genvision_jax.pgm import simple
