@@ -35,7 +35,10 @@ Tasks (`task.name`, with their `task.*` fields at `default_config()`):
                     pix2pix paper's Lab colorization.
   denoising         `noise='gaussian'`: x + `noise_std` * N(0, I) in [-1, 1] units (not
                     clipped); `noise='masking'` (Vincent et al.'s masking noise): each pixel
-                    set to -1 (black, the digits' background) with probability `mask_prob`.
+                    set to -1 (black, the digits' background) with probability `mask_prob`;
+                    `noise='flip'` (binary salt-and-pepper, the MRF denoising of pgm/mrf.py):
+                    the image binarized at 0 and each pixel flipped with probability
+                    `flip_prob`.
   reconstruction    the image itself (autoencoders: `methods/autoencoder.py`).
 """
 
@@ -45,7 +48,7 @@ import ml_collections
 
 TASKS = ('super_resolution', 'inpainting', 'uncropping', 'colorization', 'denoising',
          'reconstruction')
-NOISES = ('gaussian', 'masking')
+NOISES = ('gaussian', 'masking', 'flip')
 DOWNSAMPLERS = ('area', 'bicubic')
 MASKS = ('center', 'boxes', 'strokes')
 UNCROPS = ('border', 'half')
@@ -70,6 +73,7 @@ def default_config() -> ml_collections.ConfigDict:
       noise='gaussian',         # denoising: 'gaussian' or 'masking'
       noise_std=0.5,            # denoising, gaussian: sigma in [-1, 1] units
       mask_prob=0.25,           # denoising, masking: probability that a pixel is dropped
+      flip_prob=0.1,            # denoising, flip: probability that a binarized pixel flips
       keep_luma=False,          # colorization: predict chroma only, keep the input's luma
   ))
 
@@ -104,8 +108,10 @@ def validate(config, check) -> None:
     need(t.noise in NOISES, f'task.noise must be one of {NOISES} (got {t.noise!r})')
     if t.noise == 'gaussian':
       need(t.noise_std > 0, f'task.noise_std must be > 0 (got {t.noise_std!r})')
-    else:
+    elif t.noise == 'masking':
       need(0 < t.mask_prob < 1, f'task.mask_prob must be in (0, 1) (got {t.mask_prob!r})')
+    else:
+      need(0 < t.flip_prob < 0.5, f'task.flip_prob must be in (0, 0.5) (got {t.flip_prob!r})')
   need(isinstance(t.keep_luma, bool), f'task.keep_luma must be True or False (got '
        f'{t.keep_luma!r})')
   need(not t.keep_luma or name == 'colorization', 'task.keep_luma applies to colorization '
@@ -301,7 +307,11 @@ def degrade_examples(task, images, seed: int, first_index: int = 0) -> dict:
 
 
 def corrupt(task, images, rng):
-  """The denoising task's corruption of `images` (task.noise: gaussian or masking)."""
+  """The denoising task's corruption of `images` (task.noise: gaussian, masking or flip)."""
+  if task.get('noise', 'gaussian') == 'flip':
+    flip = jax.random.bernoulli(rng, task.flip_prob, images.shape)
+    binary = jnp.where(images > 0, 1.0, -1.0)
+    return jnp.where(flip, -binary, binary)
   if task.get('noise', 'gaussian') == 'masking':
     drop = jax.random.bernoulli(rng, task.mask_prob, images.shape[:3] + (1,))
     return jnp.where(drop, -1.0, images)

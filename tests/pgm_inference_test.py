@@ -22,7 +22,7 @@ RED, BLUE = 0, 1
 
 
 def lecture_net():
-  """The lectures' five-variable net P(X5|X3) P(X4|X2,X3) P(X3) P(X2|X1) P(X1), red = 0, blue = 1."""
+  """The lectures' five-variable net P(X5|X3) P(X4|X2,X3) P(X3) P(X2|X1) P(X1); red 0, blue 1."""
   return bayesnet.BayesNet(
       {f'x{i}': 2 for i in range(1, 6)},
       {'x2': ['x1'], 'x4': ['x2', 'x3'], 'x5': ['x3']},
@@ -193,8 +193,8 @@ def test_gibbs_respects_evidence_and_zero_potentials():
 
 
 def test_a_thousand_variable_chain_does_not_underflow():
-  """The product of 999 potentials of 0.01-0.1 is ~1e-760, far below float64's range: every method works in
-  log space. Reference: the forward algorithm in numpy with a scale per step."""
+  """The product of 999 potentials of 0.01-0.1 is ~1e-760, far below float64's range: every
+  method works in log space. Reference: the forward algorithm in numpy with a scale per step."""
   rng = np.random.default_rng(0)
   k, n = 3, 1000
   pair = rng.uniform(0.01, 0.1, size=(k, k))

@@ -112,6 +112,9 @@ def test_pseudolikelihood_recovers_an_ising_model():
   truth = M.ising(jnp.full((4, 4), 0.1), 0.4, 0.4)
   keys = jax.random.split(jax.random.PRNGKey(0), 3000)
   _, samples = jax.vmap(lambda k: M.gibbs(truth, k, num_sweeps=60, burn_in=59))(keys)
+  params = {'bias': jnp.full((4, 4), 0.3), 'h': jnp.full((4, 3), -0.2), 'v': jnp.full((3, 4), 0.7)}
+  assert float(M.ising_pseudo_log_likelihood(params, samples[:50])) == pytest.approx(
+      float(M.pseudo_log_likelihood(params, samples[:50])), rel=1e-5)   # closed form = generic
   model, info = M.fit_pseudolikelihood(samples, l2=0.0)
   assert info['converged'] or info['iterations'] > 10
   assert abs(float(jnp.mean(info['h'])) - 0.4) < 0.06

@@ -17,7 +17,11 @@ import numpy as np
 
 from genvision_jax import tasks
 
-LEVELS = {'gaussian': (0.1, 0.25, 0.5, 0.75, 1.0), 'masking': (0.1, 0.25, 0.5, 0.75)}
+LEVELS = {'gaussian': (0.1, 0.25, 0.5, 0.75, 1.0), 'masking': (0.1, 0.25, 0.5, 0.75),
+          'flip': (0.05, 0.1, 0.2, 0.3)}
+LEVEL_FIELD = {'gaussian': 'noise_std', 'masking': 'mask_prob', 'flip': 'flip_prob'}
+LEVEL_LABEL = {'gaussian': 'noise sigma', 'masking': 'masking probability',
+               'flip': 'flip probability'}
 
 
 def _psnr(outputs, targets) -> np.ndarray:
@@ -36,7 +40,7 @@ def denoising_curve(method, state, test_images, pca_outputs, seed: int) -> dict:
   targets = np.asarray(test_images, np.float32)
   for i, level in enumerate(levels):
     task = ml_collections.ConfigDict(method.task.to_dict())
-    task.update({'noise_std': level} if kind == 'gaussian' else {'mask_prob': level})
+    task.update({LEVEL_FIELD[kind]: level})
     pairs = jax.tree.map(np.asarray, tasks.degrade_examples(task, targets, seed + 1000 + i))
     out['psnr']['dae'].append(float(_psnr(np.asarray(fn(state, pairs['input'])), targets).mean()))
     out['psnr']['pca'].append(float(_psnr(pca_outputs(pairs), targets).mean()))
@@ -53,7 +57,7 @@ def denoising_figure(curve: dict, trained_level: float, path: str) -> None:
                       ('noisy', 'noisy input')):
     ax.plot(curve['levels'], curve['psnr'][name], marker='o', label=label)
   ax.axvline(trained_level, color='grey', ls=':', label='trained at')
-  ax.set_xlabel('noise sigma' if curve['noise'] == 'gaussian' else 'masking probability')
+  ax.set_xlabel(LEVEL_LABEL[curve['noise']])
   ax.set_ylabel('test PSNR (dB)')
   ax.legend()
   fig.tight_layout()
@@ -69,7 +73,7 @@ def _label(config) -> str:
   elif a['sparsity'] == 'k_sparse':
     name = f"k-sparse AE (k={a['k']})"
   elif t['name'] == 'denoising':
-    level = t['noise_std'] if t['noise'] == 'gaussian' else t['mask_prob']
+    level = t[LEVEL_FIELD[t['noise']]]
     name = f"DAE ({t['noise']} {level:g}; noisy input)"
   else:
     name = 'AE'

@@ -69,7 +69,7 @@ HIGHER_IS_BETTER = {
     'fd': False, 'kid': False, 'precision': True, 'recall': True, 'density': True,
     'coverage': True, 'c2st_accuracy': False, 'score': True, 'classes_covered': True,
     'kl_data_to_samples': False, 'kl_samples_to_data': False, 'iwae': True, 'elbo': True,
-    'bits_per_dim': False, 'nn_distance': False, 'identity_generated': True,
+    'bits_per_dim': False, 'nn_distance': False, 'error_rate': False, 'identity_generated': True,
     'psnr': True, 'ssim': True, 'accuracy': True, 'correct': True, 'mse': False,  # i2i
     'ciede2000': False, 'colourfulness_error': False,  # image-to-image, colour (colour.py)
     'faithful': True, 'digit_accuracy': True, 'size_agreement': True,  # text-to-image

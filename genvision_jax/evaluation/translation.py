@@ -258,7 +258,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     t0 = time.time()
     curve = autoencoders.denoising_curve(method, state, targets, fitted['pca'], seed)
     t = config.task
-    autoencoders.denoising_figure(curve, t.noise_std if t.noise == 'gaussian' else t.mask_prob,
+    autoencoders.denoising_figure(curve, t[autoencoders.LEVEL_FIELD[t.noise]],
                                   os.path.join(out_root, 'denoising_curve.png'))
     rundir.write_json(os.path.join(out_root, 'denoising_curve.json'), curve, indent=1)
     say(f'denoising curve ({curve["noise"]} at {curve["levels"]}) in {time.time() - t0:.1f}s: '

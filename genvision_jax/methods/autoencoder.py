@@ -2,9 +2,9 @@
 
 An autoencoder is an image-to-image method (`i2i.ImageToImage`) whose task is
 `reconstruction` (the input is the image) or `denoising` (the denoising autoencoder, Vincent
-et al. 2008: the input is corrupted by `task.noise` = 'gaussian' or 'masking', the target is
-the clean image), so `genvision evaluate` measures reconstructions on the test split with the
-image-to-image protocol (per-image MSE, PSNR, SSIM, the digit classifier's accuracy on the
+et al. 2008: the input is corrupted by `task.noise` = 'gaussian', 'masking' or 'flip', the
+target is the clean image), so `genvision evaluate` measures reconstructions on the test split
+with the image-to-image protocol (per-image MSE, PSNR, SSIM, the digit classifier's accuracy on the
 reconstructions, Fréchet distance) beside PCA with the same code size, fitted on the training
 split (`fitted_baselines`, scikit-learn), and `genvision compare` runs the paired bootstrap.
 
@@ -238,6 +238,6 @@ class AutoencoderMethod(i2i.ImageToImage):
       need(a.l1_weight > 0, f'ae.l1_weight must be > 0 (got {a.l1_weight!r})')
     need(config.task.name in AE_TASKS, f'an autoencoder reconstructs: task.name must be one of '
          f'{AE_TASKS} (got {config.task.name!r}); the denoising autoencoder is '
-         '--config.task.name=denoising with --config.task.noise=gaussian|masking')
+         '--config.task.name=denoising with --config.task.noise=gaussian|masking|flip')
     tasks.validate(config, check)
     check.optimizer('optim', config.optim)

@@ -121,7 +121,8 @@ def _colours(shape):
 def icm(mrf: GridMRF, init, num_sweeps: int = 20) -> tuple[jax.Array, jax.Array]:
   """Iterated conditional modes from `init` [H, W]: `num_sweeps` sweeps of two checkerboard
   half-sweeps, each pixel set to the argmax of its conditional. Returns (x, number of pixels
-  changed in the last sweep) — 0 means a local maximum: no single pixel change raises the score."""
+  changed in the last sweep) — 0 means a local maximum: no single pixel change raises the
+  score."""
   colour = _colours(mrf.shape)
 
   def sweep(x, _):
@@ -239,12 +240,24 @@ def pseudo_log_likelihood(params: dict, images) -> jax.Array:
   return jnp.mean(jax.vmap(one)(x))
 
 
-def fit_pseudolikelihood(images, l2: float = 1e-3, max_iters: int = 200) -> tuple[GridMRF, dict]:
+def ising_pseudo_log_likelihood(params: dict, images) -> jax.Array:
+  """pseudo_log_likelihood of the Ising model in closed form: with spins s = 2x - 1,
+  p(s_i | rest) = sigmoid(2 s_i (bias_i + sum_j w_ij s_j)), so the sum over pixels needs only
+  shifted products (no gathers); equal to the generic one, and much faster to differentiate."""
+  s = 2.0 * jnp.asarray(images, jnp.float32) - 1.0              # [N, H, W]
+  field = jnp.broadcast_to(params['bias'], s.shape)
+  wh, wv = params['h'], params['v']
+  field = field.at[:, :, 1:].add(wh * s[:, :, :-1]).at[:, :, :-1].add(wh * s[:, :, 1:])
+  field = field.at[:, 1:, :].add(wv * s[:, :-1, :]).at[:, :-1, :].add(wv * s[:, 1:, :])
+  return jnp.mean(jnp.sum(jax.nn.log_sigmoid(2.0 * s * field), axis=(1, 2)))
+
+
+def fit_pseudolikelihood(images, l2: float = 1e-3, max_iters: int = 1000) -> tuple[GridMRF, dict]:
   """Per-pixel biases and per-edge couplings of an Ising model maximizing the pseudo-likelihood
   of binary images [N, H, W], per pixel, minus l2 * |params|^2 / 2 (a concave objective), by
-  BFGS (jax.scipy.optimize). Returns (the GridMRF, {'bias', 'h', 'v', 'objective',
-  'iterations', 'converged'})."""
-  import jax.scipy.optimize  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  L-BFGS (scipy.optimize, with the jit-compiled gradient of ising_pseudo_log_likelihood).
+  Returns (the GridMRF, {'bias', 'h', 'v', 'objective', 'iterations', 'converged'})."""
+  import scipy.optimize  # pylint: disable=g-import-not-at-top
   from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
   raw = np.asarray(images)
   if raw.ndim != 3 or not np.all((raw == 0) | (raw == 1)):
@@ -257,13 +270,21 @@ def fit_pseudolikelihood(images, l2: float = 1e-3, max_iters: int = 200) -> tupl
             'v': jnp.zeros((hh - 1, ww))}
   flat, unravel = ravel_pytree(params)
 
+  @jax.jit
   def loss(theta):
-    q = unravel(theta)
-    return -pseudo_log_likelihood(q, x) / (hh * ww) + 0.5 * l2 * jnp.sum(theta ** 2)
+    return (-ising_pseudo_log_likelihood(unravel(theta), x) / (hh * ww)
+            + 0.5 * l2 * jnp.sum(theta ** 2))
 
-  result = jax.jit(lambda t: jax.scipy.optimize.minimize(
-      loss, t, method='BFGS', options={'maxiter': max_iters}))(flat)
-  q = unravel(result.x)
+  value_and_grad = jax.jit(jax.value_and_grad(loss))
+
+  def fun(theta):
+    v, g = value_and_grad(jnp.asarray(theta, jnp.float32))
+    return float(v), np.asarray(g, np.float64)
+
+  result = scipy.optimize.minimize(fun, np.asarray(flat, np.float64), jac=True,
+                                   method='L-BFGS-B',
+                                   options={'maxiter': max_iters, 'gtol': 1e-8, 'ftol': 1e-12})
+  q = unravel(jnp.asarray(result.x, jnp.float32))
   info = {**q, 'objective': -float(result.fun), 'iterations': int(result.nit),
           'converged': bool(result.success)}
   return ising(q['bias'], q['h'], q['v']), info
