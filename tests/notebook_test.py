@@ -52,3 +52,10 @@ def test_text_to_image_notebook_executes():
   images, text = _execute('text_to_image.ipynb')
   assert len(images) >= 3  # loss curve, training grid, prompt samples
   assert 'perplexity' in text and 'faithful' in text
+
+
+def test_graphical_models_notebook_executes():
+  images, text = _execute('graphical_models.ipynb')
+  assert len(images) >= 3  # denoising strip, learning curve, MRF vs Bernoulli samples
+  assert 'P(x2|e) = [0.4 0.6]' in text and 'peanut butter + ice cream' in text
+  assert 'error rate' in text and 'stationary' in text
