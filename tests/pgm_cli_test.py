@@ -56,6 +56,8 @@ def test_pgm_denoise_classify_sample_through_the_cli(flip_dae, tmp_path):
   row = summary['results']['0.1']
   assert set(row) == {'noisy', 'median', 'icm', 'bp_map', 'bp_marginal', 'gibbs_marginal', 'dae'}
   assert abs(row['noisy']['error_rate'] - 0.1) < 0.03
+  assert 0 <= summary['bp']['0.1']['bp_map_converged'] <= 1
+  assert 1 <= summary['bp']['0.1']['bp_marginal_iterations'] <= 100
   for name in ('icm', 'bp_map', 'bp_marginal', 'gibbs_marginal'):   # the prior helps
     assert row[name]['error_rate'] < 0.6 * row['noisy']['error_rate'], name
   assert os.path.isfile(out / 'denoise.png') and os.path.isfile(out / 'denoise_examples.png')

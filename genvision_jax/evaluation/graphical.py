@@ -74,26 +74,33 @@ def _per_image(estimate: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]
 
 
 def mrf_estimates(prior: M.GridMRF, noisy: np.ndarray, flip: float, seed: int,
-                  gibbs_sweeps: int = 100) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-  """{method: binary estimates [N, H, W]} of the MRF methods, and their seconds."""
+                  gibbs_sweeps: int = 100) -> tuple[dict[str, np.ndarray], dict[str, float],
+                                                    dict[str, float]]:
+  """({method: binary estimates [N, H, W]} of the MRF methods, their seconds, and how loopy BP
+  went: the fraction of images whose messages converged and the mean iterations)."""
   post = jax.vmap(lambda y: M.noisy_channel(prior, y, flip))(jnp.asarray(noisy))
-  out, seconds = {}, {}
+  y = jnp.asarray(noisy)
+  out, seconds, bp_info = {}, {}, {}
 
   def timed(name, fn):
     tic = time.time()
     out[name] = np.asarray(jax.block_until_ready(fn()), np.int32)
     seconds[name] = round(time.time() - tic, 2)
 
-  timed('icm', lambda: jax.vmap(lambda p, y: M.icm(p, y, num_sweeps=10)[0])(post,
-                                                                            jnp.asarray(noisy)))
-  timed('bp_map', lambda: jnp.argmax(jax.vmap(lambda p: M.loopy_bp(p, maximize=True)[0])(post),
-                                     -1))
-  timed('bp_marginal', lambda: jnp.argmax(jax.vmap(lambda p: M.loopy_bp(p)[0])(post), -1))
+  def bp(maximize, name):
+    beliefs, iters, converged = jax.vmap(lambda p: M.loopy_bp(p, maximize=maximize))(post)
+    bp_info[f'{name}_converged'] = float(jnp.mean(converged))
+    bp_info[f'{name}_iterations'] = float(jnp.mean(iters))
+    return jnp.argmax(beliefs, -1)
+
+  timed('icm', lambda: jax.vmap(lambda p, x: M.icm(p, x, num_sweeps=10)[0])(post, y))
+  timed('bp_map', lambda: bp(True, 'bp_map'))
+  timed('bp_marginal', lambda: bp(False, 'bp_marginal'))
   keys = jax.random.split(jax.random.key(seed), len(noisy))
   timed('gibbs_marginal', lambda: jnp.argmax(jax.vmap(
-      lambda p, k, y: M.gibbs(p, k, num_sweeps=gibbs_sweeps, burn_in=gibbs_sweeps // 5,
-                              init=y)[0])(post, keys, jnp.asarray(noisy)), -1))
-  return out, seconds
+      lambda p, k, x: M.gibbs(p, k, num_sweeps=gibbs_sweeps, burn_in=gibbs_sweeps // 5,
+                              init=x)[0])(post, keys, y), -1))
+  return out, seconds, bp_info
 
 
 def median_filter(noisy: np.ndarray) -> np.ndarray:
@@ -154,7 +161,7 @@ def denoise(out: str, flips=FLIPS, num: int = 500, seed: int = 0, dae: str | Non
   examples = {}
   for p in flips:
     noisy = flip_noise(clean, p, seed)
-    estimates, seconds = mrf_estimates(prior, noisy, p, seed, gibbs_sweeps)
+    estimates, seconds, bp_info = mrf_estimates(prior, noisy, p, seed, gibbs_sweeps)
     estimates = {'noisy': noisy, 'median': median_filter(noisy), **estimates}
     if dae:
       tic = time.time()
@@ -173,6 +180,7 @@ def denoise(out: str, flips=FLIPS, num: int = 500, seed: int = 0, dae: str | Non
                    'psnr': res['metrics']['psnr'], 'psnr_interval': res['intervals']['psnr'],
                    'seconds': seconds.get(name)}
     summary['results'][f'{p:g}'] = row
+    summary.setdefault('bp', {})[f'{p:g}'] = bp_info
     say(f'p = {p:g}: ' + ', '.join(f'{k} {v["error_rate"]:.4f}' for k, v in row.items()))
     examples[p] = {k: v[:6] for k, v in estimates.items()}
   os.makedirs(out, exist_ok=True)
@@ -249,6 +257,7 @@ def classify(out: str, sizes=SIZES, repeats: int = 10, seed: int = 0, alpha: flo
                              'multinomial, L2',
       'repeats': repeats, 'seed': seed,
       'interval': '95% t-interval of the mean over the repeats; paired t-test per size'},
+            'alpha': alpha, 'C': c,
             'sizes': [], 'naive_bayes': [], 'logistic_regression': [], 'seconds': {}}
   t_nb = t_lr = 0.0
   for m in sizes:
@@ -297,8 +306,9 @@ def classify_figure(result: dict, path: str):
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   fig = Figure(figsize=(5.5, 3.8))
   ax = fig.subplots()
-  for key, label in (('naive_bayes', 'naive Bayes (generative, MLE)'),
-                     ('logistic_regression', 'logistic regression (discriminative)')):
+  for key, label in (('naive_bayes', f'naive Bayes (generative), alpha={result.get("alpha", 1):g}'),
+                     ('logistic_regression',
+                      f'logistic regression (discriminative), C={result.get("C", 1):g}')):
     rows = result[key]
     ax.plot(result['sizes'], [r['mean'] for r in rows], marker='o', label=label)
     ax.fill_between(result['sizes'], [r['low'] for r in rows], [r['high'] for r in rows],

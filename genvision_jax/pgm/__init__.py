@@ -1,4 +1,5 @@
-"""Classical probabilistic models in pure jax (no flax, no optax, no I/O).
+"""Classical probabilistic models in jax (no flax, no optax, no I/O; scipy only for the L-BFGS
+of the MRF pseudo-likelihood, a dependency of jax itself).
 
   simple.py    a product of independent Bernoullis: closed-form MLE, Laplace smoothing
   mixtures.py  mixtures of Bernoullis and Gaussian mixtures (diagonal and full covariance)
