@@ -147,3 +147,26 @@ def test_naive_bayes_mle_by_hand_and_as_a_bayes_net():
   lj = np.asarray(naive_bayes.log_joint(ml, np.array([[0, 0, 1]])))
   assert lj[0, 0] == -np.inf and np.isfinite(lj[0, 1])
   assert int(naive_bayes.predict(ml, np.array([[0, 0, 1]]))[0]) == 1
+
+
+def test_naive_bayes_evidence_against_scipy_beta_binomial():
+  """log p(x | y, alpha) = sum over class-pixel cells of the beta-binomial log-pmf of the count
+  minus log C(n, k) (the pixels are a sequence, not a count)."""
+  import scipy.special
+  import scipy.stats
+  rng = np.random.default_rng(0)
+  x = (rng.uniform(size=(40, 6)) < rng.uniform(size=6)).astype(np.int32)
+  y = rng.integers(0, 3, size=40)
+  for alpha in (0.05, 1.0, 3.0):
+    want = 0.0
+    for c in range(3):
+      n = int(np.sum(y == c))
+      for d in range(6):
+        k = int(x[y == c, d].sum())
+        want += (scipy.stats.betabinom.logpmf(k, n, alpha, alpha)
+                 - math.log(scipy.special.comb(n, k)))
+    assert float(naive_bayes.log_evidence(x, y, 3, alpha)) == pytest.approx(want, rel=1e-5)
+  # the chosen alpha is the grid's argmax of that evidence
+  grid = (0.01, 0.1, 1.0, 10.0)
+  best = max(grid, key=lambda a: float(naive_bayes.log_evidence(x, y, 3, a)))
+  assert naive_bayes.empirical_bayes_alpha(x, y, 3, grid) == best

@@ -11,7 +11,8 @@ from genvision_jax.cli import common
 SYNOPSIS = """\
   genvision pgm denoise --out=DIR [--flips=0.05,0.1,0.2,0.3] [--num=500] [--dae=RUN]
       [--gibbs_sweeps=100] [--train_num=N]   (MRF denoising vs median filter / DAE)
-  genvision pgm classify --out=DIR [--sizes=10,...,4000] [--repeats=10] [--alpha=1] [--C=1]
+  genvision pgm classify --out=DIR [--sizes=10,...,4000] [--repeats=10] [--alpha=auto|1]
+      [--C=1]
   genvision pgm sample --out=DIR [--num=10] [--vae=RUN] [--gibbs_sweeps=500] [--train_num=N]"""
 
 POSITIONAL = True  # denoise | classify | sample
@@ -36,8 +37,9 @@ _SIZES = flags.DEFINE_list('sizes', [str(s) for s in (10, 20, 50, 100, 200, 500,
                            'classify: training-set sizes.', flag_values=FLAGS)
 _REPEATS = flags.DEFINE_integer('repeats', 10, 'classify: training sets drawn per size.',
                                 flag_values=FLAGS)
-_ALPHA = flags.DEFINE_float('alpha', 1.0, 'classify: Laplace smoothing of naive Bayes.',
-                            flag_values=FLAGS)
+_ALPHA = flags.DEFINE_string('alpha', 'auto', 'classify: smoothing of naive Bayes, a number '
+                             '(1 = Laplace) or auto (empirical Bayes on each training set).',
+                             flag_values=FLAGS)
 _C = flags.DEFINE_float('C', 1.0, 'classify: inverse L2 strength of logistic regression.',
                         flag_values=FLAGS)
 _VAE = flags.DEFINE_string('vae', None, 'sample: a VAE run whose samples to show beside.',
@@ -99,9 +101,15 @@ def main(positional: list[str]) -> None:
       sizes = _numbers(_SIZES.value, int, '--sizes', 1, 4500)
       if _REPEATS.value < 2:
         raise common.UsageError(f'--repeats must be >= 2 for intervals (got {_REPEATS.value})')
-      if _ALPHA.value < 0 or _C.value <= 0:
-        raise common.UsageError('--alpha must be >= 0 and --C > 0')
-      graphical.classify(_OUT.value, sizes, _REPEATS.value, _SEED.value, _ALPHA.value, _C.value)
+      alpha = _ALPHA.value
+      if alpha != 'auto':
+        try:
+          alpha = float(alpha)
+        except ValueError:
+          raise common.UsageError(f'--alpha takes a number >= 0 or auto (got {alpha!r})') from None
+      if (alpha != 'auto' and alpha < 0) or _C.value <= 0:
+        raise common.UsageError('--alpha must be >= 0 (or auto) and --C > 0')
+      graphical.classify(_OUT.value, sizes, _REPEATS.value, _SEED.value, alpha, _C.value)
       print(f'wrote {os.path.join(_OUT.value, "classify.json")} and classify.png')
     else:
       num = _NUM.value or 10

@@ -41,6 +41,30 @@ def fit(x, y, num_classes: int, alpha: float = 1.0) -> dict:
   return {'log_prior': jnp.log(prior), 'probs': probs}
 
 
+def log_evidence(x, y, num_classes: int, alpha) -> jax.Array:
+  """log p(x | y, alpha) of the training pixels with each theta_cd integrated out under a
+  Beta(alpha, alpha) prior: sum_cd log B(k_cd + alpha, n_c - k_cd + alpha) - log B(alpha, alpha)
+  (k_cd ones among the n_c examples of class c). The smoothed estimate (k + alpha) /
+  (n + 2 alpha) of `fit` is the posterior mean under that prior."""
+  from jax.scipy.special import betaln  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray(x, jnp.float32)
+  onehot = jax.nn.one_hot(jnp.asarray(y), num_classes)
+  n = onehot.sum(0)[:, None]
+  k = onehot.T @ x
+  a = jnp.asarray(alpha, jnp.float32)
+  return jnp.sum(betaln(k + a, n - k + a) - betaln(a, a))
+
+
+ALPHA_GRID = tuple(float(a) for a in np.logspace(-3, 1, 41))
+
+
+def empirical_bayes_alpha(x, y, num_classes: int, grid=ALPHA_GRID) -> float:
+  """The alpha of `grid` with the highest log_evidence of the training data (type-II maximum
+  likelihood): the smoothing strength chosen from the training set alone."""
+  values = jax.vmap(lambda a: log_evidence(x, y, num_classes, a))(jnp.asarray(grid))
+  return float(grid[int(jnp.argmax(values))])
+
+
 def log_joint(params: dict, x) -> jax.Array:
   """log p(y = c, x) for every row and class [N, C]."""
   x = jnp.asarray(x, jnp.float32)
