@@ -121,6 +121,12 @@ def test_pseudolikelihood_recovers_an_ising_model():
   assert abs(float(jnp.mean(info['v'])) - 0.4) < 0.06
   assert abs(float(jnp.mean(info['bias'])) - 0.1) < 0.06
   assert model.unary.shape == (4, 4, 2)
+  # maximum likelihood by persistent contrastive divergence, from zeros, recovers it too
+  _, ml = M.fit_maximum_likelihood(samples, num_steps=400, num_chains=500, learning_rate=0.1,
+                                   l2=0.0)
+  assert abs(float(jnp.mean(ml['h'])) - 0.4) < 0.08
+  assert abs(float(jnp.mean(ml['v'])) - 0.4) < 0.08
+  assert abs(float(jnp.mean(ml['bias'])) - 0.1) < 0.08
   with pytest.raises(ModelError, match='binary images'):
     M.fit_pseudolikelihood(jnp.full((2, 4, 4), 0.5))
 

@@ -10,10 +10,12 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision pgm denoise --out=DIR [--flips=0.05,0.1,0.2,0.3] [--num=500] [--dae=RUN]
-      [--gibbs_sweeps=100] [--train_num=N]   (MRF denoising vs median filter / DAE)
+      [--gibbs_sweeps=100] [--train_num=N] [--prior=maximum_likelihood|pseudo_likelihood]
+      [--pcd_steps=1000]   (MRF denoising vs median filter / DAE)
   genvision pgm classify --out=DIR [--sizes=10,...,4000] [--repeats=10] [--alpha=auto|1]
       [--C=1]
-  genvision pgm sample --out=DIR [--num=10] [--vae=RUN] [--gibbs_sweeps=500] [--train_num=N]"""
+  genvision pgm sample --out=DIR [--num=10] [--vae=RUN] [--gibbs_sweeps=500] [--train_num=N]
+      [--pcd_steps=1000]"""
 
 POSITIONAL = True  # denoise | classify | sample
 
@@ -42,6 +44,12 @@ _ALPHA = flags.DEFINE_string('alpha', 'auto', 'classify: smoothing of naive Baye
                              flag_values=FLAGS)
 _C = flags.DEFINE_float('C', 1.0, 'classify: inverse L2 strength of logistic regression.',
                         flag_values=FLAGS)
+_PCD = flags.DEFINE_integer('pcd_steps', 1000, 'denoise, sample: persistent-contrastive-'
+                           'divergence steps of the maximum-likelihood MRF.', flag_values=FLAGS)
+_PRIOR = flags.DEFINE_enum('prior', 'maximum_likelihood', ['maximum_likelihood',
+                                                           'pseudo_likelihood'],
+                           'denoise: how the MRF prior is fitted (maximum likelihood starts '
+                           'from the pseudo-likelihood fit).', flag_values=FLAGS)
 _VAE = flags.DEFINE_string('vae', None, 'sample: a VAE run whose samples to show beside.',
                            flag_values=FLAGS)
 
@@ -81,6 +89,8 @@ def main(positional: list[str]) -> None:
   from genvision_jax.evaluation import graphical  # pylint: disable=g-import-not-at-top
   from genvision_jax.pgm.factors import ModelError  # pylint: disable=g-import-not-at-top
   sub = positional[0]
+  if _PCD.value < 1:
+    raise common.UsageError(f'--pcd_steps must be >= 1 (got {_PCD.value})')
   if _TRAIN_NUM.value is not None and _TRAIN_NUM.value < 2:
     raise common.UsageError(f'--train_num must be >= 2 (got {_TRAIN_NUM.value})')
   try:
@@ -91,7 +101,8 @@ def main(positional: list[str]) -> None:
         raise common.UsageError(f'--num must be >= 1 (got {num})')
       summary = graphical.denoise(_OUT.value, flips, num, _SEED.value,
                                   _run_dir(_DAE.value, '--dae'), _GIBBS.value or 100,
-                                  _TRAIN_NUM.value)
+                                  _TRAIN_NUM.value, prior_fit=_PRIOR.value,
+                                  pcd_steps=_PCD.value)
       del summary
       print(f'wrote {os.path.join(_OUT.value, "denoise.json")}, denoise.png, '
             'denoise_examples.png and flip_P/METHOD/eval/ (genvision compare '
@@ -116,7 +127,7 @@ def main(positional: list[str]) -> None:
       if num < 1:
         raise common.UsageError(f'--num must be >= 1 (got {num})')
       graphical.sample_pictures(_OUT.value, num, _SEED.value, _run_dir(_VAE.value, '--vae'),
-                                _GIBBS.value or 500, _TRAIN_NUM.value)
+                                _GIBBS.value or 500, _TRAIN_NUM.value, pcd_steps=_PCD.value)
       print(f'wrote {os.path.join(_OUT.value, "samples.png")} and samples.json')
   except ModelError as e:
     raise common.UsageError(str(e)) from None

