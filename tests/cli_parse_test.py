@@ -105,6 +105,8 @@ OWN_FLAGS = {
     'report': {'out', 'humaneval'},
     'humaneval': {'runs', 'real', 'db', 'host', 'port', 'images', 'trials', 'attention_every',
                   'seed', 'out', 'min_attention', 'bootstrap'},
+    'pgm': {'out', 'seed', 'flips', 'num', 'dae', 'gibbs_sweeps', 'train_num', 'sizes',
+            'repeats', 'alpha', 'C', 'pcd_steps', 'prior', 'vae'},
     'prepare': {'dataset', 'data_dir'},
 }
 
