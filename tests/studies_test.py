@@ -43,6 +43,11 @@ def test_summary_ranks_tests_and_corrects():
       stats.ttest_ind(values['a'], values['b'], equal_var=False).pvalue)
   assert ab['p_holm'] == pytest.approx(min(1, 3 * ab['p_value']))  # the smallest of 3 p's
   assert ab['significant'] and not pairs[('a', 'c')]['significant']
+  # values spanning less than 10x: a linear axis; a collapsed run (100x): a log axis
+  assert analysis.distribution_figure(s, 'fd').axes[0].get_yscale() == 'linear'
+  values['d'] = [700.0]
+  wide = analysis.summarize(values, higher_is_better=False)
+  assert analysis.distribution_figure(wide, 'fd').axes[0].get_yscale() == 'log'
 
 
 def test_rank_agreement_is_spearman():

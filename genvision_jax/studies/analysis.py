@@ -78,7 +78,9 @@ def rank_agreement(means: dict[str, float], reference: dict[str, float]) -> dict
 
 def distribution_figure(summary: dict, metric: str, path: str | None = None, title: str = ''):
   """Box plot with every run as a point (Lucic et al.'s figure), groups in ranking order;
-  saved to `path` (matplotlib Agg, no pyplot state). Returns the Figure."""
+  saved to `path` (matplotlib Agg, no pyplot state). The y axis is logarithmic when the
+  positive values span more than a factor of 10 (a collapsed run would otherwise flatten the
+  rest). Returns the Figure."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   names = summary['ranking'] + [n for n in summary['groups'] if n not in summary['ranking']]
@@ -93,6 +95,11 @@ def distribution_figure(summary: dict, metric: str, path: str | None = None, tit
       ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=16, color='C0', alpha=0.8,
                  zorder=3)
   ax.set_ylabel(metric)
+  values = np.array([v for d in data for v in d], dtype=float)
+  values = values[np.isfinite(values)]
+  if values.size and values.min() > 0 and values.max() / values.min() > 10:
+    ax.set_yscale('log')
+    ax.set_ylabel(f'{metric} (log scale)')
   hib = summary.get('higher_is_better')
   direction = '' if hib is None else (' (higher is better)' if hib else ' (lower is better)')
   ax.set_title((title + ': ' if title else '') + f'{metric} per run{direction}', fontsize=10)
