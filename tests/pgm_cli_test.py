@@ -97,3 +97,10 @@ def test_pgm_bad_arguments_are_one_line_errors(args, message, tmp_path):
   assert r.returncode == 2, r.stderr
   assert re.search(message, r.stderr), r.stderr
   assert not os.path.exists(tmp_path / 'o')
+
+
+def test_pgm_refuses_a_run_of_the_wrong_method(flip_dae, tmp_path):
+  r = run_main('pgm', 'sample', f'--out={tmp_path / "o"}', f'--vae={flip_dae}')
+  assert r.returncode == 2
+  assert 'is a run of method autoencoder (denoising); --vae takes a run of method vae' in r.stderr
+  assert not os.path.exists(tmp_path / 'o')

@@ -72,9 +72,24 @@ def _numbers(values, kind, flag, low, high, strict_high=False):
   return out
 
 
-def _run_dir(path, flag):
-  if path and not os.path.isdir(os.path.join(path, 'checkpoints')):
+def _run_dir(path, flag, method, task=None):
+  """`path` if it is a trained run of `method` (and task) on 28x28 single-channel digits."""
+  if not path:
+    return path
+  if not os.path.isdir(os.path.join(path, 'checkpoints')):
     raise common.UsageError(f'{flag}={path} is not a trained run directory (no checkpoints/)')
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  config = rundir.read_config(path)
+  got = config.method + (f' ({config.task.name})' if 'task' in config else '')
+  want = method + (f' ({task})' if task else '')
+  if config.method != method or (task and config.task.name != task):
+    raise common.UsageError(f'{flag}={path} is a run of method {got}; {flag} takes a run of '
+                            f'method {want}, e.g. trained by ' +
+                            ('experiments/ae/dae_mnist.py:flip' if task else
+                             'experiments/vae_mnist.py'))
+  if config.data.image_size != 28:
+    raise common.UsageError(f'{flag}={path} makes {config.data.image_size}x'
+                            f'{config.data.image_size} images; the digits here are 28x28')
   return path
 
 
@@ -100,7 +115,7 @@ def main(positional: list[str]) -> None:
       if num < 1:
         raise common.UsageError(f'--num must be >= 1 (got {num})')
       summary = graphical.denoise(_OUT.value, flips, num, _SEED.value,
-                                  _run_dir(_DAE.value, '--dae'), _GIBBS.value or 100,
+                                  _run_dir(_DAE.value, '--dae', 'autoencoder', 'denoising'), _GIBBS.value or 100,
                                   _TRAIN_NUM.value, prior_fit=_PRIOR.value,
                                   pcd_steps=_PCD.value)
       del summary
@@ -126,7 +141,7 @@ def main(positional: list[str]) -> None:
       num = _NUM.value or 10
       if num < 1:
         raise common.UsageError(f'--num must be >= 1 (got {num})')
-      graphical.sample_pictures(_OUT.value, num, _SEED.value, _run_dir(_VAE.value, '--vae'),
+      graphical.sample_pictures(_OUT.value, num, _SEED.value, _run_dir(_VAE.value, '--vae', 'vae'),
                                 _GIBBS.value or 500, _TRAIN_NUM.value, pcd_steps=_PCD.value)
       print(f'wrote {os.path.join(_OUT.value, "samples.png")} and samples.json')
   except ModelError as e:
