@@ -114,11 +114,10 @@ def main(positional: list[str]) -> None:
       num = _NUM.value or 500
       if num < 1:
         raise common.UsageError(f'--num must be >= 1 (got {num})')
-      summary = graphical.denoise(_OUT.value, flips, num, _SEED.value,
-                                  _run_dir(_DAE.value, '--dae', 'autoencoder', 'denoising'), _GIBBS.value or 100,
-                                  _TRAIN_NUM.value, prior_fit=_PRIOR.value,
-                                  pcd_steps=_PCD.value)
-      del summary
+      graphical.denoise(_OUT.value, flips, num, _SEED.value,
+                        _run_dir(_DAE.value, '--dae', 'autoencoder', 'denoising'),
+                        _GIBBS.value or 100, _TRAIN_NUM.value, prior_fit=_PRIOR.value,
+                        pcd_steps=_PCD.value)
       print(f'wrote {os.path.join(_OUT.value, "denoise.json")}, denoise.png, '
             'denoise_examples.png and flip_P/METHOD/eval/ (genvision compare '
             f'{os.path.join(_OUT.value, "flip_0.1", "bp_map")} '

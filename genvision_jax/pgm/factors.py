@@ -6,9 +6,10 @@ many factors never underflow. A `FactorGraph` is the variables' domain sizes plu
 factors; it checks that every table matches its variables' domains. Bayes nets, Markov chains and
 grid MRFs convert to factor graphs, and every inference routine of `inference.py` takes one.
 
-The operations on factors are the ones variable elimination and belief propagation need:
-product (log tables add, broadcast over the union of the variables), summing out (logsumexp),
-maximizing out (max, with the argmax kept for back-tracking) and conditioning on evidence.
+The factor algebra here is what inference.py builds on: aligning a table to a list of axes,
+the product of factors (log tables add, broadcast over the union of the variables),
+conditioning on evidence and normalizing; summing and maximizing out happen inside
+inference.py's compiled elimination and message kernels.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ class Factor:
   variables: tuple[str, ...]
   log_table: jax.Array
   name: str = ''
-
-  @property
-  def table(self) -> jax.Array:
-    return jnp.exp(self.log_table)
 
   def __repr__(self) -> str:
     return f'Factor({self.name or "psi"}{self.variables}, shape={tuple(self.log_table.shape)})'
@@ -68,7 +65,7 @@ def factor(variables: Sequence[str], table, name: str = '') -> Factor:
     raise ModelError(f'factor {label}: potentials must be finite (an entry is inf)')
   with np.errstate(divide='ignore'):
     log_t = np.log(t)
-  return Factor(variables, jnp.asarray(log_t, dtype=_float_dtype()), name)
+  return Factor(variables, jnp.asarray(log_t, dtype=float_dtype()), name)
 
 
 def log_factor(variables: Sequence[str], log_table, name: str = '') -> Factor:
@@ -76,10 +73,10 @@ def log_factor(variables: Sequence[str], log_table, name: str = '') -> Factor:
   variables, t, label = _table(variables, log_table, name)
   if np.isnan(t).any() or (t == np.inf).any():
     raise ModelError(f'factor {label}: log-potentials must be < +inf and not NaN')
-  return Factor(variables, jnp.asarray(t, dtype=_float_dtype()), name)
+  return Factor(variables, jnp.asarray(t, dtype=float_dtype()), name)
 
 
-def _float_dtype():
+def float_dtype():
   return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
 
@@ -115,10 +112,6 @@ class FactorGraph:
   def __repr__(self) -> str:
     return (f'FactorGraph({len(self.variables)} variables, {len(self.factors)} factors, '
             f'{"tree" if self.is_tree() else "with cycles"})')
-
-  def neighbours(self, variable: str) -> list[int]:
-    """Indices of the factors that touch `variable`."""
-    return [i for i, f in enumerate(self.factors) if variable in f.variables]
 
   def num_assignments(self) -> int:
     return math.prod(self.domains.values())
@@ -178,14 +171,22 @@ class FactorGraph:
 
 # ---------------------------------------------------------------------------- factor algebra
 
+def align_axes(table: jax.Array, positions: Sequence[int], ndim: int) -> jax.Array:
+  """`table` (axis j going to axis positions[j] of the result) transposed and expanded to
+  `ndim` axes, length 1 where it has none; the form jitted kernels use, as it names no
+  variable."""
+  order = sorted(range(len(positions)), key=lambda j: positions[j])
+  shape = [1] * ndim
+  for j in order:
+    shape[positions[j]] = table.shape[j]
+  return jnp.transpose(table, order).reshape(shape)
+
+
 def aligned(f: Factor, variables: Sequence[str]) -> jax.Array:
   """f's log table transposed and expanded to broadcast against the axes `variables`
   (which must include all of f's variables)."""
-  order = [f.variables.index(v) for v in variables if v in f.variables]
-  t = jnp.transpose(f.log_table, order)
-  shape = [f.log_table.shape[f.variables.index(v)] if v in f.variables else 1
-           for v in variables]
-  return t.reshape(shape)
+  return align_axes(f.log_table, [list(variables).index(v) for v in f.variables],
+                    len(variables))
 
 
 def product(factors: Sequence[Factor], name: str = '') -> Factor:
@@ -199,22 +200,6 @@ def product(factors: Sequence[Factor], name: str = '') -> Factor:
     for v, k in zip(f.variables, f.log_table.shape):
       shape[variables.index(v)] = k
   return Factor(tuple(variables), jnp.broadcast_to(log_t, shape), name)
-
-
-def sum_out(f: Factor, variables: Iterable[str]) -> Factor:
-  """sum over `variables` of psi (logsumexp of the log table)."""
-  variables = set(variables)
-  axes = tuple(i for i, v in enumerate(f.variables) if v in variables)
-  keep = tuple(v for v in f.variables if v not in variables)
-  return Factor(keep, jax.nn.logsumexp(f.log_table, axis=axes) if axes else f.log_table, f.name)
-
-
-def max_out(f: Factor, variable: str) -> tuple[Factor, jax.Array]:
-  """max over `variable` of psi, and the argmax table over the remaining variables."""
-  axis = f.variables.index(variable)
-  keep = tuple(v for v in f.variables if v != variable)
-  return (Factor(keep, jnp.max(f.log_table, axis=axis), f.name),
-          jnp.argmax(f.log_table, axis=axis))
 
 
 def reduce(f: Factor, evidence: Mapping[str, int]) -> Factor:

@@ -112,7 +112,7 @@ def joint_log_table(fg: FactorGraph) -> jax.Array:
     raise ModelError(f'enumeration needs the joint table of {n:.3g} assignments (limit '
                      f'{MAX_ENUMERATION:.3g}); use method="elimination" or "bp"')
   shape = [fg.domains[v] for v in fg.variables]
-  log_t = jnp.zeros(shape, F._float_dtype())
+  log_t = jnp.zeros(shape, F.float_dtype())
   for f in fg.factors:
     log_t = log_t + F.aligned(f, fg.variables)
   return log_t
@@ -177,13 +177,7 @@ def _combine(tables, scopes, union, variable, maximize):
 
 @functools.partial(jax.jit, static_argnames=('layout', 'ndim', 'axis', 'maximize'))
 def _combine_kernel(tables, layout, ndim, axis, maximize):
-  t = 0.0
-  for table, positions in zip(tables, layout):
-    order = sorted(range(len(positions)), key=lambda j: positions[j])
-    shape = [1] * ndim
-    for j in order:
-      shape[positions[j]] = table.shape[j]
-    t = t + jnp.transpose(table, order).reshape(shape)
+  t = sum(F.align_axes(table, positions, ndim) for table, positions in zip(tables, layout))
   if maximize:
     return jnp.max(t, axis=axis), jnp.argmax(t, axis=axis)
   return jax.nn.logsumexp(t, axis=axis), None
@@ -246,17 +240,24 @@ def _bp_structure(fg: FactorGraph):
   return live, const
 
 
+def _times_messages(log_table, incoming, skip: int | None = None):
+  """log psi + sum_j log m_j(x_j) over the table's axes j (all but `skip`): incoming[j] is the
+  message from the factor's j-th variable."""
+  t = log_table
+  for j, m in enumerate(incoming):
+    if j != skip:
+      shape = [1] * t.ndim
+      shape[j] = -1
+      t = t + m.reshape(shape)
+  return t
+
+
 @functools.partial(jax.jit, static_argnames=('axis', 'maximize'))
 def _factor_to_var(log_table, incoming, axis: int, maximize: bool):
   """log m_{f->v}(x_v) = agg over x_f\\v of [log psi_f + sum_{u != v} log m_{u->f}(x_u)], with v
   the factor's axis `axis` and incoming[j] the message from its j-th variable (j != axis);
   normalized (uniform if every entry is -inf)."""
-  t = log_table
-  for j, m in enumerate(incoming):
-    if j != axis:
-      shape = [1] * t.ndim
-      shape[j] = -1
-      t = t + m.reshape(shape)
+  t = _times_messages(log_table, incoming, skip=axis)
   axes = tuple(j for j in range(t.ndim) if j != axis)
   if axes:
     t = jnp.max(t, axis=axes) if maximize else jax.nn.logsumexp(t, axis=axes)
@@ -335,7 +336,7 @@ def _bp(fg: FactorGraph, tasks, max_iters: int = 200, damping: float | None = No
   if not 0.0 <= damping < 1.0:
     raise ModelError(f'BP damping must be in [0, 1) (got {damping})')
   live, const = _bp_structure(fg)
-  dt = F._float_dtype()
+  dt = F.float_dtype()
   uniform = {v: jnp.full(fg.domains[v], -math.log(fg.domains[v]), dt) for v in fg.variables}
   f2v = {(i, v): uniform[v] for i in live for v in fg.factors[i].variables}
   v2f = {(v, i): uniform[v] for i in live for v in fg.factors[i].variables}
@@ -419,11 +420,7 @@ def _bethe_log_z(fg, live, beliefs, v2f, nb_factors) -> float:
 @jax.jit
 def _factor_term(log_table, incoming):
   """sum b_a (log psi_a - log b_a), with b_a proportional to psi_a prod_u m_{u->a}."""
-  t = log_table
-  for j, m in enumerate(incoming):
-    shape = [1] * t.ndim
-    shape[j] = -1
-    t = t + m.reshape(shape)
+  t = _times_messages(log_table, incoming)
   log_b = F.normalize(t)
   b = jnp.exp(log_b)
   return jnp.sum(jnp.where(b > 0, b * (log_table - log_b), 0.0))
@@ -453,11 +450,9 @@ def _tree_decode(fg, live, beliefs, v2f) -> dict[str, int]:
     for child in children.get(node, []):
       if child[0] == 'f':
         f = fg.factors[child[1]]
-        t = F.reduce(Factor(f.variables, f.log_table), {node[1]: assignment[node[1]]})
-        for u in t.variables:
-          shape = [1] * len(t.variables)
-          shape[t.variables.index(u)] = -1
-          t = Factor(t.variables, t.log_table + v2f[(u, child[1])].reshape(shape))
+        t = F.reduce(f, {node[1]: assignment[node[1]]})
+        t = Factor(t.variables, _times_messages(t.log_table,
+                                                [v2f[(u, child[1])] for u in t.variables]))
         if t.variables:
           idx = np.unravel_index(int(jnp.argmax(t.log_table)), t.log_table.shape)
           for u, x in zip(t.variables, idx):
@@ -485,7 +480,7 @@ def gibbs_sampler(fg: FactorGraph, num_sweeps: int, burn_in: int):
 
   def sweep(x, key):
     for i, k, terms in plan:
-      logits = jnp.zeros(k, F._float_dtype())
+      logits = jnp.zeros(k, F.float_dtype())
       for table, vars_idx, pos in terms:
         idx = tuple(slice(None) if j == pos else x[u] for j, u in enumerate(vars_idx))
         logits = logits + table[idx]
@@ -498,7 +493,7 @@ def gibbs_sampler(fg: FactorGraph, num_sweeps: int, burn_in: int):
       x = sweep(x, jax.random.fold_in(rng, t))
       counts = counts + (t >= burn_in) * jax.nn.one_hot(x, kmax, dtype=counts.dtype)
       return (x, counts), None
-    counts0 = jnp.zeros((len(plan), kmax), F._float_dtype())
+    counts0 = jnp.zeros((len(plan), kmax), F.float_dtype())
     (x, counts), _ = jax.lax.scan(body, (x0, counts0), jnp.arange(num_sweeps))
     return counts, x
 
