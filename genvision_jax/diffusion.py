@@ -221,6 +221,17 @@ class GaussianDiffusion:
             + jnp.sqrt(jnp.maximum(one_minus_prev - sigma**2, 0.0)) * eps_hat)
     return mean, sigma
 
+  def ddim_invert_step(self, x, x0_hat, eps_hat, t_from, t_to):
+    """One deterministic DDIM step *up* the chain, from index t_from to t_to > t_from
+    (t_from = -1: x is the data): x_to = sqrt(abar_to) x0_hat + sqrt(1 - abar_to) eps_hat, with
+    x0_hat = x at the data. For a given eps_hat it is the exact inverse of the eta = 0 step
+    t_to -> t_from of `ddim_mean_std` (DDIM inversion, Song et al. 2021 sec. 4.3; guided-
+    diffusion's `ddim_reverse_sample`)."""
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    x0 = jnp.where((t_from < 0).reshape(shape), x, x0_hat)
+    return (self.sqrt_alphas_cumprod[t_to].reshape(shape) * x0
+            + self.sqrt_one_minus_alphas_cumprod[t_to].reshape(shape) * eps_hat)
+
   # -- the variational bound ----------------------------------------------------------------
 
   def prior_bpd(self, x0):

@@ -261,6 +261,36 @@ class DiffusionMethod:
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
     return self.reverse_chain(params, x_T, None, labels, 'ddim', timesteps, 0.0, guidance)
 
+  def invert(self, state: DiffusionState, images, labels=None, use_ema: bool = True,
+             steps: int | None = None):
+    """DDIM inversion: the x_T [N, H, W, C] that deterministic DDIM (`decode`) would map to
+    these images, by running the eta = 0 step up the chain over the sampler's S steps
+    (data -> index 0 -> ... -> T - 1), eps_hat evaluated at the current x and level. Exact for a
+    denoiser whose eps_hat does not change within a step; otherwise the usual approximation
+    (Tree-Ring watermark detection reads the key from it). A conditional model inverts with
+    the given labels, or with the null class (needs label dropout in training)."""
+    _, timesteps, _, _ = self.sample_settings('ddim', steps, 0.0, 0.0)
+    if labels is None and self.num_classes:
+      if not self.conditioned or self.p_uncond <= 0:
+        raise ValueError('this class-conditional model was trained without label dropout, so it '
+                         'has no unconditional denoiser to invert with: pass labels')
+      labels = jnp.full((images.shape[0],), self.null_label, jnp.int32)
+    elif labels is not None and not self.num_classes:
+      raise ValueError('this diffusion model is unconditional: it takes no labels')
+    params = state.ema_params if use_ema else state.params
+    ascending = jnp.asarray(np.asarray(timesteps)[::-1].copy(), jnp.int32)
+    t_froms = jnp.concatenate([jnp.full((1,), -1, jnp.int32), ascending[:-1]])
+    b = images.shape[0]
+
+    def step(x, inputs):
+      t_from, t_to = inputs
+      from_b, to_b = jnp.full((b,), t_from), jnp.full((b,), t_to)
+      x0_hat, eps_hat = self.denoise(params, x, jnp.maximum(from_b, 0), labels)
+      return self.process.ddim_invert_step(x, x0_hat, eps_hat, from_b, to_b), None
+
+    x, _ = jax.lax.scan(step, jnp.asarray(images, jnp.float32), (t_froms, ascending))
+    return x
+
   # -- evaluation ----------------------------------------------------------------------------
 
   def bits_per_dim(self, state: DiffusionState, batch, rng, use_ema: bool = True):

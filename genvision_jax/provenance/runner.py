@@ -1,0 +1,286 @@
+"""The provenance drivers behind `genvision watermark`: they read run directories, write JSON
+and figures (the only I/O of provenance/).
+
+Tree-Ring (`treering_*`): a diffusion run generates with a keyed x_T by deterministic DDIM;
+detection inverts an image with the same run and tests the key (treering.score).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from genvision_jax.provenance import ProvenanceError
+from genvision_jax.provenance import attacks as attacks_lib
+from genvision_jax.provenance import statistics
+from genvision_jax.provenance import treering
+
+
+def _say(verbose):
+  return print if verbose else (lambda *a, **k: None)
+
+
+def load_diffusion_run(workdir: str, step: int | None = None):
+  """(config, method, state) of a diffusion run with square images, or ProvenanceError."""
+  from genvision_jax.training import load_run, read_config  # pylint: disable=g-import-not-at-top
+  config = read_config(workdir)
+  if config.method != 'diffusion':
+    raise ProvenanceError(f'Tree-Ring watermarks need a diffusion run (its DDIM noise carries '
+                          f'the key); {workdir} holds a {config.method!r} run: train '
+                          'experiments/ddpm_mnist.py')
+  config, method, state = load_run(workdir, step)
+  shape = method.image_shape
+  if shape[0] != shape[1]:
+    raise ProvenanceError(f'Tree-Ring needs square images; {workdir} makes {shape[0]}x{shape[1]}')
+  return config, method, state
+
+
+class TreeRing:
+  """A diffusion run with one Tree-Ring key: keyed generation, inversion and scores."""
+
+  def __init__(self, method, state, key_seed: int = 0, radius: int = 4, pattern: str = 'rand',
+               steps: int | None = None, channel: int = -1):
+    self.method, self.state = method, state
+    self.n = method.image_shape[0]
+    self.radius, self.pattern, self.key_seed, self.channel = radius, pattern, key_seed, channel
+    self.key = treering.make_key(self.n, radius, pattern, key_seed)
+    _, timesteps, _, _ = method.sample_settings('ddim', steps, 0.0, 0.0)
+    self.steps = len(timesteps)
+    num_classes = method.num_classes
+    self._decode = jax.jit(lambda z, labels: method.decode(state, z, labels, steps=steps))
+    self._invert = jax.jit(lambda x: method.invert(state, x, steps=steps))
+    self.num_classes = num_classes
+
+  def noise(self, seed: int, num: int, watermark: bool) -> jnp.ndarray:
+    x_T = jax.random.normal(jax.random.PRNGKey(seed), (num, *self.method.image_shape))
+    return treering.inject(x_T, self.key, self.radius, self.channel) if watermark else x_T
+
+  def generate(self, x_T, seed: int, chunk: int = 250) -> np.ndarray:
+    labels = (np.random.default_rng(seed).integers(0, self.num_classes, len(x_T))
+              if self.num_classes else None)
+    out = []
+    for s in range(0, len(x_T), chunk):
+      z = x_T[s:s + chunk].reshape(min(chunk, len(x_T) - s), -1)
+      out.append(np.asarray(self._decode(z, None if labels is None else labels[s:s + chunk])))
+    return np.concatenate(out)
+
+  def invert(self, images, chunk: int = 250) -> np.ndarray:
+    return np.concatenate([np.asarray(self._invert(jnp.asarray(images[s:s + chunk], jnp.float32)))
+                           for s in range(0, len(images), chunk)])
+
+  def score(self, images) -> dict[str, np.ndarray]:
+    return treering.score(self.invert(images), self.key, self.radius, self.channel)
+
+  def describe(self) -> dict:
+    return {'scheme': 'treering', 'pattern': self.pattern, 'radius': self.radius,
+            'key_seed': self.key_seed, 'channel': self.channel, 'inversion_steps': self.steps,
+            'masked_coefficients': int(treering.disc_mask(self.n, self.radius).sum())}
+
+
+def _rates(wm: dict, negatives: dict[str, dict], fpr: float, num_resamples: int) -> dict:
+  """Detection figures of one attack setting: TPR of the analytic test p < fpr, its realized FPR
+  on each negative set, and the L1 score's AUC and empirical TPR at fpr against each."""
+  out = {'tpr_p': statistics.rate_interval(int(np.sum(wm['p_value'] < fpr)),
+                                           len(wm['p_value']))._asdict(),
+         'median_p_value': float(np.median(wm['p_value']))}
+  for name, neg in negatives.items():
+    out[f'fpr_p/{name}'] = statistics.rate_interval(int(np.sum(neg['p_value'] < fpr)),
+                                                    len(neg['p_value']))._asdict()
+    out[f'auc/{name}'] = statistics.roc_auc(-wm['l1'], -neg['l1'], num_resamples)
+    out[f'tpr_empirical/{name}'] = statistics.tpr_at_fpr(-wm['l1'], -neg['l1'], fpr)
+  return out
+
+
+def treering_evaluate(workdir: str, out: str, num: int = 200, key_seed: int = 0,
+                      radius: int = 4, pattern: str = 'rand', steps: int | None = None,
+                      fpr: float = 1e-3, attacks=None, seed: int = 0, regen_run: str | None = None,
+                      num_resamples: int = 200, verbose: bool = True) -> dict:
+  """The robustness table of a Tree-Ring key on a diffusion run: num keyed samples against num
+  unkeyed samples (the same x_T without the key) and num real test images, under every attack
+  and strength; quality cost (PSNR/SSIM keyed vs unkeyed, digits_cnn Frechet distance of each to
+  the test split). Writes OUT/treering.json, treering.png, samples.png."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import translation  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  say = _say(verbose)
+  attacks = attacks or {k: v for k, v in attacks_lib.STRENGTHS.items()
+                        if k != 'regen' or regen_run}
+  tic = time.time()
+  config, method, state = load_diffusion_run(workdir)
+  tr = TreeRing(method, state, key_seed, radius, pattern, steps)
+  regen = None
+  if 'regen' in attacks:
+    if not regen_run:
+      raise ProvenanceError('the regeneration attack needs --regen_run=DIFFUSION_RUN')
+    _, rmethod, rstate = load_diffusion_run(regen_run)
+    if rmethod.image_shape != method.image_shape:
+      raise ProvenanceError(f'--regen_run makes {rmethod.image_shape} images, the watermarked '
+                            f'run {method.image_shape}')
+    regen = (rmethod, rstate)
+  d = config.data
+  real = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
+                             d.resize_method).arrays()['image'][:num]
+  real = np.asarray(data_lib.to_model_range(real), np.float32)
+  t0 = time.time()
+  x_T = tr.noise(seed, num, watermark=False)
+  clean = tr.generate(x_T, seed)
+  keyed = tr.generate(treering.inject(x_T, tr.key, radius, tr.channel), seed)
+  gen_seconds = time.time() - t0
+  say(f'generated {num} keyed and {num} unkeyed samples in {gen_seconds:.1f}s')
+  psnr, ssim = translation.psnr_ssim(keyed, clean)
+  quality = {'psnr_keyed_vs_unkeyed': float(np.mean(psnr)),
+             'ssim_keyed_vs_unkeyed': float(np.mean(ssim))}
+  quality.update(_fd_change(keyed, clean, config))
+  sets = {'keyed': keyed, 'unkeyed': clean, 'real': real}
+  table, t_inv = {}, time.time()
+  for name, strengths in attacks.items():
+    for strength in strengths:
+      scores = {k: tr.score(attacks_lib.apply(name, v, strength, seed, regen))
+                for k, v in sets.items()}
+      row = _rates(scores['keyed'], {'unkeyed': scores['unkeyed'], 'real': scores['real']},
+                   fpr, num_resamples)
+      table.setdefault(name, []).append({'strength': float(strength), **row})
+      say(f'{name} {strength:g}: TPR(p<{fpr:g}) {row["tpr_p"]["rate"]:.3f}, FPR unkeyed '
+          f'{row["fpr_p/unkeyed"]["rate"]:.3f}, real {row["fpr_p/real"]["rate"]:.3f}, AUC '
+          f'{row["auc/unkeyed"]["auc"]:.3f}')
+  result = {'run': os.path.abspath(workdir), 'watermark': tr.describe(), 'num': num, 'fpr': fpr,
+            'seed': seed, 'regen_run': regen_run and os.path.abspath(regen_run),
+            'quality': quality, 'attacks': table,
+            'seconds': {'generate_both': gen_seconds, 'detect_all': time.time() - t_inv,
+                        'total': time.time() - tic},
+            'command': ('genvision watermark evaluate --scheme=treering '
+                        f'--workdir={workdir} --out={out} --num={num} --key_seed={key_seed} '
+                        f'--radius={radius} --pattern={pattern} --fpr={fpr:g} --seed={seed}'
+                        + (f' --regen_run={regen_run}' if regen_run else ''))}
+  os.makedirs(out, exist_ok=True)
+  rundir.write_json(os.path.join(out, 'treering.json'), result)
+  robustness_figure({'Tree-Ring': table}, fpr, os.path.join(out, 'treering.png'))
+  viz.save_image_grid(np.concatenate([clean[:8], keyed[:8], keyed[:8] - clean[:8]]),
+                      os.path.join(out, 'samples.png'), ncol=8)
+  return result
+
+
+def _fd_change(keyed, clean, config) -> dict:
+  """digits_cnn Frechet distance of keyed and unkeyed samples to the test split (grey digits)."""
+  if keyed.shape[-1] != 1:
+    return {}
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import digits, metrics  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation.runner import center_crop  # pylint: disable=g-import-not-at-top
+  net = digits.DigitFeatures()
+  d = config.data
+  test = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
+                             d.resize_method).arrays()['image']
+  test = np.asarray(data_lib.to_model_range(test), np.float32)
+
+  def feats(x):
+    x = center_crop(x, 28) if x.shape[1] > 28 and d.resize_method == 'pad' else x
+    return np.asarray(net(x)['features'], np.float64)
+
+  ref = feats(test)
+  fd_k = metrics.frechet_distance_from_features(ref, feats(keyed))
+  fd_c = metrics.frechet_distance_from_features(ref, feats(clean))
+  return {'fd_keyed': fd_k, 'fd_unkeyed': fd_c, 'fd_change': fd_k - fd_c,
+          'fd_reference': f'digits_cnn, {len(test)} test images'}
+
+
+def robustness_figure(tables: dict[str, dict], fpr: float, path: str) -> None:
+  """One panel per attack: TPR at the chosen FPR against attack strength, one line per
+  watermark (tables: watermark name -> attack -> rows)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  names = [a for a in attacks_lib.ATTACKS if a != 'none' and any(a in t for t in tables.values())]
+  cols = min(4, max(1, len(names)))
+  rows = max(1, -(-len(names) // cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+  for ax, attack in zip(axes.flat, names):
+    for wm, table in tables.items():
+      if attack not in table:
+        continue
+      xs = [r['strength'] for r in table[attack]]
+      ys = [r['tpr_p']['rate'] for r in table[attack]]
+      lo = [r['tpr_p']['low'] for r in table[attack]]
+      hi = [r['tpr_p']['high'] for r in table[attack]]
+      line, = ax.plot(xs, ys, 'o-', label=wm)
+      ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+      clean = table.get('none')
+      if clean:
+        ax.axhline(clean[0]['tpr_p']['rate'], color=line.get_color(), ls=':', lw=0.8)
+    ax.set_title(attack)
+    ax.set_xlabel(attacks_lib.STRENGTH_LABELS.get(attack, 'strength'))
+    ax.set_ylim(-0.02, 1.02)
+    if attack == 'jpeg':
+      ax.invert_xaxis()
+  for ax in axes.flat[len(names):]:
+    ax.axis('off')
+  axes[0, 0].set_ylabel(f'TPR at FPR {fpr:g}')
+  axes[0, 0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def treering_embed(workdir: str, out: str, num: int, key_seed: int = 0, radius: int = 4,
+                   pattern: str = 'rand', steps: int | None = None, seed: int = 0) -> int:
+  """num keyed samples of the diffusion run as OUT/000.png ..., their grid OUT/grid.png and
+  OUT/watermark.json (the key's settings: detection needs them and the run)."""
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import attacks  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  _, method, state = load_diffusion_run(workdir)
+  tr = TreeRing(method, state, key_seed, radius, pattern, steps)
+  images = tr.generate(tr.noise(seed, num, watermark=True), seed)
+  os.makedirs(out, exist_ok=True)
+  pixels = attacks.to_uint8(images)
+  for i, img in enumerate(pixels):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out, f'{i:03d}.png'))
+  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+  rundir.write_json(os.path.join(out, 'watermark.json'),
+                    {'run': os.path.abspath(workdir), 'num': num, 'seed': seed,
+                     **tr.describe()}, indent=1)
+  return num
+
+
+def treering_detect(workdir: str, images, key_seed: int, radius: int, pattern: str,
+                    steps: int | None = None, fpr: float = 1e-3, files=None,
+                    out: str | None = None) -> list[dict]:
+  """Per image: L1 distance to the key, p-value and the decision p < fpr; with out, writes
+  OUT/detect.json and OUT/detect.png (-log10 p per image against the threshold)."""
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, method, state = load_diffusion_run(workdir)
+  tr = TreeRing(method, state, key_seed, radius, pattern, steps)
+  s = tr.score(np.asarray(images, np.float32))
+  files = files or [f'image {i}' for i in range(len(images))]
+  rows = [{'image': files[i], 'l1': float(s['l1'][i]), 'p_value': float(s['p_value'][i]),
+           'watermarked': bool(s['p_value'][i] < fpr)} for i in range(len(images))]
+  if out:
+    os.makedirs(out, exist_ok=True)
+    rundir.write_json(os.path.join(out, 'detect.json'),
+                      {'run': os.path.abspath(workdir), 'fpr': fpr, **tr.describe(),
+                       'images': rows}, indent=1)
+    _p_value_figure(rows, fpr, os.path.join(out, 'detect.png'))
+  return rows
+
+
+def _p_value_figure(rows, fpr: float, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  values = [-np.log10(max(r['p_value'], 1e-300)) for r in rows]
+  fig, ax = plt.subplots(figsize=(max(4, 0.25 * len(rows) + 2), 3))
+  ax.bar(range(len(rows)), values, color=['C3' if r['watermarked'] else 'C0' for r in rows])
+  ax.axhline(-np.log10(fpr), color='k', ls='--', lw=1, label=f'p = {fpr:g}')
+  ax.set_xlabel('image')
+  ax.set_ylabel('-log10 p (key present)')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -1,0 +1,233 @@
+"""Provenance: the detection statistics by hand, the Tree-Ring key in the Fourier transform of
+x_T, DDIM inversion as the exact inverse of DDIM for a fixed eps, the attacks' identities, and
+keyed generation -> inversion -> detection on a smoke diffusion run (in process and via the
+CLI)."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+from genvision_jax import configs, diffusion, methods, training
+from genvision_jax.provenance import ProvenanceError
+from genvision_jax.provenance import attacks, runner, statistics, treering
+from tests.conftest import experiment, run_main
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def test_bit_p_values_and_thresholds_by_hand():
+  # P(Bin(n, 1/2) >= k) = 2^-n sum_{j >= k} C(n, j)
+  def tail(k, n):
+    return sum(special.comb(n, j, exact=True) for j in range(k, n + 1)) / 2**n
+
+  assert statistics.bit_p_value(48, 48) == pytest.approx(2.0**-48, rel=1e-9)
+  for k, n in ((26, 32), (25, 32), (36, 48), (16, 32), (0, 10)):
+    assert statistics.bit_p_value(k, n) == pytest.approx(tail(k, n), rel=1e-9)
+  assert statistics.bit_p_value(26, 32) == pytest.approx(2.6753e-4, rel=1e-4)
+  # the smallest tau with P(X >= tau) <= fpr
+  assert statistics.bit_threshold(32, 1e-3) == 26 and tail(25, 32) > 1e-3
+  assert statistics.bit_threshold(48, 1e-6) == 41 and statistics.bit_threshold(48, 1e-3) == 36
+  assert statistics.bit_threshold(32, 1e-6) == 30
+  assert statistics.bit_threshold(4, 1e-3) == 5  # even 4 of 4 matches has p = 1/16
+  with pytest.raises(ValueError, match='false-positive rate'):
+    statistics.bit_threshold(32, 0.0)
+
+
+def test_chi2_p_values():
+  # central (zeros key): df = 2 has the cdf 1 - exp(-eta / 2)
+  np.testing.assert_allclose(statistics.ncx2_p_value(3.0, 2, 0.0), 1 - np.exp(-1.5), rtol=1e-12)
+  assert float(statistics.ncx2_p_value(0.0, 9, 4.0)) == 0.0  # exactly the key
+  # the non-central cdf grows with eta and falls with the non-centrality
+  p = statistics.ncx2_p_value(np.asarray([1.0, 5.0, 20.0]), 5, 3.0)
+  assert np.all(np.diff(p) > 0)
+  assert float(statistics.ncx2_p_value(5.0, 5, 10.0)) < float(statistics.ncx2_p_value(5.0, 5, 1.0))
+
+
+def test_empirical_rates():
+  neg = np.arange(1000.0)
+  assert statistics.empirical_threshold(neg, 0.01) == 989.0  # 10 of 1000 lie above
+  r = statistics.tpr_at_fpr(np.asarray([995.0, 500.0, 2000.0, 990.0]), neg, 0.01)
+  assert r['tpr']['count'] == 3 and r['fpr']['count'] == 10 and r['resolvable']
+  assert r['tpr']['low'] < 0.75 < r['tpr']['high']
+  auc = statistics.roc_auc([3.0, 4.0, 5.0], [0.0, 1.0, 3.5], num_resamples=20)
+  assert auc['auc'] == pytest.approx(8 / 9)  # 8 of the 9 pairs ordered
+  assert statistics.rate_interval(0, 0).total == 0
+
+
+# -- Tree-Ring keys ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('n', [28, 32])
+def test_disc_is_point_symmetric_and_keys_are_hermitian(n):
+  mask = treering.disc_mask(n, 4)
+  assert mask.sum() == 49 and mask[n // 2, n // 2]
+  # the frequency at index i (shifted) has its conjugate at 2 (n // 2) - i
+  idx = (2 * (n // 2) - np.arange(n)) % n
+  assert np.array_equal(mask, mask[idx][:, idx])
+  half = treering.half_disc(n, 4)
+  assert half.sum() == 24 and not np.any(half & half[idx][:, idx])
+  for pattern in treering.PATTERNS:
+    key = treering.make_key(n, 4, pattern, seed=3)
+    np.testing.assert_allclose(key, np.conj(key[idx][:, idx]), atol=1e-12)
+    assert np.all(key[~mask] == 0)
+  with pytest.raises(ProvenanceError, match='radius'):
+    treering.disc_mask(n, n // 2)
+
+
+@pytest.mark.parametrize('pattern', treering.PATTERNS)
+def test_inject_writes_the_key_exactly_and_nothing_else(pattern):
+  n, r = 28, 4
+  key = treering.make_key(n, r, pattern, seed=1)
+  x = jax.random.normal(jax.random.key(0), (6, n, n, 1))
+  xw = treering.inject(x, key, r)
+  assert xw.dtype == x.dtype and xw.shape == x.shape
+  f, f0 = treering.fourier(xw[..., 0]), treering.fourier(x[..., 0])
+  mask = treering.disc_mask(n, r)
+  np.testing.assert_allclose(np.asarray(f)[:, mask], np.broadcast_to(key[mask], (6, 49)),
+                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(f)[:, ~mask], np.asarray(f0)[:, ~mask], atol=1e-5)
+  s_key, s_free = treering.score(xw, key, r), treering.score(x, key, r)
+  assert np.all(s_key['l1'] < 1e-5) and np.all(s_key['p_value'] < 1e-10)
+  assert s_key['df'] == 49 and np.all(s_free['p_value'] > 1e-6)
+
+
+def test_p_value_is_calibrated_on_unwatermarked_noise():
+  """H0 true (x_T ~ N(0, I)): P(p < alpha) = alpha within 4 binomial sd over 3,000 draws."""
+  for pattern in treering.PATTERNS:
+    key = treering.make_key(28, 4, pattern, seed=7)
+    x = np.random.default_rng(0).standard_normal((3000, 28, 28, 1))
+    p = treering.score(x, key, 4)['p_value']
+    for alpha in (0.05, 0.2):
+      assert abs(np.mean(p < alpha) - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / 3000), (
+          pattern, alpha, np.mean(p < alpha))
+
+
+# -- DDIM inversion ------------------------------------------------------------------------------
+
+
+def test_ddim_invert_step_by_hand():
+  process = diffusion.GaussianDiffusion.from_schedule('linear', 100)
+  abar = np.cumprod(1 - diffusion.linear_betas(100))
+  x = jnp.full((1, 2, 2, 1), 0.3)
+  x0, eps = jnp.full_like(x, -0.2), jnp.full_like(x, 0.7)
+  up = process.ddim_invert_step(x, x0, eps, jnp.asarray([10]), jnp.asarray([40]))
+  np.testing.assert_allclose(up, np.sqrt(abar[40]) * -0.2 + np.sqrt(1 - abar[40]) * 0.7,
+                             rtol=1e-5)
+  # from the data (t = -1) the image itself is x0_hat
+  up = process.ddim_invert_step(x, x0, eps, jnp.asarray([-1]), jnp.asarray([0]))
+  np.testing.assert_allclose(up, np.sqrt(abar[0]) * 0.3 + np.sqrt(1 - abar[0]) * 0.7, rtol=1e-5)
+  # and stepping back down with DDIM (eta = 0) from there returns x exactly
+  down, _ = process.ddim_mean_std(x0, eps, jnp.asarray([40]), jnp.asarray([10]), 0.0)
+  np.testing.assert_allclose(down, np.sqrt(abar[10]) * -0.2 + np.sqrt(1 - abar[10]) * 0.7,
+                             rtol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def smoke_method():
+  config = configs.load(experiment('ddpm_mnist.py:smoke'), {})
+  method = methods.create(config, (28, 28, 1), 10)
+  return method, method.create_state(jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+
+
+@pytest.mark.parametrize('steps', [1, 3, 10])
+def test_inversion_inverts_ddim_for_a_constant_eps(smoke_method, monkeypatch, steps):
+  """With a denoiser whose eps_hat is a constant c (x0_hat consistent with x_t), every DDIM step
+  is affine and the inversion step its exact inverse: decode(invert(x)) = x."""
+  method, state = smoke_method
+  c = jax.random.normal(jax.random.key(1), (3, 28, 28, 1)) * 0.1
+
+  def denoise(params, xt, t, labels=None, guidance=0.0):
+    del params, labels, guidance
+    return method.process.x0_from_eps(xt, t, c), c
+
+  monkeypatch.setattr(method, 'denoise', denoise)
+  x = 0.5 * jnp.tanh(jax.random.normal(jax.random.key(2), (3, 28, 28, 1)))
+  x_T = method.invert(state, x, steps=steps)
+  assert float(jnp.abs(x_T - x).max()) > 0.1
+  back = method.decode(state, x_T.reshape(3, -1), steps=steps)
+  np.testing.assert_allclose(back, x, atol=2e-5)
+
+
+# -- attacks -------------------------------------------------------------------------------------
+
+
+def test_attack_identities_and_strengths():
+  x = np.asarray(attacks.from_uint8(np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1))))
+  np.testing.assert_allclose(attacks.jpeg(x, 100), x, atol=2 * 2 / 255 + 1e-6)
+  for name, strength in (('none', 0), ('brightness', 1.0), ('noise', 0.0), ('blur', 0.0),
+                         ('resize', 1.0), ('crop', 1.0)):
+    np.testing.assert_allclose(attacks.apply(name, x, strength), x, atol=1e-6)
+  assert np.abs(attacks.jpeg(x, 10) - x).mean() > np.abs(attacks.jpeg(x, 90) - x).mean()
+  assert np.abs(attacks.apply('blur', x, 2.0) - x).mean() > 0.1
+  assert np.all(attacks.brightness(x, 3.0) >= x - 1e-6)
+  rgb = np.zeros((2, 8, 8, 3), np.float32)
+  assert attacks.jpeg(rgb, 50).shape == rgb.shape
+  with pytest.raises(ValueError, match='unknown attack'):
+    attacks.apply('rotate', x, 1)
+  with pytest.raises(ValueError, match='needs a diffusion run'):
+    attacks.apply('regen', x, 0.2)
+
+
+# -- Tree-Ring on a smoke run -------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('treering') / 'ddpm')
+  config = configs.load(experiment('ddpm_mnist.py:smoke'), {'train.num_steps': 20})
+  training.train_and_evaluate(config, workdir, verbose=False)
+  return workdir
+
+
+def test_treering_detects_its_key_on_a_smoke_run(smoke_run):
+  _, method, state = runner.load_diffusion_run(smoke_run)
+  tr = runner.TreeRing(method, state, key_seed=5, radius=4)
+  x_T = tr.noise(0, 32, watermark=False)
+  clean = tr.generate(x_T, 0)
+  keyed = tr.generate(treering.inject(x_T, tr.key, 4), 0)
+  assert keyed.shape == (32, 28, 28, 1) and np.abs(keyed - clean).mean() > 1e-3
+  s_key, s_clean = tr.score(keyed), tr.score(clean)
+  assert np.mean(s_key['l1'] < s_clean['l1']) >= 0.9
+  assert np.mean(s_key['p_value'] < s_clean['p_value']) >= 0.9
+  assert np.mean(s_key['p_value'] < 1e-3) >= 0.8 and np.mean(s_clean['p_value'] < 1e-3) <= 0.1
+  # another key is not found in the keyed samples
+  other = runner.TreeRing(method, state, key_seed=6, radius=4)
+  assert np.mean(other.score(keyed)['p_value'] < 1e-3) <= 0.1
+
+
+def test_cli_treering_embed_detect_and_evaluate(smoke_run, tmp_path):
+  out = tmp_path / 'marked'
+  proc = run_main('watermark', 'embed', f'--workdir={smoke_run}', f'--out={out}', '--num=4',
+                  '--key_seed=5')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sorted(os.listdir(out)) == ['000.png', '001.png', '002.png', '003.png', 'grid.png',
+                                     'watermark.json']
+  proc = run_main('watermark', 'detect', f'--workdir={smoke_run}', f'--out={tmp_path / "det"}',
+                  '--key_seed=5', str(out / '000.png'), str(out / '001.png'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  found = json.loads((tmp_path / 'det' / 'detect.json').read_text())
+  assert [r['watermarked'] for r in found['images']] == [True, True]
+  assert (tmp_path / 'det' / 'detect.png').exists()
+  proc = run_main('watermark', 'detect', f'--workdir={smoke_run}', f'--out={tmp_path / "det2"}',
+                  '--key_seed=5', '--radius=20', str(out / '000.png'))
+  assert proc.returncode == 2 and 'radius must be in [1, 13]' in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.filterwarnings('ignore:FID from:UserWarning', 'ignore::scipy.linalg.LinAlgWarning')
+def test_evaluate_writes_the_robustness_table(smoke_run, tmp_path):
+  result = runner.treering_evaluate(smoke_run, str(tmp_path / 'ev'), num=12,
+                                    attacks={'none': (0,), 'jpeg': (50,), 'crop': (0.5,)},
+                                    num_resamples=5, verbose=False)
+  assert set(result['attacks']) == {'none', 'jpeg', 'crop'}
+  row = result['attacks']['none'][0]
+  assert row['tpr_p']['total'] == 12 and 0 <= row['auc/real']['auc'] <= 1
+  assert 'fd_change' in result['quality'] and result['quality']['psnr_keyed_vs_unkeyed'] > 0
+  for f in ('treering.json', 'treering.png', 'samples.png'):
+    assert (tmp_path / 'ev' / f).exists()
