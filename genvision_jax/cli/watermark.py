@@ -52,7 +52,8 @@ _REGEN = flags.DEFINE_string('regen_run', None, 'evaluate: the diffusion run of 
                              'regeneration attack.', flag_values=FLAGS)
 
 
-def _images(paths: list[str], size: int, channels: int):
+def read_images(paths: list[str], size: int, channels: int):
+  """(files, images [N, size, size, channels]) of image files and directories of them."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   files = []
   for p in paths:
@@ -62,7 +63,8 @@ def _images(paths: list[str], size: int, channels: int):
     else:
       files.append(p)
   if not files:
-    raise common.UsageError('detect needs image files (or directories of them) as arguments')
+    raise common.UsageError('no image files among the arguments: name PNG/JPEG files or '
+                            'directories of them')
   return files, np.concatenate([common.read_image(f, size, channels, 'image') for f in files])
 
 
@@ -82,7 +84,7 @@ def main(positional: list[str]) -> None:
     raise common.UsageError(f'--fpr must be in (0, 1) (got {_FPR.value})')
   if _NUM.value is not None and _NUM.value < 1:
     raise common.UsageError(f'--num must be >= 1 (got {_NUM.value})')
-  from genvision_jax.provenance import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax import attacks as attacks_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax.provenance import runner  # pylint: disable=g-import-not-at-top
   from genvision_jax.provenance import ProvenanceError  # pylint: disable=g-import-not-at-top
   try:
@@ -109,7 +111,7 @@ def main(positional: list[str]) -> None:
     else:
       _, method, _ = runner.load_diffusion_run(workdir)
       size, channels = method.image_shape[0], method.image_shape[-1]
-      files, images = _images(rest, size, channels)
+      files, images = read_images(rest, size, channels)
       rows = runner.treering_detect(workdir, images, _KEY_SEED.value, _RADIUS.value,
                                     _PATTERN.value, _STEPS.value, _FPR.value, files=files,
                                     out=_OUT.value)

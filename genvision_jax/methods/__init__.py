@@ -23,6 +23,7 @@ and, for its config (static):
 from genvision_jax.methods.autoencoder import AEState, AutoencoderMethod
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
 from genvision_jax.methods.gan import GANMethod, GANState
+from genvision_jax.methods.hidden import HiddenMethod, HiddenState
 from genvision_jax.methods.palette import PaletteMethod
 from genvision_jax.methods.parti import PartiMethod, PartiState
 from genvision_jax.methods.pix2pix import Pix2PixMethod, Pix2PixState
@@ -36,7 +37,8 @@ from genvision_jax.methods.vae import VAEMethod, VAEState
 METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': ProGANMethod,
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
-           'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod}
+           'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod,
+           'hidden': HiddenMethod}
 
 
 def create(config, image_shape, num_classes=0, frozen=None):

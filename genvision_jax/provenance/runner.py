@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genvision_jax.provenance import ProvenanceError
-from genvision_jax.provenance import attacks as attacks_lib
+from genvision_jax import attacks as attacks_lib
 from genvision_jax.provenance import statistics
 from genvision_jax.provenance import treering
 
@@ -231,14 +231,13 @@ def treering_embed(workdir: str, out: str, num: int, key_seed: int = 0, radius: 
   """num keyed samples of the diffusion run as OUT/000.png ..., their grid OUT/grid.png and
   OUT/watermark.json (the key's settings: detection needs them and the run)."""
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
-  from genvision_jax.provenance import attacks  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   _, method, state = load_diffusion_run(workdir)
   tr = TreeRing(method, state, key_seed, radius, pattern, steps)
   images = tr.generate(tr.noise(seed, num, watermark=True), seed)
   os.makedirs(out, exist_ok=True)
-  pixels = attacks.to_uint8(images)
+  pixels = attacks_lib.to_uint8(images)
   for i, img in enumerate(pixels):
     Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
         os.path.join(out, f'{i:03d}.png'))
@@ -281,6 +280,127 @@ def _p_value_figure(rows, fpr: float, path: str) -> None:
   ax.set_xlabel('image')
   ax.set_ylabel('-log10 p (key present)')
   ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+# -- image attribution by nearest neighbours, memorization -----------------------------------
+
+FEATURE_SPACES = ('pixels', 'digits_cnn', 'inception')
+
+
+def _features(space: str, images, inception_weights: str | None = None) -> np.ndarray:
+  """Rows of the feature space `space` for images [N, H, W, C] in [-1, 1]."""
+  if space == 'pixels':
+    return np.asarray(images, np.float64).reshape(len(images), -1)
+  if space == 'digits_cnn' and images.shape[-1] != 1:
+    raise ProvenanceError('digits_cnn features are for grey digits; use --features=pixels or '
+                          'inception')
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  try:
+    net, key, _ = ev_runner.feature_network(space, inception_weights)
+  except (ev_runner.EvaluationError, FileNotFoundError, ValueError) as e:
+    raise ProvenanceError(str(e)) from None
+  return np.asarray(net(np.asarray(images, np.float32))[key], np.float64)
+
+
+def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'digits_cnn'),
+               k: int = 5, show: int = 8, images=None, seed: int = 0,
+               inception_weights: str | None = None, verbose: bool = True) -> dict:
+  """The nearest training images of generated samples (or of `images`) in each feature space,
+  and the run's memorization statistic (memorization.memorization) against the test split.
+  Writes OUT/neighbours.json, OUT/neighbours_SPACE.png (strips: sample | k nearest training
+  images) and OUT/memorization.png (1-NN distances of samples and test images)."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import memorization  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run, rundir  # pylint: disable=g-import-not-at-top
+  say = _say(verbose)
+  unknown = [f for f in features if f not in FEATURE_SPACES]
+  if unknown:
+    raise ProvenanceError(f'unknown feature spaces {unknown}; use some of {FEATURE_SPACES}')
+  tic = time.time()
+  config, method, state = load_run(workdir)
+  d = config.data
+  split = lambda name: np.asarray(data_lib.to_model_range(data_lib.load_split(  # noqa: E731
+      d.name, name, d.image_size, d.data_dir or None, d.resize_method).arrays()['image']),
+                                  np.float32)
+  train, test = split(d.split), split('test')
+  if images is None:
+    images = ev_runner._generate(method, state, num, seed, True)  # pylint: disable=protected-access
+    source = f'{num} samples of the run (seed {seed})'
+  else:
+    images = np.asarray(images, np.float32)
+    if images.shape[1:] != train.shape[1:]:
+      raise ProvenanceError(f'the images are {images.shape[1:]}, the run\'s data '
+                            f'{train.shape[1:]}')
+    source = f'{len(images)} given images'
+  say(f'{source}; {len(train)} training and {len(test)} test images')
+  result = {'run': os.path.abspath(workdir), 'source': source, 'k': k, 'spaces': {},
+            'reference': f'{d.name} {d.split} split ({len(train)} images); median over the '
+                         f'test split ({len(test)} images)'}
+  os.makedirs(out, exist_ok=True)
+  figure_data = {}
+  for space in features:
+    t0 = time.time()
+    f_train = _features(space, train, inception_weights)
+    f_gen = _features(space, images, inception_weights)
+    f_test = _features(space, test, inception_weights)
+    near = memorization.nearest(f_gen, f_train, k)
+    test_d = memorization.nearest(f_test, f_train, 1).distances[:, 0]
+    stats_ = memorization.memorization(near.distances[:, 0], test_d)
+    result['spaces'][space] = {
+        **stats_, 'seconds': time.time() - t0,
+        'examples': [{'nearest_train_indices': near.indices[i].tolist(),
+                      'distances': near.distances[i].tolist()} for i in range(min(show,
+                                                                                   len(images)))]}
+    say(f'{space}: {stats_["fraction_closer"]:.3f} of the samples are closer to a training '
+        f'image than the median test image (p = {stats_["p_value"]:.2g}; Z_U '
+        f'{stats_["z_u"]:.2f})')
+    _strip_figure(images[:show], train, near, os.path.join(out, f'neighbours_{space}.png'))
+    figure_data[space] = (near.distances[:, 0], test_d, stats_['median_test_distance'])
+  _memorization_figure(figure_data, os.path.join(out, 'memorization.png'))
+  result['seconds'] = time.time() - tic
+  rundir.write_json(os.path.join(out, 'neighbours.json'), result, indent=1)
+  return result
+
+
+def _strip_figure(images, train, near, path: str) -> None:
+  """One row per image: the image, then its k nearest training images (distance above)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows, k = len(images), near.indices.shape[1]
+  fig, axes = plt.subplots(rows, k + 1, figsize=(1.1 * (k + 1), 1.2 * rows), squeeze=False)
+  show = lambda ax, x: ax.imshow(np.clip((x + 1) / 2, 0, 1).squeeze(),  # noqa: E731
+                                 cmap='gray' if x.shape[-1] == 1 else None, vmin=0, vmax=1)
+  for i in range(rows):
+    show(axes[i, 0], images[i])
+    axes[i, 0].set_title('query', fontsize=7)
+    for j in range(k):
+      show(axes[i, j + 1], train[near.indices[i, j]])
+      axes[i, j + 1].set_title(f'{near.distances[i, j]:.3g}', fontsize=7)
+  for ax in axes.flat:
+    ax.axis('off')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _memorization_figure(data: dict, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(data), figsize=(4 * len(data), 3), squeeze=False)
+  for ax, (space, (gen, test, median)) in zip(axes[0], data.items()):
+    bins = np.linspace(0, max(gen.max(), test.max()), 40)
+    ax.hist(test, bins, alpha=0.5, density=True, label='test images')
+    ax.hist(gen, bins, alpha=0.5, density=True, label='samples')
+    ax.axvline(median, color='k', ls='--', lw=1, label='median test')
+    ax.set_title(f'{space}: {np.mean(gen < median):.2f} closer')
+    ax.set_xlabel('distance to nearest training image')
+  axes[0, 0].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

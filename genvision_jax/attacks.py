@@ -153,3 +153,90 @@ def apply(name: str, images, strength, seed: int = 0, regen=None) -> np.ndarray:
       raise ValueError('the regeneration attack needs a diffusion run (--regen_run)')
     return regenerate(*regen, images, strength, seed)
   raise ValueError(f"unknown attack '{name}'; use one of {ATTACKS}")
+
+
+# -- differentiable versions: the noise layers a learned watermark trains through ---------------
+# Each maps (watermarked [N, H, W, C], cover [N, H, W, C], rng) -> attacked images of the same
+# shape, inside jit; strengths are drawn per batch from the ranges below (HiDDeN, Zhu et al. 2018;
+# Stable Signature's HiddenAug). JPEG is straight-through: the real Pillow codec forward (through
+# jax.pure_callback), the identity backward.
+
+NOISE_LAYERS = ('identity', 'quantize', 'dropout', 'cropout', 'crop', 'resize', 'blur', 'noise',
+                'brightness', 'jpeg')
+
+
+def _straight_through(x, y):
+  """y forward, the identity's gradient backward."""
+  return x + jax.lax.stop_gradient(y - x)
+
+
+def jpeg_straight_through(x, quality: int = 50):
+  """Real JPEG at `quality` forward (host Pillow via pure_callback), identity gradient."""
+  shape = jax.ShapeDtypeStruct(x.shape, jnp.float32)
+  coded = jax.pure_callback(lambda a: jpeg(np.asarray(a), quality).astype(np.float32), shape,
+                            jax.lax.stop_gradient(jnp.clip(x, -1.0, 1.0)))
+  return _straight_through(x, coded)
+
+
+def quantize_straight_through(x):
+  """The 8-bit round trip of a saved PNG, straight-through."""
+  q = jnp.round((jnp.clip(x, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
+  return _straight_through(x, q)
+
+
+def _box(rng, n: int, h: int, w: int, low: float, high: float):
+  """[n, h, w, 1] masks of one random axis-aligned box per image with area in [low, high]."""
+  k1, k2, k3 = jax.random.split(rng, 3)
+  area = jax.random.uniform(k1, (n, 1, 1, 1), minval=low, maxval=high)
+  side = jnp.sqrt(area)
+  bh, bw = side * h, side * w
+  top = jax.random.uniform(k2, (n, 1, 1, 1)) * (h - bh)
+  left = jax.random.uniform(k3, (n, 1, 1, 1)) * (w - bw)
+  ys = jnp.arange(h).reshape(1, h, 1, 1)
+  xs = jnp.arange(w).reshape(1, 1, w, 1)
+  return ((ys >= top) & (ys < top + bh) & (xs >= left) & (xs < left + bw)).astype(jnp.float32)
+
+
+def noise_layer(name: str, x, cover, rng):
+  """One named noise layer (NOISE_LAYERS) on watermarked images x with their covers."""
+  n, h, w, _ = x.shape
+  if name == 'identity':
+    return x
+  if name == 'quantize':
+    return quantize_straight_through(x)
+  if name == 'dropout':  # keep a random fraction of watermarked pixels, the rest from the cover
+    k1, k2 = jax.random.split(rng)
+    keep = jax.random.uniform(k1, (n, 1, 1, 1), minval=0.3, maxval=0.7)
+    m = (jax.random.uniform(k2, (n, h, w, 1)) < keep).astype(x.dtype)
+    return m * x + (1 - m) * cover
+  if name == 'cropout':  # a box of the watermarked image in the cover
+    m = _box(rng, n, h, w, 0.3, 0.5)
+    return m * x + (1 - m) * cover
+  if name == 'crop':  # only a box survives (black elsewhere: shapes stay static)
+    m = _box(rng, n, h, w, 0.25, 0.5)
+    return m * x + (1 - m) * -1.0
+  if name == 'resize':
+    small = jax.image.resize(x, (n, max(1, int(h * 0.6)), max(1, int(w * 0.6)), x.shape[-1]),
+                             'bilinear', antialias=True)
+    return jax.image.resize(small, x.shape, 'bilinear')
+  if name == 'blur':
+    sigma = jax.random.uniform(rng, (), minval=0.5, maxval=1.0)
+    return jax.vmap(lambda im: dm_pix.gaussian_blur(im, sigma, 5, padding='SAME'))(x)
+  if name == 'noise':
+    k1, k2 = jax.random.split(rng)
+    std = jax.random.uniform(k1, (n, 1, 1, 1), maxval=0.1)
+    return x + 2.0 * std * jax.random.normal(k2, x.shape)
+  if name == 'brightness':
+    f = jax.random.uniform(rng, (n, 1, 1, 1), minval=0.7, maxval=1.3)
+    return jnp.clip((x + 1.0) * f, 0.0, 2.0) - 1.0
+  if name == 'jpeg':
+    return jpeg_straight_through(x, 50)
+  raise ValueError(f"unknown noise layer '{name}'; use one of {NOISE_LAYERS}")
+
+
+def random_noise_layer(names, x, cover, rng):
+  """One of the named noise layers, drawn uniformly per call (per batch), inside jit."""
+  k_pick, k_apply = jax.random.split(rng)
+  branches = [lambda a, c, r, name=name: noise_layer(name, a, c, r) for name in names]
+  index = jax.random.randint(k_pick, (), 0, len(names))
+  return jax.lax.switch(index, branches, x, cover, k_apply)
