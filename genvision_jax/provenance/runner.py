@@ -668,3 +668,24 @@ def signature_evaluate(workdir: str, out: str, num: int = 200, fpr: float = 1e-3
                         + (f' --regen_run={regen_run}' if regen_run else ''))}
   _write_evaluation(out, 'signature', 'Stable Signature', result, clean, keyed)
   return result
+
+
+def signature_embed(workdir: str, out: str, num: int = 16, seed: int = 0) -> int:
+  """num samples of a Stable Signature run (they carry its key) as OUT/images/000.png ...,
+  OUT/grid.png and OUT/watermark.json."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, method, state, _, key = load_signature_run(workdir)
+  images = np.asarray(ev_runner._generate(method, state, num, seed, True))  # pylint: disable=protected-access
+  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
+  for i, img in enumerate(attacks_lib.to_uint8(images)):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out, 'images', f'{i:03d}.png'))
+  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+  rundir.write_json(os.path.join(out, 'watermark.json'),
+                    {'scheme': 'signature', 'run': os.path.abspath(workdir), 'num': num,
+                     'seed': seed, 'key': bits_lib.key_string(key)}, indent=1)
+  return num
