@@ -84,7 +84,7 @@ def test_signature_starts_at_the_generator_and_learns_the_key(runs):
   config = configs.load(experiment('provenance/signature_mnist.py:smoke'), {
       'signature.generator': runs['gan_a'], 'signature.extractor': runs['hidden']})
   configs.validate(config)
-  frozen = training.load_frozen_runs(config)
+  frozen = training.loop.load_frozen_runs(config)
   method = methods.create(config, (28, 28, 1), 10, frozen=frozen)
   state = method.create_state(jax.random.key(0))
   z = jax.random.normal(jax.random.key(1), (4, method.latent_dim))
@@ -101,7 +101,7 @@ def test_signature_starts_at_the_generator_and_learns_the_key(runs):
   bad = configs.load(experiment('provenance/signature_mnist.py:smoke'), {
       'signature.generator': runs['hidden'], 'signature.extractor': runs['hidden']})
   with pytest.raises(ValueError, match='tunes a GAN generator or a VAE decoder'):
-    methods.create(bad, (28, 28, 1), 10, frozen=training.load_frozen_runs(bad))
+    methods.create(bad, (28, 28, 1), 10, frozen=training.loop.load_frozen_runs(bad))
 
 
 def test_cli_detect_and_attribute(runs, tmp_path):
