@@ -142,8 +142,8 @@ class SignatureMethod:
   def default_sections() -> dict:
     return {
         'signature': ml_collections.ConfigDict(dict(
-            generator='',       # the trained 'gan' or 'vae' run to tune
-            extractor='',       # the trained 'hidden' run that reads the key
+            generator='runs/dcgan',     # workdir of the trained 'gan' or 'vae' run to tune
+            extractor='runs/hidden32',  # workdir of the trained 'hidden' run reading the key
             key_seed=0,         # the key: bits drawn from this seed (written to config.json)
             temperature=10.0,   # Stable Signature's scale of the extractor's logits
             image_weight=1.0,   # weight of the mean squared error to the original images
@@ -154,10 +154,11 @@ class SignatureMethod:
   @staticmethod
   def validate_config(config, check) -> None:
     s, need = config.signature, check.need
-    need(bool(s.generator), 'signature.generator must name a trained GAN or VAE run '
-         '(--config.signature.generator=RUN)')
-    need(bool(s.extractor), 'signature.extractor must name a trained HiDDeN run '
-         '(--config.signature.extractor=RUN)')
+    need(isinstance(s.generator, str) and bool(s.generator), 'signature.generator must name '
+         'the workdir of a trained GAN or VAE run (--config.signature.generator=RUN)')
+    need(isinstance(s.extractor, str) and bool(s.extractor), 'signature.extractor must name '
+         'the workdir of a trained HiDDeN run (--config.signature.extractor=RUN; genvision train '
+         '--config=experiments/provenance/hidden_mnist.py --workdir=RUN)')
     need(s.temperature > 0, f'signature.temperature must be > 0 (got {s.temperature!r})')
     need(s.image_weight >= 0, f'signature.image_weight must be >= 0 (got {s.image_weight!r})')
     need(isinstance(s.key_seed, int), f'signature.key_seed must be an integer (got '
