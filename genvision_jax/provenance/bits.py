@@ -36,8 +36,9 @@ class BitWatermark:
     self.method, self.state, self.chunk = method, state, chunk
     self.num_bits = method.num_bits
     self.image_shape = method.image_shape
-    self._embed = jax.jit(lambda x, bits: method.embed(state, x, bits))
-    self._extract = jax.jit(lambda x: method.extract(state, x))
+    # the state is an argument, not a closed-over constant baked into the compiled programs
+    self._embed = jax.jit(method.embed)
+    self._extract = jax.jit(method.extract)
 
   def _check(self, images):
     images = np.asarray(images, np.float32)
@@ -49,14 +50,14 @@ class BitWatermark:
   def embed(self, images, key) -> np.ndarray:
     images = self._check(images)
     bits = np.broadcast_to(np.asarray(key, np.float32), (len(images), self.num_bits))
-    return np.concatenate([np.asarray(self._embed(images[s:s + self.chunk],
+    return np.concatenate([np.asarray(self._embed(self.state, images[s:s + self.chunk],
                                                   bits[s:s + self.chunk]))
                            for s in range(0, len(images), self.chunk)])
 
   def read(self, images) -> np.ndarray:
     """[N, n] bits read from images."""
     images = self._check(images)
-    return np.concatenate([np.asarray(self._extract(images[s:s + self.chunk])) > 0
+    return np.concatenate([np.asarray(self._extract(self.state, images[s:s + self.chunk])) > 0
                            for s in range(0, len(images), self.chunk)]).astype(np.int32)
 
   def score(self, images, key) -> dict:

@@ -7,6 +7,7 @@ detection inverts an image with the same run and tests the key (treering.score).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -51,8 +52,9 @@ class TreeRing:
     _, timesteps, _, _ = method.sample_settings('ddim', steps, 0.0, 0.0)
     self.steps = len(timesteps)
     num_classes = method.num_classes
-    self._decode = jax.jit(lambda z, labels: method.decode(state, z, labels, steps=steps))
-    self._invert = jax.jit(lambda x: method.invert(state, x, steps=steps))
+    # the state is an argument, not a closed-over constant baked into the compiled programs
+    self._decode = jax.jit(functools.partial(method.decode, steps=steps))
+    self._invert = jax.jit(functools.partial(method.invert, steps=steps))
     self.num_classes = num_classes
 
   def noise(self, seed: int, num: int, watermark: bool) -> jnp.ndarray:
@@ -65,11 +67,13 @@ class TreeRing:
     out = []
     for s in range(0, len(x_T), chunk):
       z = x_T[s:s + chunk].reshape(min(chunk, len(x_T) - s), -1)
-      out.append(np.asarray(self._decode(z, None if labels is None else labels[s:s + chunk])))
+      out.append(np.asarray(self._decode(self.state, z,
+                                         None if labels is None else labels[s:s + chunk])))
     return np.concatenate(out)
 
   def invert(self, images, chunk: int = 250) -> np.ndarray:
-    return np.concatenate([np.asarray(self._invert(jnp.asarray(images[s:s + chunk], jnp.float32)))
+    return np.concatenate([np.asarray(self._invert(self.state,
+                                                   jnp.asarray(images[s:s + chunk], jnp.float32)))
                            for s in range(0, len(images), chunk)])
 
   def score(self, images) -> dict[str, np.ndarray]:
