@@ -59,3 +59,9 @@ def test_graphical_models_notebook_executes():
   assert len(images) >= 3  # denoising strip, learning curve, MRF vs Bernoulli samples
   assert 'P(x2|e) = [0.4 0.6]' in text and 'peanut butter + ice cream' in text
   assert 'error rate' in text and 'stationary' in text
+
+
+def test_provenance_notebook_executes():
+  images, text = _execute('provenance.ipynb')
+  assert len(images) >= 4  # the keyed spectrum, p-value histogram, HiDDeN strip, neighbours
+  assert 'p < 1e-3: keyed' in text and 'bit accuracy' in text and 'memorization' in text

@@ -29,9 +29,10 @@ SYNOPSIS = """\
 
 POSITIONAL = True  # train (delegated) | embed [IMAGE...] | detect IMAGE... | evaluate
 
-SCHEMES = ('treering', 'hidden')
+SCHEMES = ('treering', 'hidden', 'signature')
 SUBCOMMANDS = ('train', 'embed', 'detect', 'evaluate')
-HIDDEN_CONFIG = os.path.join('experiments', 'provenance', 'hidden_mnist.py')
+TRAIN_CONFIGS = {'hidden': os.path.join('experiments', 'provenance', 'hidden_mnist.py'),
+                 'signature': os.path.join('experiments', 'provenance', 'signature_mnist.py')}
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS, 'Tree-Ring: the diffusion run that generates and '
@@ -65,21 +66,24 @@ _REGEN = flags.DEFINE_string('regen_run', None, 'evaluate: the diffusion run of 
 
 
 def delegate(args: list[str]) -> int | None:
-  """`watermark train ...` is `genvision train` on the HiDDeN config (its flags are train's);
-  returns its exit code, or None for the other subcommands."""
+  """`watermark train ...` is `genvision train` on the scheme's config (hidden_mnist.py or
+  signature_mnist.py unless --config is given; its flags are train's); returns its exit code,
+  or None for the other subcommands."""
   positional = [a for a in args if not a.startswith('-')]
   if not positional or positional[0] != 'train':
     return None
   rest = [a for a in args if a != 'train']
-  if any(a.startswith('--scheme') and a != '--scheme=hidden' for a in rest):
+  schemes = [a.split('=', 1)[1] for a in rest if a.startswith('--scheme=')]
+  scheme = schemes[-1] if schemes else 'hidden'
+  if scheme not in TRAIN_CONFIGS:
     import sys  # pylint: disable=g-import-not-at-top
-    print(f'{common.PROG} watermark: error: only --scheme=hidden is trained (Tree-Ring needs no '
-          'training)', file=sys.stderr)
+    print(f'{common.PROG} watermark: error: --scheme={scheme} is not trained; train '
+          f'{" or ".join(TRAIN_CONFIGS)} (Tree-Ring needs no training)', file=sys.stderr)
     return 2
   rest = [a for a in rest if not a.startswith('--scheme')]
   if not any(a.startswith('--config=') or a == '--config' for a in rest):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    rest.append(f'--config={os.path.join(repo, HIDDEN_CONFIG)}')
+    rest.append(f'--config={os.path.join(repo, TRAIN_CONFIGS[scheme])}')
   from genvision_jax.cli import train  # pylint: disable=g-import-not-at-top
   return common.run_command('train', train, rest)
 
@@ -169,6 +173,28 @@ def _hidden(sub: str, workdir: str, rest: list[str]) -> None:
     _report(runner.hidden_detect(workdir, images, key, _FPR.value, files, _OUT.value))
 
 
+def _signature(sub: str, workdir: str, rest: list[str]) -> None:
+  from genvision_jax.provenance import runner  # pylint: disable=g-import-not-at-top
+  if sub == 'evaluate':
+    result = runner.signature_evaluate(workdir, _OUT.value, num=_NUM.value or 200,
+                                       fpr=_FPR.value, attacks=_attacks(), seed=_SEED.value,
+                                       regen_run=_REGEN.value)
+    clean = result['attacks']['none'][0]
+    print(f'no attack: TPR {clean["tpr_p"]["rate"]:.3f}, bit accuracy '
+          f'{clean["bit_accuracy"]:.3f}; wrote {os.path.join(_OUT.value, "signature.json")} '
+          'and signature.png')
+  elif sub == 'embed':
+    if rest:
+      raise common.UsageError('a Stable Signature run watermarks what it generates: embed takes '
+                              'no image files (use --scheme=hidden for existing images)')
+    written = runner.signature_embed(workdir, _OUT.value, _NUM.value or 16, _SEED.value)
+    print(f'wrote {written} watermarked samples and watermark.json to {_OUT.value}')
+  else:
+    _, _, _, wm, _ = runner.load_signature_run(workdir)
+    files, images = read_images(rest, wm.image_shape[0], wm.image_shape[-1])
+    _report(runner.signature_detect(workdir, images, _FPR.value, files, _OUT.value))
+
+
 def _report(rows) -> None:
   flagged = sum(r['watermarked'] for r in rows)
   print(f'{flagged} of {len(rows)} images carry the key (p <= {_FPR.value:g}); wrote '
@@ -193,11 +219,12 @@ def main(positional: list[str]) -> None:
     raise common.UsageError(f'--fpr must be in (0, 1) (got {_FPR.value})')
   if _NUM.value is not None and _NUM.value < 1:
     raise common.UsageError(f'--num must be >= 1 (got {_NUM.value})')
-  if _SCHEME.value == 'treering' and (_RUN.value or _KEY.value):
-    raise common.UsageError('--run and --key belong to --scheme=hidden; Tree-Ring generates '
-                            'with the diffusion run --workdir and keys by --key_seed')
+  if _SCHEME.value != 'hidden' and (_RUN.value or _KEY.value):
+    raise common.UsageError(f'--run and --key belong to --scheme=hidden; {_SCHEME.value} '
+                            'generates with the run --workdir and its own key')
   from genvision_jax.provenance import ProvenanceError  # pylint: disable=g-import-not-at-top
   try:
-    (_treering if _SCHEME.value == 'treering' else _hidden)(sub, workdir, rest)
+    {'treering': _treering, 'hidden': _hidden, 'signature': _signature}[_SCHEME.value](
+        sub, workdir, rest)
   except ProvenanceError as e:
     raise common.UsageError(str(e)) from None

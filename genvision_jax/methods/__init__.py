@@ -29,6 +29,7 @@ from genvision_jax.methods.parti import PartiMethod, PartiState
 from genvision_jax.methods.pix2pix import Pix2PixMethod, Pix2PixState
 from genvision_jax.methods.progan import ProGANMethod
 from genvision_jax.methods.sdgan import SDGANMethod
+from genvision_jax.methods.signature import SignatureMethod, SignatureState
 from genvision_jax.methods.simple import SimpleMethod, SimpleState
 from genvision_jax.methods.tti import TextDiffusionMethod
 from genvision_jax.methods.vqvae import VQVAEMethod, VQState
@@ -38,7 +39,7 @@ METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': P
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
            'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod,
-           'hidden': HiddenMethod}
+           'hidden': HiddenMethod, 'signature': SignatureMethod}
 
 
 def create(config, image_shape, num_classes=0, frozen=None):

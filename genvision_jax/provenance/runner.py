@@ -581,3 +581,115 @@ def hidden_evaluate(workdir: str, out: str, run: str, num: int = 200, key_seed: 
                         + (f' --regen_run={regen_run}' if regen_run else ''))}
   _write_evaluation(out, 'hidden', 'HiDDeN', result, clean, keyed)
   return result
+
+
+# -- Stable Signature runs (method 'signature') ----------------------------------------------
+
+
+def load_signature_run(workdir: str, step: int | None = None):
+  """(config, method, state, BitWatermark of its extractor, key) of a Stable Signature run."""
+  from genvision_jax.provenance import bits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import load_run, read_config  # pylint: disable=g-import-not-at-top
+  config = read_config(workdir)
+  if config.method != 'signature':
+    raise ProvenanceError(f'--scheme=signature needs a Stable Signature run; {workdir} holds a '
+                          f'{config.method!r} run: train experiments/provenance/'
+                          'signature_mnist.py')
+  config, method, state = load_run(workdir, step)
+  wm = bits.BitWatermark(method.extractor, state.extractor)
+  key = bits.key_bits(wm.num_bits, int(config.signature.key_seed))
+  return config, method, state, wm, key
+
+
+def signature_detect(workdir: str, images, fpr: float = 1e-3, files=None,
+                     out: str | None = None) -> list[dict]:
+  """hidden_detect with the run's extractor and key."""
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, _, _, wm, key = load_signature_run(workdir)
+  s = wm.score(images, key)
+  files = files or [f'image {i}' for i in range(len(images))]
+  rows = [{'image': files[i], 'matches': int(s['matches'][i]),
+           'bit_accuracy': float(s['bit_accuracy'][i]), 'p_value': float(s['p_value'][i]),
+           'watermarked': bool(s['p_value'][i] <= fpr)} for i in range(len(files))]
+  if out:
+    os.makedirs(out, exist_ok=True)
+    rundir.write_json(os.path.join(out, 'detect.json'),
+                      {'scheme': 'signature', 'run': os.path.abspath(workdir), 'fpr': fpr,
+                       'key': bits_lib.key_string(key), 'num_bits': wm.num_bits,
+                       'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr),
+                       'images': rows}, indent=1)
+    _p_value_figure(rows, fpr, os.path.join(out, 'detect.png'))
+  return rows
+
+
+def signature_evaluate(workdir: str, out: str, num: int = 200, fpr: float = 1e-3,
+                       attacks=None, seed: int = 0, regen_run: str | None = None,
+                       num_resamples: int = 200, verbose: bool = True) -> dict:
+  """The robustness table of a Stable Signature run: num samples of the tuned generator
+  against the original generator's samples from the same latents and num real test images,
+  under every attack; the binomial null check; quality cost (PSNR/SSIM tuned vs original
+  from the same latents, Frechet distance change). Writes OUT/signature.json, signature.png,
+  samples.png."""
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  say = _say(verbose)
+  attacks = _default_attacks(attacks, regen_run)
+  tic = time.time()
+  config, method, state, wm, key = load_signature_run(workdir)
+  regen = _regen_attack(attacks, regen_run, wm.image_shape)
+  t0 = time.time()
+  keyed = np.asarray(ev_runner._generate(method, state, num, seed, True), np.float32)  # pylint: disable=protected-access
+  clean = np.asarray(ev_runner._generate(method.generator, state.generator, num, seed, True),  # pylint: disable=protected-access
+                     np.float32)
+  gen_seconds = time.time() - t0
+  real = _real_images(config, num)
+  quality = _quality(keyed, clean, config)
+  null = {name: bits_lib.null_check(wm.score(images, key)['matches'], wm.num_bits)
+          for name, images in (('unkeyed', clean), ('real', real))}
+  t_det = time.time()
+
+  def score(images):
+    s = wm.score(images, key)
+    return {**s, 'score': s['matches'].astype(np.float64)}
+
+  table = _attack_table(score, {'keyed': keyed, 'unkeyed': clean, 'real': real}, attacks, fpr,
+                        seed, regen, num_resamples, say)
+  result = {'run': os.path.abspath(workdir),
+            'generator_run': config.signature.generator,
+            'extractor_run': config.signature.extractor,
+            'watermark': {'scheme': 'signature', 'num_bits': wm.num_bits,
+                          'key': bits_lib.key_string(key),
+                          'key_seed': int(config.signature.key_seed),
+                          'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr)},
+            'num': num, 'fpr': fpr, 'seed': seed,
+            'regen_run': regen_run and os.path.abspath(regen_run), 'quality': quality,
+            'null_check': null, 'attacks': table,
+            'seconds': {'generate_both': gen_seconds, 'detect_all': time.time() - t_det,
+                        'total': time.time() - tic},
+            'command': (f'genvision watermark evaluate --scheme=signature --workdir={workdir} '
+                        f'--out={out} --num={num} --fpr={fpr:g} --seed={seed}'
+                        + (f' --regen_run={regen_run}' if regen_run else ''))}
+  _write_evaluation(out, 'signature', 'Stable Signature', result, clean, keyed)
+  return result
+
+
+def signature_embed(workdir: str, out: str, num: int = 16, seed: int = 0) -> int:
+  """num samples of a Stable Signature run (they carry its key) as OUT/images/000.png ...,
+  OUT/grid.png and OUT/watermark.json."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  _, method, state, _, key = load_signature_run(workdir)
+  images = np.asarray(ev_runner._generate(method, state, num, seed, True))  # pylint: disable=protected-access
+  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
+  for i, img in enumerate(attacks_lib.to_uint8(images)):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out, 'images', f'{i:03d}.png'))
+  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+  rundir.write_json(os.path.join(out, 'watermark.json'),
+                    {'scheme': 'signature', 'run': os.path.abspath(workdir), 'num': num,
+                     'seed': seed, 'key': bits_lib.key_string(key)}, indent=1)
+  return num

@@ -1,0 +1,28 @@
+"""Stable Signature (Fernandez et al. 2023) on the offline digits: a trained GAN generator (or
+VAE decoder) fine-tuned so that its images carry the 32-bit key of `signature.key_seed`, read by
+a trained HiDDeN extractor; temperature 10, image loss 1.0 x MSE to the original generator's
+images; Adam 5e-4, 64 latents per step, 500 steps.
+
+  genvision train --config=experiments/provenance/signature_mnist.py --workdir=runs/sig \
+      --config.signature.generator=runs/dcgan --config.signature.extractor=runs/hidden32
+  genvision watermark evaluate --scheme=signature --workdir=runs/hidden32 --run=runs/sig
+
+Variants: `smoke` (a few steps, for the tests; the runs still have to be given).
+"""
+
+from genvision_jax.configs import method_config, smoke_schedule, variants as parse_variants
+
+VARIANTS = ('smoke',)
+
+
+def get_config(arg=None):
+  chosen = parse_variants(arg, VARIANTS, 'signature_mnist')
+  c = method_config('signature')
+  c.train.num_steps = 500
+  c.train.batch_size = 64
+  c.train.sample_every = 250
+  c.train.checkpoint_every = 250
+  if 'smoke' in chosen:
+    smoke_schedule(c)
+    c.train.num_samples = 4
+  return c
