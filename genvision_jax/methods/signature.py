@@ -26,8 +26,8 @@ TUNED_FIELD = {'gan': 'ema_params', 'vae': 'params'}  # the generator weights `d
 
 
 def key_bits(num_bits: int, key_seed: int) -> np.ndarray:
-  """The key of `signature.key_seed`: [n] bits in {0, 1} (provenance.bits.key_bits draws the
-  same)."""
+  """The key of `signature.key_seed`: [n] bits in {0, 1} (provenance.bits.key_bits uses this
+  draw for every bit watermark)."""
   return np.random.default_rng(key_seed).integers(0, 2, num_bits).astype(np.int32)
 
 

@@ -21,7 +21,8 @@ def key_bits(num_bits: int, key_seed: int | None = None, key: str | None = None)
       raise ProvenanceError(f'--key must be {num_bits} characters 0/1 for this watermark (got '
                             f'{key!r}, {len(key)} characters)')
     return np.asarray([int(c) for c in key], np.int32)
-  return np.random.default_rng(key_seed).integers(0, 2, num_bits).astype(np.int32)
+  from genvision_jax.methods import signature  # pylint: disable=g-import-not-at-top
+  return signature.key_bits(num_bits, key_seed)  # the draw Stable Signature runs use
 
 
 def key_string(bits) -> str:

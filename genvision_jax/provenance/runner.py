@@ -272,22 +272,28 @@ def robustness_figure(tables: dict[str, dict], fpr: float, path: str) -> None:
   plt.close(fig)
 
 
+def _save_images(out: str, images, names=None) -> None:
+  """images [N, H, W, C] in [-1, 1] as 8-bit PNGs OUT/images/NAME (000.png ... by default) and
+  their grid OUT/grid.png."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
+  names = names or [f'{i:03d}.png' for i in range(len(images))]
+  for name, img in zip(names, attacks_lib.to_uint8(images)):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out, 'images', name))
+  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+
+
 def treering_embed(workdir: str, out: str, num: int, key_seed: int = 0, radius: int = 4,
                    pattern: str = 'rand', steps: int | None = None, seed: int = 0) -> int:
   """num keyed samples of the diffusion run as OUT/images/000.png ..., their grid OUT/grid.png
   and OUT/watermark.json (the key's settings: detection needs them and the run)."""
-  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   _, method, state = load_diffusion_run(workdir)
   tr = TreeRing(method, state, key_seed, radius, pattern, steps)
   images = tr.generate(tr.noise(seed, num, watermark=True), seed)
-  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
-  pixels = attacks_lib.to_uint8(images)
-  for i, img in enumerate(pixels):
-    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
-        os.path.join(out, 'images', f'{i:03d}.png'))
-  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+  _save_images(out, images)
   rundir.write_json(os.path.join(out, 'watermark.json'),
                     {'run': os.path.abspath(workdir), 'num': num, 'seed': seed,
                      **tr.describe()}, indent=1)
@@ -487,8 +493,6 @@ def hidden_embed(workdir: str, out: str, key: np.ndarray, run: str | None = None
   """Watermarks num samples of the generator `run` (or the given images) with the key; writes
   OUT/images/000.png ... (the given files' names when images come from files), OUT/grid.png
   and OUT/watermark.json."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   _, wm = load_hidden_run(workdir)
@@ -498,13 +502,8 @@ def hidden_embed(workdir: str, out: str, key: np.ndarray, run: str | None = None
                             'image files')
     images = _generator_samples(run, num, seed, wm.image_shape)
   marked = wm.embed(images, key)
-  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
-  names = ([os.path.splitext(os.path.basename(f))[0] + '.png' for f in files] if files
-           else [f'{i:03d}.png' for i in range(len(marked))])
-  for name, img in zip(names, attacks_lib.to_uint8(marked)):
-    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
-        os.path.join(out, 'images', name))
-  viz.save_image_grid(marked, os.path.join(out, 'grid.png'))
+  _save_images(out, marked, [os.path.splitext(os.path.basename(f))[0] + '.png' for f in files]
+               if files else None)
   rundir.write_json(os.path.join(out, 'watermark.json'),
                     {'scheme': 'hidden', 'watermark_run': os.path.abspath(workdir),
                      'generator_run': run and os.path.abspath(run), 'num': len(marked),
@@ -516,9 +515,15 @@ def hidden_detect(workdir: str, images, key: np.ndarray, fpr: float = 1e-3, file
                   out: str | None = None) -> list[dict]:
   """Per image: matching bits, bit accuracy, binomial p-value and the decision p <= fpr
   (k >= tau); with out, OUT/detect.json and OUT/detect.png."""
+  _, wm = load_hidden_run(workdir)
+  return _bit_detect(wm, key, images, fpr, files, out,
+                     {'scheme': 'hidden', 'watermark_run': os.path.abspath(workdir)})
+
+
+def _bit_detect(wm, key, images, fpr: float, files, out: str | None, header: dict) -> list[dict]:
+  """The rows of a bit watermark's detection (and OUT/detect.json, detect.png with out)."""
   from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
-  _, wm = load_hidden_run(workdir)
   s = wm.score(images, key)
   files = files or [f'image {i}' for i in range(len(images))]
   rows = [{'image': files[i], 'matches': int(s['matches'][i]),
@@ -527,8 +532,8 @@ def hidden_detect(workdir: str, images, key: np.ndarray, fpr: float = 1e-3, file
   if out:
     os.makedirs(out, exist_ok=True)
     rundir.write_json(os.path.join(out, 'detect.json'),
-                      {'scheme': 'hidden', 'watermark_run': os.path.abspath(workdir), 'fpr': fpr,
-                       'key': bits_lib.key_string(key), 'num_bits': wm.num_bits,
+                      {**header, 'fpr': fpr, 'key': bits_lib.key_string(key),
+                       'num_bits': wm.num_bits,
                        'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr),
                        'images': rows}, indent=1)
     _p_value_figure(rows, fpr, os.path.join(out, 'detect.png'))
@@ -604,23 +609,9 @@ def load_signature_run(workdir: str, step: int | None = None):
 def signature_detect(workdir: str, images, fpr: float = 1e-3, files=None,
                      out: str | None = None) -> list[dict]:
   """hidden_detect with the run's extractor and key."""
-  from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
-  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   _, _, _, wm, key = load_signature_run(workdir)
-  s = wm.score(images, key)
-  files = files or [f'image {i}' for i in range(len(images))]
-  rows = [{'image': files[i], 'matches': int(s['matches'][i]),
-           'bit_accuracy': float(s['bit_accuracy'][i]), 'p_value': float(s['p_value'][i]),
-           'watermarked': bool(s['p_value'][i] <= fpr)} for i in range(len(files))]
-  if out:
-    os.makedirs(out, exist_ok=True)
-    rundir.write_json(os.path.join(out, 'detect.json'),
-                      {'scheme': 'signature', 'run': os.path.abspath(workdir), 'fpr': fpr,
-                       'key': bits_lib.key_string(key), 'num_bits': wm.num_bits,
-                       'threshold_matches': statistics.bit_threshold(wm.num_bits, fpr),
-                       'images': rows}, indent=1)
-    _p_value_figure(rows, fpr, os.path.join(out, 'detect.png'))
-  return rows
+  return _bit_detect(wm, key, images, fpr, files, out,
+                     {'scheme': 'signature', 'run': os.path.abspath(workdir)})
 
 
 def signature_evaluate(workdir: str, out: str, num: int = 200, fpr: float = 1e-3,
@@ -677,18 +668,12 @@ def signature_evaluate(workdir: str, out: str, num: int = 200, fpr: float = 1e-3
 def signature_embed(workdir: str, out: str, num: int = 16, seed: int = 0) -> int:
   """num samples of a Stable Signature run (they carry its key) as OUT/images/000.png ...,
   OUT/grid.png and OUT/watermark.json."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from genvision_jax import viz  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
   from genvision_jax.provenance import bits as bits_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   _, method, state, _, key = load_signature_run(workdir)
   images = np.asarray(ev_runner._generate(method, state, num, seed, True))  # pylint: disable=protected-access
-  os.makedirs(os.path.join(out, 'images'), exist_ok=True)
-  for i, img in enumerate(attacks_lib.to_uint8(images)):
-    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
-        os.path.join(out, 'images', f'{i:03d}.png'))
-  viz.save_image_grid(images, os.path.join(out, 'grid.png'))
+  _save_images(out, images)
   rundir.write_json(os.path.join(out, 'watermark.json'),
                     {'scheme': 'signature', 'run': os.path.abspath(workdir), 'num': num,
                      'seed': seed, 'key': bits_lib.key_string(key)}, indent=1)
