@@ -57,6 +57,8 @@ def base_config() -> ml_collections.ConfigDict:
                                       # on GPU/TPU when the split fits (<= 1 GiB as uint8)
       binarize='none',                # 'dynamic' | 'static' | 'none' (8-bit levels), for
                                       # methods that model binary images (the VAE)
+      exclude='',                     # a .npy of example indices of `split` left out of
+                                      # training (counterfactual attribution; README)
   ))
   c.train = ml_collections.ConfigDict(dict(
       num_steps=2000,
@@ -210,6 +212,10 @@ def validate(config, device_count: int | None = None, process_count: int | None 
        f"data.binarize={binarize!r} is implemented for methods that model binary images "
        f"({sorted(k for k, v in methods.METHODS.items() if getattr(v, 'BINARIZES', False))}), "
        f"not method={config.get('method')!r}; use --config.data.binarize=none")
+  exclude = d.get('exclude', '')
+  need(isinstance(exclude, str) and (not exclude or os.path.isfile(exclude)),
+       f'data.exclude={exclude!r} is not a file: give a .npy of example indices to leave out '
+       "of the training split (genvision neighbours --make_subset writes one), or ''")
   blocked = _file_in_the_way(data_lib.resolve_data_dir(d.data_dir))
   need(blocked is None, f'data.data_dir={d.data_dir!r}: {blocked} is a file, not a directory; '
        'use --config.data.data_dir=DIR with DIR a directory (the datasets are prepared in it)')

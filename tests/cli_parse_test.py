@@ -110,7 +110,8 @@ OWN_FLAGS = {
     'prepare': {'dataset', 'data_dir'},
     'watermark': {'workdir', 'out', 'scheme', 'seed', 'num', 'key_seed', 'key', 'run', 'radius',
                   'pattern', 'steps', 'fpr', 'attacks', 'regen_run'},
-    'neighbours': {'workdir', 'out', 'num', 'features', 'k', 'show', 'seed', 'inception_weights'},
+    'neighbours': {'workdir', 'out', 'num', 'features', 'k', 'show', 'seed', 'inception_weights',
+                   'subset', 'make_subset', 'avoid'},
     'detect': {'runs', 'model', 'out', 'num', 'train_steps', 'noise', 'unseen', 'attacks', 'seed'},
     'attribute': {'runs', 'out', 'num', 'test_num', 'train_steps', 'sizes', 'seed'},
 }

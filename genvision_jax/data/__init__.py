@@ -9,7 +9,7 @@ from genvision_jax.data.pipeline import (BINARIZE_MODES, DatasetError, ImageSpli
                                          epoch_order, minibatch_indices,
                                          RESIZE_METHODS, ensure_prepared, fit_to_size,
                                          known_dataset, load_split, offline_config_error,
-                                         prepare,
+                                         prepare, read_exclude,
                                          resolve_data_dir, to_model_range, vocabulary)
 
 DEFAULT_DATASET = MlxtendMnist.name

@@ -214,6 +214,7 @@ class ImageSplit:
   _resize_method: str = dataclasses.field(repr=False, default='resize')
   _extra_keys: tuple[str, ...] = dataclasses.field(repr=False, default=())
   _arrays: dict[str, np.ndarray] | None = dataclasses.field(repr=False, default=None)
+  _keep: np.ndarray | None = dataclasses.field(repr=False, default=None)  # source rows used
 
   def _fit(self, image: np.ndarray) -> np.ndarray:
     h, w = self.image_shape[:2]
@@ -225,12 +226,21 @@ class ImageSplit:
   def _read(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     if self._arrays is not None:
       return {k: v[indices] for k, v in self._arrays.items()}
+    if self._keep is not None:  # examples left out (data.exclude): index the rows kept
+      indices = self._keep[np.asarray(indices)]
     records = self._source.__getitems__([int(i) for i in indices])
     out = {'image': np.stack([self._fit(r['image']) for r in records]),
            'label': np.asarray([int(r.get('label', 0)) for r in records], np.int32)}
     for key in self._extra_keys:
       out[key] = np.stack([np.asarray(r[key]) for r in records])
     return out
+
+  @property
+  def excluded(self) -> np.ndarray | None:
+    """Example indices of the split left out (load_split's `exclude`), None if none."""
+    if self._keep is None:
+      return None
+    return np.setdiff1d(np.arange(len(self._source)), self._keep)
 
   @property
   def in_memory(self) -> bool:
@@ -300,14 +310,36 @@ def _host_epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 _epoch_order_jit = jax.jit(epoch_order, static_argnums=2)
 
 
+def read_exclude(path: str, num_examples: int, where: str) -> np.ndarray:
+  """The sorted unique example indices of a .npy file (data.exclude), checked against a split
+  of `num_examples` examples; DatasetError naming the file and the fix otherwise."""
+  try:
+    indices = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise DatasetError(f'data.exclude={path!r} cannot be read as a .npy array of example '
+                       f'indices ({e}); write one with numpy.save') from None
+  if indices.ndim != 1 or (indices.size and indices.dtype.kind not in 'iu'):
+    raise DatasetError(f'data.exclude={path!r} holds a {indices.dtype} array of shape '
+                       f'{indices.shape}; it must be a 1-D array of integer example indices')
+  indices = np.unique(indices.astype(np.int64))
+  if indices.size and (indices[0] < 0 or indices[-1] >= num_examples):
+    raise DatasetError(f'data.exclude={path!r} has indices outside [0, {num_examples}), the '
+                       f'examples of {where}')
+  if num_examples - indices.size < 1:
+    raise DatasetError(f'data.exclude={path!r} leaves no example of {where}')
+  return indices
+
+
 def load_split(name: str, split: str, image_size: int, data_dir: str | None = None,
-               resize_method: str = 'resize', in_memory: bool | None = None) -> ImageSplit:
+               resize_method: str = 'resize', in_memory: bool | None = None,
+               exclude: str | None = None) -> ImageSplit:
   """Opens a prepared TFDS image dataset split (preparing the offline default if needed).
 
   Images are fitted to image_size x image_size, except those of a dataset whose images have a
   fixed non-square shape (digit_scenes/two: 32x64): their height must be image_size and they
   are used as they are. Fixed-shape numeric features besides 'image' and 'label' (captions'
-  'tokens', ...) come with every batch under their own names."""
+  'tokens', ...) come with every batch under their own names. `exclude` names a .npy file of
+  example indices of the split to leave out (the rest keep their order; `read_exclude`)."""
   builder = ensure_prepared(name, data_dir)
   features = builder.info.features
   if 'image' not in features:
@@ -332,10 +364,14 @@ def load_split(name: str, split: str, image_size: int, data_dir: str | None = No
   extras = tuple(k for k, f in features.items()
                  if k not in ('image', 'label') and type(f) is tfds.features.Tensor  # pylint: disable=unidiomatic-typecheck
                  and np.dtype(f.np_dtype).kind in 'iuf' and None not in f.shape)
+  keep = None
+  if exclude:
+    dropped = read_exclude(exclude, len(source), f"'{name}' split '{split}'")
+    keep = np.setdiff1d(np.arange(len(source)), dropped)
   data = ImageSplit(
-      name=name, split=split, num_examples=len(source),
+      name=name, split=split, num_examples=len(source) if keep is None else len(keep),
       image_shape=(image_size, width, channels), num_classes=num_classes,
-      _source=source, _resize_method=resize_method, _extra_keys=extras)
+      _source=source, _resize_method=resize_method, _extra_keys=extras, _keep=keep)
   if in_memory is None:
     in_memory = data.num_examples * image_size * width * channels <= IN_MEMORY_MAX_BYTES
   return data.load_into_memory() if in_memory else data

@@ -359,11 +359,20 @@ def _features(space: str, images, inception_weights: str | None = None) -> np.nd
 
 def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'digits_cnn'),
                k: int = 5, show: int = 8, images=None, seed: int = 0,
-               inception_weights: str | None = None, verbose: bool = True) -> dict:
+               inception_weights: str | None = None, verbose: bool = True,
+               subset: str | None = None, make_subset: str | None = None,
+               avoid: str | None = None) -> dict:
   """The nearest training images of generated samples (or of `images`) in each feature space,
   and the run's memorization statistic (memorization.memorization) against the test split.
   Writes OUT/neighbours.json, OUT/neighbours_SPACE.png (strips: sample | k nearest training
-  images) and OUT/memorization.png (1-NN distances of samples and test images)."""
+  images) and OUT/memorization.png (1-NN distances of samples and test images).
+
+  `subset` (a .npy of training-split indices): also the share of the samples, and of the test
+  images, whose nearest training image lies in it (memorization.subset_share), per space; the
+  reference is always the whole split, also for a run trained with data.exclude.
+  `make_subset` first writes that file (refused if it exists) by a rule: 'cluster:K:I' (the
+  I-th largest of K k-means clusters of the training images' digits_cnn features; pixels for
+  colour data) or 'random:SIZE:SEED' (none of the indices in the .npy `avoid`)."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation import runner as ev_runner  # pylint: disable=g-import-not-at-top
   from genvision_jax.provenance import memorization  # pylint: disable=g-import-not-at-top
@@ -379,6 +388,15 @@ def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'dig
       d.name, name, d.image_size, d.data_dir or None, d.resize_method).arrays()['image']),
                                   np.float32)
   train, test = split(d.split), split('test')
+  chosen = None
+  if make_subset:
+    chosen = _make_subset(make_subset, subset, train, avoid, inception_weights)
+    say(f'wrote {subset}: {len(chosen)} training images ({make_subset})')
+  elif subset:
+    try:
+      chosen = data_lib.read_exclude(subset, len(train), f'{d.name} {d.split}')
+    except data_lib.DatasetError as e:
+      raise ProvenanceError(str(e).replace('data.exclude', '--subset')) from None
   if images is None:
     images = ev_runner._generate(method, state, num, seed, True)  # pylint: disable=protected-access
     source = f'{num} samples of the run (seed {seed})'
@@ -392,6 +410,12 @@ def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'dig
   result = {'run': os.path.abspath(workdir), 'source': source, 'k': k, 'spaces': {},
             'reference': f'{d.name} {d.split} split ({len(train)} images); median over the '
                          f'test split ({len(test)} images)'}
+  excluded = (rundir.read_data_info(workdir) or {}).get('excluded')
+  if excluded is not None:
+    result['run_excluded'] = len(excluded)
+  if chosen is not None:
+    result['subset'] = {'file': os.path.abspath(subset), 'size': len(chosen),
+                        'rule': make_subset or 'given', 'spaces': {}}
   os.makedirs(out, exist_ok=True)
   figure_data = {}
   for space in features:
@@ -410,12 +434,54 @@ def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'dig
     say(f'{space}: {stats_["fraction_closer"]:.3f} of the samples are closer to a training '
         f'image than the median test image (p = {stats_["p_value"]:.2g}; Z_U '
         f'{stats_["z_u"]:.2f})')
+    if chosen is not None:
+      test_nn = memorization.nearest(f_test, f_train, 1).indices
+      shares = {'samples': memorization.subset_share(near.indices, chosen),
+                'test': memorization.subset_share(test_nn, chosen)}
+      result['subset']['spaces'][space] = shares
+      say(f'{space}: {shares["samples"]["share"]:.3f} of the samples and '
+          f'{shares["test"]["share"]:.3f} of the test images have their nearest training '
+          f'image in the subset ({len(chosen)} of {len(train)})')
     _strip_figure(images[:show], train, near, os.path.join(out, f'neighbours_{space}.png'))
     figure_data[space] = (near.distances[:, 0], test_d, stats_['median_test_distance'])
   _memorization_figure(figure_data, os.path.join(out, 'memorization.png'))
   result['seconds'] = time.time() - tic
   rundir.write_json(os.path.join(out, 'neighbours.json'), result, indent=1)
   return result
+
+
+def _make_subset(rule: str, path: str | None, train, avoid: str | None,
+                 inception_weights: str | None) -> np.ndarray:
+  """Writes the training-split indices chosen by `rule` (see `neighbours`) to `path`."""
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from genvision_jax.provenance import memorization  # pylint: disable=g-import-not-at-top
+  if not path:
+    raise ProvenanceError('--make_subset writes the file named by --subset=FILE.npy; give it')
+  if os.path.exists(path):
+    raise ProvenanceError(f'--subset={path} exists; --make_subset never overwrites a subset '
+                          '(a run trained without it names it): choose a new file name')
+  if not path.endswith('.npy'):
+    raise ProvenanceError(f'--subset={path} must end in .npy')
+  parts = rule.split(':')
+  try:
+    if parts[0] == 'cluster' and len(parts) == 3:
+      space = 'digits_cnn' if train.shape[-1] == 1 else 'pixels'
+      chosen = memorization.cluster_subset(_features(space, train, inception_weights),
+                                           int(parts[1]), int(parts[2]))
+    elif parts[0] == 'random' and len(parts) == 3:
+      avoided = data_lib.read_exclude(avoid, len(train), 'the training split') if avoid else None
+      chosen = memorization.random_subset(len(train), int(parts[1]), int(parts[2]), avoided)
+    else:
+      raise ValueError('unknown rule')
+  except (ValueError, data_lib.DatasetError) as e:
+    raise ProvenanceError(f'--make_subset={rule}: {e}; use cluster:K:I (the I-th largest of '
+                          'K k-means clusters, e.g. cluster:20:0) or random:SIZE:SEED') from None
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  tmp = path + '.tmp.npy'
+  np.save(tmp, chosen.astype(np.int64))
+  os.replace(tmp, path)
+  return chosen
 
 
 def _strip_figure(images, train, near, path: str) -> None:

@@ -84,7 +84,8 @@ class _StopFlag:
 
 def open_data(config) -> data_lib.ImageSplit:
   d = config.data
-  return data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None, d.resize_method)
+  return data_lib.load_split(d.name, d.split, d.image_size, d.data_dir or None, d.resize_method,
+                             exclude=d.get('exclude') or None)
 
 
 def write_config(config, workdir: str) -> None:
@@ -368,6 +369,8 @@ def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
   vocabulary = data_lib.vocabulary(data.name)
   if vocabulary is not None:  # captions: prompts are tokenized with it (genvision sample)
     info['vocabulary'] = list(vocabulary)
+  if data.excluded is not None:  # data.exclude: the examples left out, as they were read
+    info['excluded'] = data.excluded.tolist()
   info = json.dumps(info)
   _write_if_changed(os.path.join(workdir, DATA_INFO), info)
   if command and not os.path.isfile(os.path.join(workdir, COMMAND_FILE)):
