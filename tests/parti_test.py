@@ -219,4 +219,9 @@ def test_evaluate_reads_real_canvases_and_writes_the_sweep(parti_run):
   assert m['test/faithful'] < m['test/faithful_real']  # 6 steps of a tiny model
   import os  # pylint: disable=g-import-not-at-top
   assert os.path.isfile(os.path.join(workdir, 'eval', 'guidance_sweep.png'))
-  assert [s['guidance'] for s in r['details']['guidance_sweep']] == [0.0, 2.0]
+  sweep = r['details']['guidance_sweep']
+  assert [s['guidance'] for s in sweep] == [0.0, 2.0]
+  # w = 2 is the main evaluation's w: the same samples, the same numbers
+  assert sweep[1]['fd'] == m['test/digits_cnn_slots/fd'] and sweep[1]['faithful'] == m[
+      'test/faithful']
+  assert sweep[0]['fd'] != sweep[1]['fd']

@@ -24,7 +24,8 @@ Written like every evaluation: RUN/eval/metrics.json (metric names SPLIT/NAME) a
 per_example.npz (SPLIT/faithful, SPLIT/digit_accuracy, SPLIT/digits_cnn_slots/nn_distance),
 so `genvision compare RUN_A RUN_B` runs the paired bootstrap over prompts. With
 `guidance_sweep`, each w is evaluated on the 'test' split too (RUN/eval/guidance_sweep.json and
-.png: faithfulness against Fréchet distance, one point per w).
+.png: faithfulness against Fréchet distance, one point per w; the w of the main evaluation
+reuses its samples, the same seed giving the same samples).
 """
 
 import os
@@ -217,9 +218,13 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
   sweep = None
   if guidance_sweep:
     sweep = []
+    main_w = sampling_protocol(chosen)['guidance']
     for w in guidance_sweep:
-      v, *_ = evaluate_split(method, state, classifier, test_ref, seed, use_ema,
-                             {'guidance': float(w)}, 0, nearest_k, 'test')
+      if float(w) == main_w:  # the same samples as the test split's evaluation above
+        v = values
+      else:
+        v, *_ = evaluate_split(method, state, classifier, test_ref, seed, use_ema,
+                               {'guidance': float(w)}, 0, nearest_k, 'test')
       sweep.append({'guidance': float(w), 'faithful': v['test/faithful'],
                     'digit_accuracy': v['test/digit_accuracy'],
                     'fd': v[f'test/{FEATURES}/fd'], 'precision': v[f'test/{FEATURES}/precision'],
