@@ -5,7 +5,7 @@ images; Adam 5e-4, 64 latents per step, 500 steps.
 
   genvision train --config=experiments/provenance/signature_mnist.py --workdir=runs/sig \
       --config.signature.generator=runs/dcgan --config.signature.extractor=runs/hidden32
-  genvision watermark evaluate --scheme=signature --workdir=runs/hidden32 --run=runs/sig
+  genvision watermark evaluate --scheme=signature --workdir=runs/sig --out=robust_sig
 
 Variants: `smoke` (a few steps, for the tests; the runs still have to be given).
 """

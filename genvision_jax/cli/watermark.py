@@ -6,8 +6,11 @@ DDIM noise x_T carries the key in its Fourier transform; `detect` inverts image 
 same run and tests the key. HiDDeN (`--scheme=hidden`): `train` trains the encoder/decoder
 (`genvision train` on experiments/provenance/hidden_mnist.py by default); `embed` writes an
 n-bit key into the samples of any generator run (`--run`) or into image files; `detect` reads
-the bits of image files and tests them against the key (binomial). `evaluate` measures a key
-against every attack (TPR at a fixed FPR on watermarked samples, realized FPR on unwatermarked
+the bits of image files and tests them against the key (binomial). Stable Signature
+(`--scheme=signature`): `train` fine-tunes a generator run so that all it makes carries a key
+read by a HiDDeN extractor run (experiments/provenance/signature_mnist.py); `embed` samples the
+tuned generator, `detect` reads image files with the run's extractor and key. `evaluate`
+measures a key against every attack (TPR at a fixed FPR on watermarked samples, realized FPR on unwatermarked
 samples and real test digits, quality cost)."""
 
 import glob
@@ -18,13 +21,14 @@ from absl import flags
 from genvision_jax.cli import common
 
 SYNOPSIS = """\
-  genvision watermark train --scheme=hidden --workdir=DIR [--config=experiments/provenance/hidden_mnist.py] [--config.a.b=v ...]
+  genvision watermark train --scheme=hidden|signature --workdir=DIR [--config=experiments/provenance/hidden_mnist.py] [--config.a.b=v ...]
   genvision watermark embed --scheme=treering --workdir=DIFFUSION_RUN --out=DIR [--num=16] [--key_seed=K]
       [--radius=4 --pattern=rand|ring|zeros]
   genvision watermark embed --scheme=hidden --workdir=HIDDEN_RUN --out=DIR (--run=GENERATOR_RUN [--num=16] | IMAGE...)
       [--key_seed=K | --key=0110...]
-  genvision watermark detect --scheme=treering|hidden --workdir=RUN --out=DIR IMAGE... [--key_seed=K] [--fpr=1e-3]
-  genvision watermark evaluate --scheme=treering|hidden --workdir=RUN --out=DIR [--run=GENERATOR_RUN]
+  genvision watermark embed --scheme=signature --workdir=SIGNATURE_RUN --out=DIR [--num=16]
+  genvision watermark detect --scheme=treering|hidden|signature --workdir=RUN --out=DIR IMAGE... [--key_seed=K] [--fpr=1e-3]
+  genvision watermark evaluate --scheme=treering|hidden|signature --workdir=RUN --out=DIR [--run=GENERATOR_RUN]
       [--num=200] [--attacks=jpeg,noise,blur,resize,crop,brightness,regen --regen_run=DIFFUSION_RUN]"""
 
 POSITIONAL = True  # train (delegated) | embed [IMAGE...] | detect IMAGE... | evaluate
