@@ -54,7 +54,7 @@ def test_residual_is_bounded_and_clipped():
 def test_warm_up_has_no_attack_and_no_image_loss():
   method = _method(**{'hidden.warmup_steps': 10, 'hidden.noise': ('crop',)})
   plain = _method(**{'hidden.warmup_steps': 0, 'hidden.noise': ('identity',),
-                     'hidden.image_weight': 0.0})
+                     'hidden.image_weight': 0.0, 'hidden.strength': 0.5})  # the warm-up's
   state = method.create_state(jax.random.key(0))
   x, rng = _digits(8), jax.random.key(3)
   loss_w, aux_w = method.batch_loss(state.params, x, rng, jnp.asarray(4))
@@ -63,8 +63,14 @@ def test_warm_up_has_no_attack_and_no_image_loss():
   assert float(aux_w['image_weight']) == 0.0
   np.testing.assert_allclose(method.ramp(jnp.asarray([5, 10, 15, 20, 30])),
                              [0.0, 0.0, 0.5, 1.0, 1.0])
-  loss_after, _ = method.batch_loss(state.params, x, rng, jnp.asarray(30))
+  loss_after, aux = method.batch_loss(state.params, x, rng, jnp.asarray(30))
   assert abs(float(loss_after) - float(loss_w)) > 1e-6  # the crop and the image loss are on
+  # the strength: 0.5 in the warm-up, geometric mean of 0.5 and 0.1 half way, 0.1 after
+  np.testing.assert_allclose(method.strength_at(jnp.asarray([0, 10, 15, 20, 30])),
+                             [0.5, 0.5, np.sqrt(0.05), 0.1, 0.1], rtol=1e-6)
+  assert float(aux['strength']) == pytest.approx(0.1) and float(aux_w['strength']) == 0.5
+  off = _method(**{'hidden.start_strength': 0.0})  # runs of before the curriculum
+  assert float(off.strength_at(jnp.asarray(0))) == pytest.approx(0.1)
 
 
 def test_noise_layers():

@@ -2,7 +2,8 @@
 most 0.1 (in [-1, 1] units, 12.75 of 255 levels) into 28 x 28 digits and read back after one
 noise layer per batch (identity, 8-bit quantization, dropout, cropout, crop, resize, blur,
 Gaussian noise, brightness, straight-through JPEG 50); BCE on the bits + 0.7 x MSE on the
-image, both after a warm-up of 1,000 steps without them (see methods/hidden.py); Adam 1e-3,
+image, both after a warm-up of 1,000 steps without them at strength 0.5, which then falls to
+0.1 over the next 1,000 steps (see methods/hidden.py); Adam 1e-3,
 64 digits per step, 5,000 steps.
 
   genvision train --config=experiments/provenance/hidden_mnist.py --workdir=runs/hidden32
