@@ -15,7 +15,7 @@ the two distance samples, and Z_U (negative = data copying), with scipy's p-valu
 
 Subset attribution and its counterfactual check: nearest-neighbour attribution says a sample
 "comes from" the training images nearest to it. For a subset S of the training images (a
-k-means cluster of one style, `cluster_subset`, or a random control, `random_subset`),
+k-means cluster in a feature space, `cluster_subset`, or a random control, `random_subset`),
 f(S) = (1/N) sum_i 1[NN(x_i) in S] is the share of the samples it attributes to S
 (`subset_share`; Clopper-Pearson interval). Retraining the generator with S left out
 (data.exclude) and measuring f(S) again against the full training set tests whether S caused

@@ -424,7 +424,8 @@ def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'dig
     f_gen = _features(space, images, inception_weights)
     f_test = _features(space, test, inception_weights)
     near = memorization.nearest(f_gen, f_train, k)
-    test_d = memorization.nearest(f_test, f_train, 1).distances[:, 0]
+    test_near = memorization.nearest(f_test, f_train, 1)
+    test_d = test_near.distances[:, 0]
     stats_ = memorization.memorization(near.distances[:, 0], test_d)
     result['spaces'][space] = {
         **stats_, 'seconds': time.time() - t0,
@@ -435,9 +436,8 @@ def neighbours(workdir: str, out: str, num: int = 1000, features=('pixels', 'dig
         f'image than the median test image (p = {stats_["p_value"]:.2g}; Z_U '
         f'{stats_["z_u"]:.2f})')
     if chosen is not None:
-      test_nn = memorization.nearest(f_test, f_train, 1).indices
       shares = {'samples': memorization.subset_share(near.indices, chosen),
-                'test': memorization.subset_share(test_nn, chosen)}
+                'test': memorization.subset_share(test_near.indices, chosen)}
       result['subset']['spaces'][space] = shares
       say(f'{space}: {shares["samples"]["share"]:.3f} of the samples and '
           f'{shares["test"]["share"]:.3f} of the test images have their nearest training '
@@ -476,11 +476,10 @@ def _make_subset(rule: str, path: str | None, train, avoid: str | None,
   except (ValueError, data_lib.DatasetError) as e:
     raise ProvenanceError(f'--make_subset={rule}: {e}; use cluster:K:I (the I-th largest of '
                           'K k-means clusters, e.g. cluster:20:0) or random:SIZE:SEED') from None
-  parent = os.path.dirname(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
-  tmp = path + '.tmp.npy'
-  np.save(tmp, chosen.astype(np.int64))
-  os.replace(tmp, path)
+  from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with rundir.atomic_open(path, 'wb') as f:
+    np.save(f, chosen.astype(np.int64))
   return chosen
 
 
