@@ -1,4 +1,4 @@
-"""Throughput of the FID Inception feature extractor (genvision_jax.evaluation.inception).
+"""Throughput of the FID Inception feature extractor (genvision_jax.features.inception).
 
   python benchmarks/inception_features.py                      # 64 MNIST-sized images
   python benchmarks/inception_features.py --weights=pt_inception-2015-12-05-6726825d.pth \
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genvision_jax.evaluation import inception
+from genvision_jax.features import inception
 
 
 def main():

@@ -325,3 +325,40 @@ def codebook_perplexity(one_hot):
   every code is used equally, 1 when one code takes everything."""
   p = jnp.mean(one_hot.reshape(-1, one_hot.shape[-1]), axis=0)
   return jnp.exp(-jnp.sum(p * jnp.log(p + 1e-10)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Style transfer (Gatys, Ecker & Bethge 2016; Johnson, Alahi & Fei-Fei 2016)
+
+
+def gram_matrix(features):
+  """G = F^T F / M per example for feature maps [B, H, W, N] (M = H W positions): [B, N, N],
+  the channel correlations that describe a style (Gatys et al.'s G^l divided by M_l)."""
+  b, h, w, n = features.shape
+  f = features.reshape(b, h * w, n)
+  return jnp.einsum('bmi,bmj->bij', f, f, precision=jax.lax.Precision.HIGHEST) / (h * w)
+
+
+def style_layer_loss(features, target_gram):
+  """Gatys et al.'s E_l = sum((G^l - A^l)^2) / (4 N_l^2 M_l^2) per example, with G^l and A^l
+  their unnormalized Gram matrices of the image and of the style image; written with
+  `gram_matrix` (already divided by M_l) it is sum((G - A)^2) / (4 N_l^2). `target_gram`:
+  [N, N] or [B, N, N]."""
+  n = features.shape[-1]
+  diff = gram_matrix(features) - target_gram
+  return jnp.sum(diff**2, axis=(1, 2)) / (4.0 * n * n)
+
+
+def content_loss(features, target):
+  """(1/2) mean((F - P)^2) per example: Gatys et al.'s content loss (their 1/2 sum) divided by
+  the number of feature entries, so its weight does not depend on the image size."""
+  return 0.5 * jnp.mean((features - target)**2, axis=tuple(range(1, features.ndim)))
+
+
+def total_variation(images):
+  """Mean absolute difference of vertically and horizontally adjacent pixels per example
+  (anisotropic total variation, normalized by the number of differences)."""
+  dy = jnp.abs(images[:, 1:] - images[:, :-1])
+  dx = jnp.abs(images[:, :, 1:] - images[:, :, :-1])
+  axes = tuple(range(1, images.ndim))
+  return jnp.mean(dy, axis=axes) + jnp.mean(dx, axis=axes)

@@ -93,7 +93,7 @@ OWN_FLAGS = {
                  'reference_split', 'bootstrap', 'iwae_samples', 'bpd_examples', 'seed', 'step',
                  'ema', 'nearest_k', 'kid_subset_size', 'resize', 'prior', 'prior_steps',
                  'prior_eta', 'prior_guidance', 'prior_resamples', 'prior_jump', 'prior_step',
-                 'prior_name', 'guidance', 'guidance_sweep'},
+                 'prior_name', 'guidance', 'guidance_sweep', 'feature_weights'},
     'translate': {'workdir', 'input', 'split', 'num', 'samples', 'out', 'seed', 'step', 'ema'},
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},
@@ -114,6 +114,9 @@ OWN_FLAGS = {
                    'subset', 'make_subset', 'avoid'},
     'detect': {'runs', 'model', 'out', 'num', 'train_steps', 'noise', 'unseen', 'attacks', 'seed'},
     'attribute': {'runs', 'out', 'num', 'test_num', 'train_steps', 'sizes', 'seed'},
+    'stylize': {'workdir', 'content', 'style', 'out', 'features', 'weights', 'size', 'steps',
+                'optimizer', 'learning_rate', 'content_weight', 'style_weight', 'tv_weight',
+                'init', 'content_layer', 'style_layers', 'preserve_color', 'log_every', 'seed'},
 }
 
 

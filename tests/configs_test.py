@@ -158,6 +158,6 @@ def test_every_method_owns_default_sections_that_validate_and_cover_its_upgrades
 
 def test_method_config_names_the_known_methods():
   with pytest.raises(configs.ConfigError,
-                     match=r"method must be one of \['autoencoder', 'diffusion', 'gan'"):
+                     match=r"method must be one of \['autoencoder', 'diffusion', 'fast_style', 'gan'"):
     configs.method_config('gann')
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from genvision_jax import configs, data, losses, methods, training
-from genvision_jax.evaluation import digits, metrics, runner
+from genvision_jax.evaluation import metrics, runner
+from genvision_jax.features import digits
 from tests.conftest import REPO, run_main
 
 VAE_SMOKE = 'experiments/vae_mnist.py:smoke'
@@ -41,7 +42,7 @@ def test_shipped_digit_classifier_is_accurate_on_held_out_digits(data_dir):
 
 
 def test_missing_classifier_weights_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match='python -m genvision_jax.evaluation.digits'):
+  with pytest.raises(FileNotFoundError, match='python -m genvision_jax.features.digits'):
     digits.load_weights(str(tmp_path / 'nope.npz'))
 
 
@@ -285,3 +286,16 @@ def test_vae_run_directory_from_before_binarize_loads_samples_and_evaluates(vae_
   assert result['protocol']['likelihood']['binarize_seed'] is None
   assert np.isfinite(result['metrics']['iwae']) and not any(
       k.endswith('bits_per_dim') for k in result['metrics'])
+
+
+def test_evaluate_with_a_network_without_logits_skips_the_score(vae_run):
+  """--features=random (no classifier head): Fréchet distance and precision/recall in its
+  768-d vector, no Inception-Score formula; an unknown network is refused before sampling."""
+  result = runner.evaluate_run(str(vae_run), num_samples=40, metrics=['fd', 'manifold', 'score'],
+                               features=['random'], bootstrap=0, verbose=False)
+  m = result['metrics']
+  assert np.isfinite(m['random/fd']) and m['random/fd'] > 0 and 0 <= m['random/recall'] <= 1
+  assert not any(k.startswith('random/score') for k in m)
+  assert result['protocol']['feature_networks'] == ['random']
+  with pytest.raises(runner.EvaluationError, match='unknown feature networks .*vgg21.*random'):
+    runner.evaluate_run(str(vae_run), features=['vgg21'], verbose=False)

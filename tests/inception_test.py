@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from genvision_jax.evaluation import inception
+from genvision_jax.features import inception
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'fixtures' / 'inception'
 

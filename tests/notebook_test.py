@@ -65,3 +65,9 @@ def test_provenance_notebook_executes():
   images, text = _execute('provenance.ipynb')
   assert len(images) >= 4  # the keyed spectrum, p-value histogram, HiDDeN strip, neighbours
   assert 'p < 1e-3: keyed' in text and 'bit accuracy' in text and 'memorization' in text
+
+
+def test_style_transfer_notebook_executes():
+  images, text = _execute('style_transfer.ipynb')
+  assert len(images) >= 2  # content | style | stylized | colour preserved, loss curves
+  assert 'step 20: total' in text and 'scale1' in text

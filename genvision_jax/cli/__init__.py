@@ -13,4 +13,4 @@ error boundary and the exit codes. Adding a command is a new module and its name
 COMMANDS = ('train', 'sample', 'interpolate', 'encode', 'decode', 'translate', 'evaluate',
             'compare', 'bpd', 'likelihoods', 'finetune', 'reconstruction', 'study', 'report',
             'humaneval', 'pgm', 'prepare', 'watermark', 'neighbours', 'detect',
-            'attribute')
+            'attribute', 'stylize')

@@ -195,6 +195,7 @@ def run_command(command: str, module, args: list[str]) -> int:
   host_memory.keep_freed_host_memory()  # before JAX starts its CPU threads; see there
   from genvision_jax import configs, data, training  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation.runner import EvaluationError  # pylint: disable=g-import-not-at-top
+  from genvision_jax.features import FeatureError  # pylint: disable=g-import-not-at-top
   prog = f'{PROG} {command}'
   try:
     positional = parse(command, module, args)
@@ -203,7 +204,8 @@ def run_command(command: str, module, args: list[str]) -> int:
     return 2
   try:
     module.main(positional)
-  except (UsageError, configs.ConfigError, EvaluationError, training.ConfigChangeError) as e:
+  except (UsageError, configs.ConfigError, EvaluationError, training.ConfigChangeError,
+          FeatureError) as e:
     print(f'{prog}: error: {e}', file=sys.stderr)
     return 2
   except training.Interrupted as e:

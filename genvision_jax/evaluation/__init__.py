@@ -1,7 +1,7 @@
-"""Evaluation: feature extractors, sample-quality metrics on feature arrays and the
-significance tests that say whether one model is really better than another.
+"""Evaluation: sample-quality metrics on feature arrays and the significance tests that say
+whether one model is really better than another. The feature networks themselves (Inception,
+the digit classifier, VGG, random filters) are in genvision_jax/features/.
 
-  inception.py      the FID Inception-v3 of pytorch-fid in flax, with its weight loader
   metrics.py        FID, KID, Inception Score, precision/recall, density/coverage, the classifier
                     two-sample test, mode coverage and the IWAE bound; pure functions of arrays
                     (features, logits, labels, log-weights) with float64 statistics.

@@ -182,7 +182,8 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
   """Evaluates a text-to-image run (see the module docstring); returns metrics.json's content."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
-  from genvision_jax.evaluation import digits, runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  from genvision_jax.features import digits  # pylint: disable=g-import-not-at-top
   from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
   tic = time.time()
   settings = {} if guidance is None else {'guidance': float(guidance)}

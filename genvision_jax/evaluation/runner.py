@@ -42,11 +42,12 @@ import jax
 import numpy as np
 import scipy.linalg
 
+from genvision_jax import features as features_lib
 from genvision_jax.evaluation import likelihoods
 from genvision_jax.evaluation import metrics as M
 from genvision_jax.evaluation import significance as S
 
-FEATURE_NETWORKS = ('digits_cnn', 'inception')
+FEATURE_NETWORKS = features_lib.names()
 # Inception input resizing: pytorch-fid's bilinear F.interpolate, or clean-fid's PIL bicubic.
 RESIZE_MODES = ('pytorch_fid', 'clean')
 # Generated samples when --num_samples is not given: 5,000 where generation takes seconds (GAN,
@@ -130,38 +131,30 @@ def metric_settings(num_samples: int, groups, seed: int, nearest_k: int = DEFAUL
   return out
 
 
-def feature_network(name: str, inception_weights: str | None, resize: str = 'pytorch_fid'):
-  """(network, key of its feature output, weights path) for a feature network name
-  ('digits_cnn' or 'inception'); the network maps images in [-1, 1] to a dict of outputs."""
-  if name == 'digits_cnn':
-    from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
-    net = digits.DigitFeatures()
-    return net, 'features', digits.WEIGHTS
-  if name == 'inception':
-    from genvision_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
-    path = inception.resolve_weights_path(inception_weights)
-    net = inception.InceptionFeatures(path, resize=resize)
-    return net, 'pool3', path
-  raise EvaluationError(f'unknown feature network {name!r}; use one of {FEATURE_NETWORKS}')
+def feature_network(name: str, inception_weights: str | None, resize: str = 'pytorch_fid',
+                    feature_weights: dict | None = None):
+  """(network, key of its feature output, fingerprint of its weights) for a registered feature
+  network (genvision_jax.features); the network maps images in [-1, 1] to a dict of outputs.
+  `feature_weights`: {name: path} (--feature_weights); `inception_weights`: --inception_weights."""
+  try:
+    net = features_lib.load(name, features_lib.weights_for(name, feature_weights,
+                                                           inception_weights),
+                            **({'resize': resize} if name == 'inception' else {}))
+  except features_lib.FeatureError as e:
+    raise EvaluationError(str(e)) from None
+  return net, 'features', net.fingerprint
 
 
-def _file_digest(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
-
-
-def reference_features(name: str, net, feature_key: str, weights_path: str,
+def reference_features(name: str, net, feature_key: str, fingerprint: str,
                        images_uint8: np.ndarray, to_model_range,
                        variant: str = '') -> dict[str, np.ndarray]:
-  """Features and logits of the reference images, computed once per (images, weights,
-  `variant`: the input pipeline, e.g. the Inception resize mode)."""
+  """Features and logits of the reference images, computed once per (images, weights
+  `fingerprint`, `variant`: the input pipeline, e.g. the Inception resize mode). A network
+  without a classifier head gives logits of shape [N, 0]."""
   key = hashlib.sha256()
   key.update(images_uint8.tobytes())
   key.update(str(images_uint8.shape).encode())
-  key.update(_file_digest(weights_path).encode())
+  key.update(fingerprint.encode())
   if variant:
     key.update(variant.encode())
   path = os.path.join(cache_dir(), 'reference', f'{name}_{key.hexdigest()[:24]}.npz')
@@ -172,12 +165,19 @@ def reference_features(name: str, net, feature_key: str, weights_path: str,
     except (OSError, ValueError, KeyError):
       pass  # unreadable cache entry: recompute and overwrite it
   out = net(to_model_range(images_uint8))
-  result = {'features': out[feature_key], 'logits': out['logits']}
+  result = {'features': out[feature_key], 'logits': logits_of(out)}
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = path + f'.tmp{os.getpid()}.npz'
   np.savez(tmp, **result)
   os.replace(tmp, path)
   return result
+
+
+def logits_of(out: dict) -> np.ndarray:
+  """A network's logits, or [N, 0] for a network without a classifier head."""
+  if 'logits' in out:
+    return out['logits']
+  return np.zeros((len(next(iter(out.values()))), 0), np.float32)
 
 
 def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 500):
@@ -246,7 +246,7 @@ def feature_metrics(prefix: str, real: dict, fake: dict, groups, rng_seed: int,
     c2st = M.classifier_two_sample_test(rf, ff, rng=rng_seed)
     values[f'{prefix}/c2st_accuracy'] = c2st.accuracy
     values[f'{prefix}/c2st_p_value'] = c2st.p_value
-  if 'score' in groups:
+  if 'score' in groups and np.shape(fake['logits'])[-1]:  # a network with a classifier head
     score = M.inception_score(fake['logits'], splits=settings['is_splits'],
                               rng=np.random.RandomState(rng_seed))
     values[f'{prefix}/score'] = score.mean
@@ -270,8 +270,11 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                  kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
                  is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid',
                  prior: dict | None = None, guidance: float | None = None,
-                 guidance_sweep=None) -> dict:
+                 guidance_sweep=None, feature_weights: dict | None = None) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
+
+  features: names registered in genvision_jax.features; feature_weights: {name: weight file}
+  for the networks that need one (inception also takes `inception_weights`).
 
   prior: image-to-image runs only, an unconditional diffusion run guided by the task's
   measurements as one more baseline (`translation.load_prior`).
@@ -290,6 +293,10 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     raise EvaluationError(f'--num_samples must be >= 10 (got {num_samples})')
   if resize not in RESIZE_MODES:
     raise EvaluationError(f'--resize={resize!r}: use one of {", ".join(RESIZE_MODES)}')
+  unknown = sorted(set(features or ()) - set(FEATURE_NETWORKS))
+  if unknown:
+    raise EvaluationError(f'unknown feature networks {unknown}; use one of '
+                          f'{", ".join(FEATURE_NETWORKS)}')
   tic = time.time()
   say = print if verbose else (lambda *a, **k: None)
   config, method, state = load_run(workdir, step)
@@ -305,7 +312,15 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     return translation.evaluate_translation(  # features: translation.feature_networks
         workdir, config, method, state, seed=seed, use_ema=use_ema, bootstrap=bootstrap,
         features=features, nearest_k=nearest_k, say=say, inception_weights=inception_weights,
-        prior=prior)
+        prior=prior, feature_weights=feature_weights)
+  if config.method == 'fast_style':  # perceptual losses of the stylized test split
+    from genvision_jax.evaluation import style_eval  # pylint: disable=g-import-not-at-top
+    if metrics or num_samples is not None or features or prior:
+      raise EvaluationError(f'{workdir} holds a fast style-transfer run: it is evaluated on its '
+                            'whole test split with one protocol (content, style and TV losses '
+                            'in its own feature network); drop --metrics, --num_samples, '
+                            '--features and --prior')
+    return style_eval.evaluate_fast_style(workdir, config, state, bootstrap, seed, say)
   text_to_image = getattr(method, 'conditioning_key', None) == 'tokens'
   if (guidance is not None or guidance_sweep) and not text_to_image:
     raise EvaluationError(f'--guidance and --guidance_sweep apply to text-to-image runs; '
@@ -338,9 +353,6 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   ref_arrays = ref.arrays()
   if features is None:
     features = ('digits_cnn',) if ref.image_shape[-1] == 1 else ('inception',)
-  unknown = sorted(set(features) - set(FEATURE_NETWORKS))
-  if unknown:
-    raise EvaluationError(f'unknown feature networks {unknown}; use {FEATURE_NETWORKS}')
 
   values, intervals, per_example, details = {}, {}, {}, {}
   likelihood_protocol = {}
@@ -355,7 +367,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     viz.save_image_grid(images[:64], os.path.join(out_dir, 'samples.png'))
     for name in features:
       t0 = time.time()
-      net, key, weights = feature_network(name, inception_weights, resize)
+      net, key, weights = feature_network(name, inception_weights, resize, feature_weights)
       ref_images, fake_images = ref_arrays['image'], images
       if name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28:
         # Digits padded onto a larger canvas: crop the 28 px centre the classifier knows.
@@ -363,7 +375,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
       real = reference_features(name, net, key, weights, ref_images, data_lib.to_model_range,
                                 variant=f'resize={resize}' if name == 'inception' else '')
       out = net(fake_images)
-      fake = {'features': out[key], 'logits': out['logits']}
+      fake = {'features': out[key], 'logits': logits_of(out)}
       with warnings.catch_warnings():  # sqrtm of ReLU features' (singular) covariances
         warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
         v, i, p, det = feature_metrics(name, real, fake, groups, seed, bootstrap,
@@ -443,7 +455,7 @@ def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
   """SD-GAN's identity preservation (`evaluation.identity`) with the digit classifier, on
   num_pairs pairs of each kind; real pairs from the reference split's labels."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from genvision_jax.evaluation import digits  # pylint: disable=g-import-not-at-top
+  from genvision_jax.features import digits  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation import identity  # pylint: disable=g-import-not-at-top
   net = digits.DigitFeatures()
   crop = d.resize_method == 'pad' and d.image_size > 28  # the 28 px centre the net knows

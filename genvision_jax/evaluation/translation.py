@@ -61,7 +61,7 @@ def feature_networks(features, channels: int, inception_weights: str | None, say
     return tuple(features)
   if channels == 1:
     return ('digits_cnn',)
-  from genvision_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
+  from genvision_jax.features import inception  # pylint: disable=g-import-not-at-top
   try:
     inception.resolve_weights_path(inception_weights)
   except inception.WeightsNotFoundError:
@@ -126,7 +126,8 @@ def prior_outputs(guided, prior_state, pairs: dict, seed: int, use_ema: bool) ->
 
 def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_ema: bool,
                          bootstrap: int, features, nearest_k: int, say,
-                         inception_weights: str | None = None, prior: dict | None = None) -> dict:
+                         inception_weights: str | None = None, prior: dict | None = None,
+                         feature_weights: dict | None = None) -> dict:
   """Evaluates the run and its task's baselines (and with `prior`, the guided diffusion prior:
   see `load_prior`) on the test split; returns the run's metrics.json content (see the module
   docstring)."""
@@ -181,7 +182,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
   features = feature_networks(features, targets.shape[-1], inception_weights, say)
   nets = {}
   for name in features:
-    net, key, _ = runner.feature_network(name, inception_weights)
+    net, key, _ = runner.feature_network(name, inception_weights, feature_weights=feature_weights)
     crop = name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28
     prep = (lambda x: runner.center_crop(x, 28)) if crop else (lambda x: x)
     nets[name] = (net, key, prep)
@@ -189,7 +190,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
   shared = {}
   for name, (net, key, prep) in nets.items():
     out = net(prep(targets))
-    real_features[name] = {'features': out[key], 'logits': out['logits']}
+    real_features[name] = {'features': out[key], 'logits': runner.logits_of(out)}
     if name == 'digits_cnn' and labels is not None:
       shared['digits_cnn/accuracy_target'] = float(np.mean(
           np.argmax(out['logits'], -1) == labels))
@@ -230,7 +231,7 @@ def evaluate_translation(workdir: str, config, method, state, *, seed: int, use_
     per_example = {k: v for k, v in per_example.items() if k not in colour.MEAN_ONLY}
     for name, (net, key, prep) in nets.items():
       out = net(prep(images))
-      fake = {'features': out[key], 'logits': out['logits']}
+      fake = {'features': out[key], 'logits': runner.logits_of(out)}
       with warnings.catch_warnings():
         warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
         v, i, p, det = runner.feature_metrics(name, real_features[name], fake, SET_GROUPS, seed,

@@ -15,6 +15,12 @@ and, for its config (static):
   frozen_runs(config) -> {name: workdir}         trained runs it builds on (optional; the
                                                  training layer loads them and passes
                                                  `frozen=` to the constructor)
+  frozen_images(config) -> {name: (path, side)}  image files it needs (optional; read and
+                                                 kept in RUN/frozen/NAME.png by the training
+                                                 layer, passed in `frozen` as FrozenImage)
+  frozen_features(config) -> {name: (net, weights)}  feature networks it trains with
+                                                 (optional; loaded for training only, None
+                                                 in `frozen` when a trained run is loaded)
   RESUMABLE_FIELDS = ('section.field', ...)      fields of its sections a resumed run may
                                                  change besides configs.RESUMABLE_FIELDS
                                                  (optional, default (); training/rundir.py)
@@ -22,6 +28,7 @@ and, for its config (static):
 
 from genvision_jax.methods.autoencoder import AEState, AutoencoderMethod
 from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
+from genvision_jax.methods.fast_style import FastStyleMethod, FastStyleState
 from genvision_jax.methods.gan import GANMethod, GANState
 from genvision_jax.methods.hidden import HiddenMethod, HiddenState
 from genvision_jax.methods.palette import PaletteMethod
@@ -39,7 +46,7 @@ METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': P
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
            'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod,
-           'hidden': HiddenMethod, 'signature': SignatureMethod}
+           'hidden': HiddenMethod, 'signature': SignatureMethod, 'fast_style': FastStyleMethod}
 
 
 def create(config, image_shape, num_classes=0, frozen=None):
@@ -54,4 +61,17 @@ def frozen_runs(config) -> dict:
   """{name: workdir} of the trained runs the method of `config` builds on (a method declares
   them with a static `frozen_runs(config)`; e.g. Parti's tokenizer); {} for most."""
   fn = getattr(METHODS[config.method], 'frozen_runs', None)
+  return dict(fn(config)) if fn is not None else {}
+
+
+def frozen_images(config) -> dict:
+  """{name: (path, longer side)} of the image files the method of `config` needs ({} for
+  most; e.g. fast style transfer's style image)."""
+  fn = getattr(METHODS[config.method], 'frozen_images', None)
+  return dict(fn(config)) if fn is not None else {}
+
+
+def frozen_features(config) -> dict:
+  """{name: (feature network, weights or None)} the method of `config` trains with."""
+  fn = getattr(METHODS[config.method], 'frozen_features', None)
   return dict(fn(config)) if fn is not None else {}

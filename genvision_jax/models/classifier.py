@@ -1,5 +1,5 @@
 """A small convolutional classifier of 28 x 28 grey digits: the domain feature network of the
-evaluation (genvision_jax/evaluation/digits.py).
+evaluation (genvision_jax/features/digits.py).
 
 conv 3x3 (32) - ReLU - avgpool 2 - conv 3x3 (64) - ReLU - avgpool 2 - flatten - dense (128) -
 ReLU -> 128-d features -> dense -> class logits. No BatchNorm and no dropout, so features are a

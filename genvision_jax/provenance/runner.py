@@ -216,7 +216,8 @@ def _fd_change(keyed, clean, config) -> dict:
   if keyed.shape[-1] != 1:
     return {}
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from genvision_jax.evaluation import digits, metrics  # pylint: disable=g-import-not-at-top
+  from genvision_jax.evaluation import metrics  # pylint: disable=g-import-not-at-top
+  from genvision_jax.features import digits  # pylint: disable=g-import-not-at-top
   from genvision_jax.evaluation.runner import center_crop  # pylint: disable=g-import-not-at-top
   net = digits.DigitFeatures()
   d = config.data

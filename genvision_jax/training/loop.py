@@ -27,6 +27,7 @@ import numpy as np
 
 from genvision_jax import configs
 from genvision_jax import data as data_lib
+from genvision_jax import features as features_lib
 from genvision_jax import methods
 from genvision_jax.training import host_memory
 from genvision_jax.training import periodic
@@ -238,7 +239,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
   # e.g. Parti's tokenizer: read from its own workdir for a new run; a run being resumed uses
   # the copies in workdir/frozen/ (its checkpoint holds the parameters it was trained with,
   # even if the tokenizer's directory has since been moved, deleted or retrained).
-  frozen = load_frozen_runs(config, workdir if _has_checkpoint(workdir) else None)
+  frozen = load_frozen_runs(config, workdir if _has_checkpoint(workdir) else None,
+                            training=True)
   method = methods.create(config, data.image_shape, data.num_classes, frozen)
   changes = rundir.check_resume(config, workdir, allow_config_change)
   is_main = jax.process_index() == 0
@@ -357,6 +359,16 @@ def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
   run (command.txt; the first one, a resumed run keeps it) when given, and the config.json /
   data_info.json of each frozen run in FROZEN_DIR/NAME (load_frozen_runs)."""
   for name, run in (frozen or {}).items():
+    if isinstance(run, FrozenImage):
+      path = os.path.join(workdir, FROZEN_DIR, f'{name}.png')
+      if not os.path.isfile(path):
+        from PIL import Image  # pylint: disable=g-import-not-at-top
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with rundir.atomic_open(path, 'wb') as f:
+          Image.fromarray(run.pixels).save(f, format='PNG')
+      continue
+    if not isinstance(run, FrozenRun):  # e.g. a feature network: nothing to keep
+      continue
     for file in (rundir.CONFIG_FILE, DATA_INFO):
       with open(os.path.join(run.workdir, file)) as f:
         text = f.read()
@@ -418,6 +430,18 @@ def class_grid_labels(method, num: int):
 
 
 @dataclasses.dataclass(frozen=True)
+class FrozenImage:
+  """An image file a method needs (methods.frozen_images): where it was read from, its pixels
+  (uint8 [H, W, 3]) and the same in [-1, 1] (`image`)."""
+  source: str
+  pixels: Any
+
+  @property
+  def image(self):
+    return self.pixels.astype(np.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class FrozenRun:
   """A trained run another run builds on (methods.frozen_runs): where it was read from, its
   config, method object and state (host arrays)."""
@@ -432,14 +456,18 @@ def _has_checkpoint(workdir: str) -> bool:
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
 
 
-def load_frozen_runs(config, workdir: str | None = None) -> dict:
+def load_frozen_runs(config, workdir: str | None = None, training: bool = False) -> dict:
   """{name: FrozenRun} of the runs the method of `config` builds on.
 
   A new run (workdir None): each is read from its own workdir at its latest checkpoint; a
   missing or untrained one is a FileNotFoundError naming it. Loading or resuming the trained
   run in `workdir`: from the copies of their config.json and data_info.json in workdir/frozen/NAME,
   with initialized states, because the run's own checkpoint holds their parameters (the
-  tokenizer run may since have been deleted or retrained)."""
+  tokenizer run may since have been deleted or retrained).
+
+  Also the method's image files (methods.frozen_images; a FrozenImage each, from the copy in
+  workdir/frozen/NAME.png once the run has one) and, when `training`, its feature networks
+  (methods.frozen_features; None otherwise: only training needs them)."""
   out = {}
   for name, source in methods.frozen_runs(config).items():
     stored = os.path.join(workdir, FROZEN_DIR, name) if workdir else None
@@ -456,6 +484,16 @@ def load_frozen_runs(config, workdir: str | None = None) -> dict:
         raise FileNotFoundError(f'the {name} run of this {config.method!r} run cannot be '
                                 f'read: {e}') from None
     out[name] = FrozenRun(source, cfg, method, jax.device_get(state))
+  for name, (source, side) in methods.frozen_images(config).items():
+    # A run keeps the image it was trained with (RUN/frozen/NAME.png, lossless): used as it is.
+    stored = os.path.join(workdir, FROZEN_DIR, f'{name}.png') if workdir else None
+    if stored and os.path.isfile(stored):
+      out[name] = FrozenImage(stored, data_lib.image_files.read_rgb(stored, None, name))
+    else:
+      out[name] = FrozenImage(source, data_lib.image_files.read_rgb(source, side,
+                                                                    f'{name} image'))
+  for name, (network, weights) in methods.frozen_features(config).items():
+    out[name] = features_lib.load(network, weights) if training else None
   return out
 
 

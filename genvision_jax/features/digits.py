@@ -7,7 +7,7 @@ comparable between runs evaluated with the same weights file, not with published
 
 Retrain the shipped weights (about a minute on a laptop CPU):
 
-  python -m genvision_jax.evaluation.digits --out genvision_jax/evaluation/weights/digits_cnn.npz
+  python -m genvision_jax.features.digits --out genvision_jax/features/weights/digits_cnn.npz
 
 Training: Adam 1e-3, batch 64, 20 epochs over the 4,500 training digits, each batch shifted by
 up to 2 pixels at random (so the features do not hinge on exact centring); reports the accuracy
@@ -78,7 +78,7 @@ def load_weights(path: str = WEIGHTS):
   if not os.path.exists(path):
     raise FileNotFoundError(
         f'digit classifier weights {path} not found; retrain them with `python -m '
-        f'genvision_jax.evaluation.digits --out {path}`')
+        f'genvision_jax.features.digits --out {path}`')
   with np.load(path, allow_pickle=False) as f:
     flat = {k: f[k] for k in f.files if k != 'info'}
     info = json.loads(str(f['info']))

@@ -19,7 +19,7 @@ Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (`FID_WEIGHTS_URL`
 path and never downloaded. A .pth is read with `torch.load(weights_only=True)` (no pickled
 code runs); without PyTorch, convert it once to .npz where torch is installed:
 
-    python -m genvision_jax.evaluation.inception convert pt_inception-2015-12-05-6726825d.pth inception_fid.npz
+    python -m genvision_jax.features.inception convert pt_inception-2015-12-05-6726825d.pth inception_fid.npz
 
 Layout: images are NHWC; convolution kernels are HWIO (PyTorch's OIHW transposed by the
 loader); the fc kernel is [2048, 1008] (PyTorch's Linear weight transposed). Variable names
@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+
+from genvision_jax.features import batching, weights_io
 
 FID_WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
                    'pt_inception-2015-12-05-6726825d.pth')
@@ -304,11 +306,6 @@ def _torch_name(path: tuple[str, ...]) -> str:
   return '.'.join([*modules, _LEAF_TO_TORCH[(collection, leaf)]])
 
 
-def _kernel_from_torch(array):
-  """PyTorch layout -> flax kernel: OIHW -> HWIO (conv), [out, in] -> [in, out] (Linear)."""
-  return array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
-
-
 @functools.lru_cache(maxsize=1)
 def _variable_paths() -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
   """PyTorch name -> (flax variable path, flax shape), in the network's order."""
@@ -324,16 +321,8 @@ def pytorch_fid_state_dict_shapes() -> dict[str, tuple[int, ...]]:
   that the flax model uses (the BatchNorm `num_batches_tracked` counters are not used)."""
   out = {}
   for name, (path, shape) in _variable_paths().items():
-    if path[-1] == 'kernel':  # HWIO -> OIHW, [in, out] -> [out, in]
-      shape = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape[::-1]
-    out[name] = shape
+    out[name] = weights_io.torch_shape(shape) if path[-1] == 'kernel' else shape
   return out
-
-
-def _summarize(names: Sequence[str], limit: int = 8) -> str:
-  names = sorted(names)
-  more = f', ... ({len(names) - limit} more)' if len(names) > limit else ''
-  return ', '.join(names[:limit]) + more
 
 
 def load_state_dict_arrays(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -354,18 +343,18 @@ def load_state_dict_arrays(state_dict: Mapping[str, Any]) -> dict[str, Any]:
   if missing or unexpected or wrong:
     problems = []
     if missing:
-      problems.append(f'{len(missing)} missing: {_summarize(missing)}')
+      problems.append(f'{len(missing)} missing: {weights_io.summarize(missing)}')
     if unexpected:
-      problems.append(f'{len(unexpected)} unexpected: {_summarize(unexpected)}')
+      problems.append(f'{len(unexpected)} unexpected: {weights_io.summarize(unexpected)}')
     if wrong:
-      problems.append(f'{len(wrong)} with the wrong shape: {_summarize(wrong)}')
+      problems.append(f'{len(wrong)} with the wrong shape: {weights_io.summarize(wrong)}')
     raise InceptionWeightsError(
         "these weights are not pytorch-fid's FID Inception state dict "
         f'({WEIGHTS_FILENAME}): ' + '; '.join(problems))
   flat = {}
   for name, (path, _) in _variable_paths().items():
     array = np.asarray(given[name], dtype=np.float32)
-    flat[path] = _kernel_from_torch(array) if path[-1] == 'kernel' else array
+    flat[path] = weights_io.kernel_from_torch(array) if path[-1] == 'kernel' else array
   return traverse_util.unflatten_dict(flat)
 
 
@@ -377,7 +366,7 @@ def _missing_weights_message(path: str | None) -> str:
           f'and pass the file: InceptionFeatures(weights_path=PATH) / '
           f'load_pytorch_fid_weights(PATH), or set the environment variable {WEIGHTS_ENV}=PATH. '
           'Without PyTorch installed, convert the file once where it is: python -m '
-          f'genvision_jax.evaluation.inception convert {WEIGHTS_FILENAME} inception_fid.npz')
+          f'genvision_jax.features.inception convert {WEIGHTS_FILENAME} inception_fid.npz')
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -388,30 +377,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise WeightsNotFoundError(_missing_weights_message(path))
-  if path.endswith('.npz'):
-    try:
-      with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-    except ValueError as e:
-      raise InceptionWeightsError(f"cannot read '{path}' as an .npz of arrays: {e}") from e
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise InceptionWeightsError(
-        f"reading the PyTorch file '{path}' needs torch, which is not installed. Either "
-        'install torch (pip install torch), or convert the file once on a machine that has '
-        'it and pass the .npz: python -m genvision_jax.evaluation.inception convert '
-        f'{os.path.basename(path)} inception_fid.npz') from e
-  try:
-    state = torch.load(path, map_location='cpu', weights_only=True)
-  except Exception as e:  # torch raises UnpicklingError, RuntimeError, ... on a bad file.
-    raise InceptionWeightsError(
-        f"cannot read '{path}' as a PyTorch state dict with torch.load(weights_only=True): "
-        f'{type(e).__name__}: {e}') from e
-  if not isinstance(state, Mapping):
-    raise InceptionWeightsError(f"'{path}' holds a {type(state).__name__}, not a state dict")
-  return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-          for k, v in state.items()}
+  return weights_io.read_arrays(
+      path, InceptionWeightsError, 'python -m genvision_jax.features.inception convert '
+      f'{os.path.basename(path)} inception_fid.npz')
 
 
 def load_pytorch_fid_weights(path: str | os.PathLike) -> dict[str, Any]:
@@ -497,29 +465,14 @@ class InceptionFeatures:
   def __call__(self, images) -> dict[str, np.ndarray]:
     """images [N, H, W, C] (C = 1 or 3, values in `value_range`) -> {'pool3': [N, 2048],
     'logits': [N, 1008]}, float32 numpy."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-      raise ValueError(f'expected images [N, H, W, C], got shape {images.shape}')
-    n = images.shape[0]
-    if n == 0:
-      return {'pool3': np.zeros((0, POOL3_DIM), np.float32),
-              'logits': np.zeros((0, NUM_CLASSES), np.float32)}
-    batch = self.batch_size  # always: one compiled shape per image size
-    outputs = []
-    for start in range(0, n, batch):  # dispatches run ahead; results are fetched at the end
-      chunk = self._host_resize(images[start:start + batch])
-      if len(chunk) < batch:
-        chunk = np.concatenate([chunk, np.zeros((batch - len(chunk),) + chunk.shape[1:],
-                                                chunk.dtype)])
-      outputs.append(self._batch_fn(self.variables, chunk))
-    return {k: np.concatenate([np.asarray(o[k]) for o in outputs])[:n]
-            for k in ('pool3', 'logits')}
+    return batching.batched(self._batch_fn, self.variables, images, self.batch_size,
+                            {'pool3': POOL3_DIM, 'logits': NUM_CLASSES}, self._host_resize)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """`python -m genvision_jax.evaluation.inception convert IN.pth OUT.npz`."""
+  """`python -m genvision_jax.features.inception convert IN.pth OUT.npz`."""
   parser = argparse.ArgumentParser(
-      prog='python -m genvision_jax.evaluation.inception',
+      prog='python -m genvision_jax.features.inception',
       description="Tools for pytorch-fid's Inception weights.")
   commands = parser.add_subparsers(dest='command', required=True)
   convert = commands.add_parser(
