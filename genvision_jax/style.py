@@ -103,13 +103,14 @@ def match_luminance(style_y, content_y):
   return (style_y - s_mu) * (c_sd / jnp.maximum(s_sd, 1e-6)) + c_mu
 
 
-def objective(maps_fn: Callable, variables, content_layer: str, style_layers: Sequence[str],
-              content_target, style_grams, settings: Settings):
-  """x [1, H, W, C] -> (total loss, {content, style, tv}) for fixed targets."""
+def objective(maps_fn: Callable, content_layer: str, style_layers: Sequence[str],
+              settings: Settings):
+  """fn(x [1, H, W, C], variables, content_target, style_grams) -> (total loss, {content, style,
+  tv}); the network's variables and the targets are arguments, not compiled-in constants."""
   layers = tuple(dict.fromkeys((content_layer, *style_layers)))
   w_layer = 1.0 / len(style_layers)  # Gatys et al.'s equal layer weights w_l
 
-  def fn(x):
+  def fn(x, variables, content_target, style_grams):
     maps = maps_fn(variables, x, layers)
     c = losses.content_loss(maps[content_layer], content_target)[0]
     s = sum(w_layer * losses.style_layer_loss(maps[l], style_grams[l])[0] for l in style_layers)
@@ -145,9 +146,9 @@ class Stylizer:
     layers = tuple(dict.fromkeys((content_layer, *style_layers)))
     c_maps = maps_fn(variables, content_in[None], layers)
     s_maps = maps_fn(variables, style_in[None], layers)
-    grams = {l: losses.gram_matrix(s_maps[l])[0] for l in self.style_layers}
-    self.fn = objective(maps_fn, variables, content_layer, self.style_layers,
-                        c_maps[content_layer], grams, settings)
+    self.args = (variables, c_maps[content_layer],
+                 {l: losses.gram_matrix(s_maps[l])[0] for l in self.style_layers})
+    self.fn = objective(maps_fn, content_layer, self.style_layers, settings)
     if settings.init == 'content':
       self.x0 = content_in[None]
     else:
@@ -161,25 +162,28 @@ class Stylizer:
   def _chunk(self, length: int):
     if length not in self._chunks:
       fn, opt = self.fn, self.opt
-      value_fn = lambda x: fn(x)[0]
       lbfgs = self.settings.optimizer == 'lbfgs'
-      value_and_grad = (optax.value_and_grad_from_state(value_fn) if lbfgs
-                        else jax.value_and_grad(value_fn))
 
-      def step(carry, _):
-        x, opt_state = carry
-        if lbfgs:
-          value, grad = value_and_grad(x, state=opt_state)
-          updates, opt_state = opt.update(grad, opt_state, x, value=value, grad=grad,
-                                          value_fn=value_fn)
-        else:
-          value, grad = value_and_grad(x)
-          updates, opt_state = opt.update(grad, opt_state, x)
-        _, terms = fn(x)
-        return (optax.apply_updates(x, updates), opt_state), {'total': value, **terms}
+      def run_chunk(x, opt_state, args):
+        value_fn = lambda y: fn(y, *args)[0]
+        value_and_grad = (optax.value_and_grad_from_state(value_fn) if lbfgs
+                          else jax.value_and_grad(lambda y: fn(y, *args), has_aux=True))
 
-      self._chunks[length] = jax.jit(
-          lambda x, s: jax.lax.scan(step, (x, s), None, length=length))
+        def step(carry, _):
+          x, opt_state = carry
+          if lbfgs:
+            value, grad = value_and_grad(x, state=opt_state)
+            updates, opt_state = opt.update(grad, opt_state, x, value=value, grad=grad,
+                                            value_fn=value_fn)
+            _, terms = fn(x, *args)  # L-BFGS's value comes from its state: terms once more
+          else:
+            (value, terms), grad = value_and_grad(x)
+            updates, opt_state = opt.update(grad, opt_state, x)
+          return (optax.apply_updates(x, updates), opt_state), {'total': value, **terms}
+
+        return jax.lax.scan(step, (x, opt_state), None, length=length)
+
+      self._chunks[length] = jax.jit(run_chunk)
     return self._chunks[length]
 
   def run(self, progress: Callable | None = None):
@@ -189,7 +193,7 @@ class Stylizer:
     done = 0
     while done < s.steps:
       length = min(s.log_every, s.steps - done)
-      (x, opt_state), terms = self._chunk(length)(x, opt_state)
+      (x, opt_state), terms = self._chunk(length)(x, opt_state, self.args)
       terms = jax.device_get(terms)
       for k in history:
         history[k].extend(np.asarray(terms[k], np.float64).tolist())

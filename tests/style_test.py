@@ -129,10 +129,11 @@ def _pictures(size=32):
   return content, style_img.astype(np.float32)
 
 
-def test_gatys_lowers_the_loss_and_keeps_the_content(optimizer='lbfgs'):
+def test_gatys_lowers_the_loss_and_keeps_the_content():
+  """L-BFGS (the default); Adam is run by the colour-preservation test."""
   content, style_img = _pictures()
   net = features.load('random')
-  settings = style.Settings(steps=40, optimizer=optimizer, learning_rate=0.05, log_every=20,
+  settings = style.Settings(steps=40, optimizer='lbfgs', learning_rate=0.05, log_every=20,
                             style_weight=1e3)
   seen = []
   image, history = style.stylize(net, content, style_img, settings,
@@ -155,6 +156,12 @@ def test_colour_preservation_keeps_the_content_chroma():
   content, style_img = _pictures()
   content = content * 0.5  # no clipping of the result
   np.testing.assert_allclose(style.yiq_to_rgb(style.rgb_to_yiq(content)), content, atol=1e-5)
+  # Against scikit-image's YIQ on [0, 1] images: Y' = (Y + 1) / 2, I' = I / 2, Q' = Q / 2.
+  import skimage.color  # pylint: disable=g-import-not-at-top
+  ref = skimage.color.rgb2yiq((content + 1) / 2)
+  ours = np.asarray(style.rgb_to_yiq(content))
+  np.testing.assert_allclose(ours[..., 0], 2 * ref[..., 0] - 1, atol=1e-3)
+  np.testing.assert_allclose(ours[..., 1:], 2 * ref[..., 1:], atol=1e-3)
   net = features.load('random')
   image, history = style.stylize(net, content, style_img, style.Settings(
       steps=10, optimizer='adam', preserve_color=True, log_every=10))
@@ -197,6 +204,7 @@ def test_stylize_command_converts_any_image_and_refuses_bad_input(tmp_path):
   assert record['features'] == 'random' and record['settings']['style_weight'] == 1e5
   assert len(record['losses']['total']) == 3 and record['seconds'] > 0
 
+  bad_weights = tmp_path / 'bad.npz'
   bad_cases = (
       (['--style=' + str(palette)], 'needs --content'),
       ([f'--content={grey}'], 'needs --style'),
@@ -207,13 +215,28 @@ def test_stylize_command_converts_any_image_and_refuses_bad_input(tmp_path):
        'exposes no feature maps'),
       ([f'--content={grey}', f'--style={palette}', '--style_layers=relu9_9'], 'no layer'),
       ([f'--content={grey}', f'--style={palette}', '--size=8'], '--size=8'),
+      ([f'--content={grey}', f'--style={palette}', '--features=inception'],
+       'exposes no feature maps'),
+      ([f'--content={grey}', f'--style={palette}', '--features=vgg19',
+        f'--weights={bad_weights}'], 'cannot read'),
   )
   before = sorted(os.listdir(tmp_path / 'out'))
   for args, match in bad_cases:
+    assert bad_weights.write_text('not an npz') > 0
     proc = run_main('stylize', *args, f'--out={tmp_path / "out" / "b.png"}', '--steps=2')
     assert proc.returncode == 2 and match in proc.stderr, (args, proc.stderr)
     assert proc.stderr.count('\n') <= 2, proc.stderr
   assert sorted(os.listdir(tmp_path / 'out')) == before
+
+
+def test_image_files_convert_16_bit_grey_and_refuse_tiny_images(tmp_path):
+  from genvision_jax.data import DatasetError, image_files  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'deep.png'
+  Image.fromarray(np.full((40, 50), 32768, np.uint16)).save(path)
+  x = image_files.read_rgb(str(path), 100)
+  assert x.shape == (80, 100, 3) and abs(int(x.mean()) - 128) <= 1
+  with pytest.raises(DatasetError, match='shorter side would be 20 px'):
+    image_files.read_rgb(str(path), 25)
 
 
 # -- fast style transfer (Johnson et al.) ------------------------------------------------------

@@ -30,7 +30,6 @@ def get_config(arg=None):
   c.train.checkpoint_every = 500
   if 'vgg19' in variants:
     c.style.features = 'vgg19'
-    c.style.style_weight = 5.0
   if 'smoke' in variants:
     c.model.width = 4
     c.model.res_blocks = 1

@@ -113,6 +113,10 @@ def main(positional: list[str]) -> None:
   style_image = read_photo(_STYLE.value, _SIZE.value, '--style')
   try:
     spec = features.spec(_FEATURES.value)
+    if not spec.layers:
+      with_maps = [n for n in features.names() if features.spec(n).layers]
+      raise features.FeatureError(f'feature network {spec.name!r} exposes no feature maps; use '
+                                  f'one of {", ".join(with_maps)}')
     settings = style.Settings(
         steps=_STEPS.value, content_weight=_CONTENT_W.value,
         style_weight=(_STYLE_W.value if _STYLE_W.value is not None

@@ -15,12 +15,19 @@ def read_rgb(path: str, longer_side: int | None = None, what: str = 'image') -> 
   """The image file at `path` as uint8 [H, W, 3]; resized (bicubic) so that max(H, W) =
   `longer_side` when given. A missing or unreadable file, or one whose shorter side would fall
   below MIN_SIDE pixels, is a DatasetError naming `what` and the fix."""
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  from PIL import Image, ImageOps, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
   if not path or not os.path.isfile(path):
     raise DatasetError(f'the {what} {path!r} does not exist; name an image file')
   try:
     with Image.open(path) as im:
       im.load()
+      im = ImageOps.exif_transpose(im)  # a phone photo's orientation tag
+      if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):  # 16-bit / 32-bit grey: to 8 bit
+        a = np.asarray(im, np.float64)
+        top = 65535.0 if im.mode.startswith('I;16') else max(float(a.max()), 1.0)
+        if im.mode == 'F' and a.max() <= 1.0:
+          top = 1.0
+        im = Image.fromarray(np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8), 'L')
       if im.mode in ('P', 'PA') or 'transparency' in im.info:
         im = im.convert('RGBA')
       if im.mode in ('RGBA', 'LA'):

@@ -358,6 +358,9 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   likelihood_protocol = {}
   gen_seconds = 0.0
   if set(groups) - set(OWN_SAMPLES):
+    # The feature networks first: a missing weight file is refused before minutes of sampling.
+    nets = {name: feature_network(name, inception_weights, resize, feature_weights)
+            for name in features}
     t0 = time.time()
     images = _generate(method, state, num_samples, seed, use_ema)
     gen_seconds = time.time() - t0
@@ -367,7 +370,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     viz.save_image_grid(images[:64], os.path.join(out_dir, 'samples.png'))
     for name in features:
       t0 = time.time()
-      net, key, weights = feature_network(name, inception_weights, resize, feature_weights)
+      net, key, weights = nets[name]
       ref_images, fake_images = ref_arrays['image'], images
       if name == 'digits_cnn' and d.resize_method == 'pad' and d.image_size > 28:
         # Digits padded onto a larger canvas: crop the 28 px centre the classifier knows.

@@ -80,7 +80,7 @@ def evaluate_fast_style(workdir: str, config, state, bootstrap: int = 200, seed:
           'checkpoint_step': int(jax.device_get(state.step)), 'dataset': d.name,
           'reference_split': 'test', 'reference_examples': int(len(images)),
           'feature_networks': [config.style.features],
-          'weights': {k: float(config.style[f'{k}_weight']) for k in ('content', 'style', 'tv')},
+          'weights': {k: float(getattr(method, f'{k}_weight')) for k in ('content', 'style', 'tv')},
           'bootstrap_resamples': bootstrap, 'seed': seed,
           'seconds': round(time.time() - tic, 1),
       },

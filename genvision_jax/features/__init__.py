@@ -76,9 +76,11 @@ def _build_inception(weights, options):
   from genvision_jax.features import inception  # pylint: disable=g-import-not-at-top
   try:
     path = inception.resolve_weights_path(weights)
+    net = inception.InceptionFeatures(path, resize=options.get('resize', 'pytorch_fid'))
   except inception.WeightsNotFoundError as e:
     raise WeightsNotFoundError(str(e)) from None
-  net = inception.InceptionFeatures(path, resize=options.get('resize', 'pytorch_fid'))
+  except inception.InceptionWeightsError as e:  # unreadable, or not that network
+    raise FeatureError(str(e)) from None
   return _Renamed(net, 'pool3'), _file_digest(path)
 
 
@@ -87,9 +89,11 @@ def _build_vgg(depth):
     from genvision_jax.features import vgg  # pylint: disable=g-import-not-at-top
     try:
       path = vgg.resolve_weights_path(weights, depth)
+      net = vgg.VGGFeatures(depth, path)
     except vgg.WeightsNotFoundError as e:
       raise WeightsNotFoundError(str(e)) from None
-    net = vgg.VGGFeatures(depth, path)
+    except vgg.VGGWeightsError as e:  # unreadable, or not that network
+      raise FeatureError(str(e)) from None
     return _Renamed(net, 'fc7'), _file_digest(path)
   return build
 
@@ -123,7 +127,7 @@ _VGG_LAYERS = {}
 def _vgg_layers(depth: int) -> tuple[str, ...]:
   if depth not in _VGG_LAYERS:
     from genvision_jax.features import vgg  # pylint: disable=g-import-not-at-top
-    _VGG_LAYERS[depth] = tuple(vgg.LAYER_NAMES[depth])
+    _VGG_LAYERS[depth] = tuple(vgg.FEATURE_LAYER_NAMES[depth])  # maps: the conv part only
   return _VGG_LAYERS[depth]
 
 

@@ -10,13 +10,16 @@ For each batch of content images x (the offline colour photo patches), y = T(x) 
 
 (losses.py; the same terms as genvision_jax/style.py) in the feature maps of a network of
 genvision_jax.features (`style.features`, default the random-filter network that needs no
-weights; `vgg19`/`vgg16` with `style.weights`). T is models/transformer_net.py.
+weights; `vgg19`/`vgg16` with `style.weights`). The feature network's variables and the style
+Gram matrices are constants of the compiled step: fine for the random filters (1.2 MB); with
+VGG-19 they are ~80 MB of constants (slow compiles; measure before relying on it). T is models/transformer_net.py.
 
 The style image (`style.image`, any file Pillow reads) and the feature network are read by the
 training layer, not here (methods do no I/O): a new run reads the image from its path and keeps
 a PNG copy in RUN/frozen/style.png, which every later use of the run reads instead (moving or
 editing the original changes nothing). The feature network is only needed to train: a trained
-run stylizes without it (`genvision stylize --workdir=RUN --content=C.png`).
+run stylizes without it (`genvision stylize --workdir=RUN --content=C.png`); `genvision
+evaluate` scores with it again (style_eval.py).
 """
 
 import os
@@ -29,7 +32,7 @@ import numpy as np
 import optax
 
 from genvision_jax import losses
-from genvision_jax.style import DEFAULT_STYLE_WEIGHTS
+from genvision_jax.style import DEFAULT_STYLE_WEIGHTS, default_style_weight
 from genvision_jax.methods import common
 from genvision_jax.models.transformer_net import TransformerNet
 
@@ -71,7 +74,8 @@ class FastStyleMethod:
     self.style_image = jnp.asarray(frozen['style'].image)
     self.net = frozen.get('features')  # None when a trained run is loaded to stylize
     self.content_weight = float(s.content_weight)
-    self.style_weight = float(s.style_weight)
+    self.style_weight = float(s.style_weight if s.style_weight is not None
+                              else default_style_weight(s.features))
     self.tv_weight = float(s.tv_weight)
     if self.net is not None:
       spec = self.net.spec
@@ -141,6 +145,7 @@ class FastStyleMethod:
   # -- config (owned by the method) ----------------------------------------------------------
 
   LATER_DEFAULTS = {}
+  RESUMABLE_FIELDS = ('style.weights',)  # the same network's weight file, moved
 
   @staticmethod
   def frozen_images(config) -> dict:
@@ -163,7 +168,8 @@ class FastStyleMethod:
             features='random',    # genvision_jax.features network with feature maps
             weights='',           # its weight file ('' = its environment variable)
             content_weight=1.0,
-            style_weight=1e5,     # random's default; ~5 for vgg19 (see style.py)
+            style_weight=ml_collections.config_dict.placeholder(float),  # None: the network's
+                                  # default (style.DEFAULT_STYLE_WEIGHTS)
             tv_weight=1e-2,
             content_layer='',     # '' = the network's default
             style_layers=(),      # () = the network's default
@@ -192,6 +198,8 @@ class FastStyleMethod:
            f'{", ".join(unknown)}; its layers: {", ".join(spec.layers)}')
     for name in ('content_weight', 'style_weight', 'tv_weight'):
       v = s[name]
+      if v is None and name == 'style_weight':
+        continue
       need(isinstance(v, (int, float)) and np.isfinite(v) and v >= 0,
            f'style.{name} must be a finite number >= 0 (got {v!r})')
     check.optimizer('optim', config.optim)

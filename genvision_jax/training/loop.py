@@ -361,7 +361,7 @@ def write_run_files(config, data: data_lib.ImageSplit, workdir: str, start: int,
   for name, run in (frozen or {}).items():
     if isinstance(run, FrozenImage):
       path = os.path.join(workdir, FROZEN_DIR, f'{name}.png')
-      if not os.path.isfile(path):
+      if start == 0 or not os.path.isfile(path):  # before a checkpoint: the image trained on
         from PIL import Image  # pylint: disable=g-import-not-at-top
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with rundir.atomic_open(path, 'wb') as f:
@@ -493,7 +493,12 @@ def load_frozen_runs(config, workdir: str | None = None, training: bool = False)
       out[name] = FrozenImage(source, data_lib.image_files.read_rgb(source, side,
                                                                     f'{name} image'))
   for name, (network, weights) in methods.frozen_features(config).items():
-    out[name] = features_lib.load(network, weights) if training else None
+    try:
+      out[name] = features_lib.load(network, weights) if training else None
+    except (features_lib.FeatureError, features_lib.WeightsNotFoundError) as e:
+      raise data_lib.DatasetError(
+          f'the {name} network {network!r} of this {config.method!r} run cannot be loaded: {e} '
+          '(in a config: --config.style.weights=FILE)') from None
   return out
 
 
