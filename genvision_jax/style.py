@@ -134,7 +134,6 @@ class Stylizer:
     for name, im in (('content', content), ('style', style)):
       if im.ndim != 3 or im.shape[-1] != 3:
         raise StyleError(f'{name} image must be [H, W, 3]; got shape {tuple(im.shape)}')
-    self.content = content
     if settings.preserve_color:
       c_yiq, s_yiq = rgb_to_yiq(content), rgb_to_yiq(style)
       self._iq = c_yiq[..., 1:]

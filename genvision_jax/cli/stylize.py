@@ -59,9 +59,6 @@ _LOG_EVERY = flags.DEFINE_integer('log_every', 50, 'Print the losses every N ste
                                   'compiled chunk of iterations).', flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Seed of the noise start image.')
 
-MIN_SIZE = 32  # data.image_files.MIN_SIDE
-
-
 def read_photo(path: str, size: int, flag: str):
   """The image at `path` as [H, W, 3] in [-1, 1], its longer side `size` (aspect kept); any
   mode Pillow reads (data/image_files.py). Problems are usage errors naming the flag."""
@@ -101,8 +98,9 @@ def main(positional: list[str]) -> None:
   if not _OUT.value:
     raise common.UsageError('stylize needs --out=O.png')
   common.check_out_path(_OUT.value, '--out')
-  if _SIZE.value < MIN_SIZE or _SIZE.value > 4096:
-    raise common.UsageError(f'--size={_SIZE.value}: use {MIN_SIZE}..4096 pixels')
+  from genvision_jax.data import image_files  # pylint: disable=g-import-not-at-top
+  if _SIZE.value < image_files.MIN_SIDE or _SIZE.value > 4096:
+    raise common.UsageError(f'--size={_SIZE.value}: use {image_files.MIN_SIDE}..4096 pixels')
   if _WORKDIR.value:
     return _fast(_WORKDIR.value)
   if not _STYLE.value:

@@ -39,7 +39,7 @@ def evaluate_fast_style(workdir: str, config, state, bootstrap: int = 200, seed:
   method = methods.create(config, test.image_shape, 0, frozen)
   scores = jax.jit(method.loss_terms)
   stylize = jax.jit(method.stylize)
-  identity_terms = jax.jit(lambda x: _identity_terms(method, x))
+  identity_terms = jax.jit(lambda x: method.output_terms(x, x))
   per_example = {k: [] for k in TERMS}
   identity = {k: [] for k in TERMS}
   for start in range(0, len(images), CHUNK):
@@ -47,8 +47,8 @@ def evaluate_fast_style(workdir: str, config, state, bootstrap: int = 200, seed:
     total, terms = scores(state.params, x)
     for k, v in {'total': total, **terms}.items():
       per_example[k].append(np.asarray(v, np.float64))
-    ident = identity_terms(x)
-    for k, v in ident.items():
+    total, terms = identity_terms(x)
+    for k, v in {'total': total, **terms}.items():
       identity[k].append(np.asarray(v, np.float64))
   per_example = {k: np.concatenate(v) for k, v in per_example.items()}
   identity = {k: float(np.concatenate(v).mean()) for k, v in identity.items()}
@@ -96,15 +96,3 @@ def evaluate_fast_style(workdir: str, config, state, bootstrap: int = 200, seed:
       f'({1000 * per_image:.1f} ms per {test.image_shape[0]} px image)')
   return result
 
-
-def _identity_terms(method, x):
-  """The loss terms of the unchanged images x (what the stylization starts from)."""
-  layers = tuple(dict.fromkeys((method.content_layer, *method.style_layers)))
-  from genvision_jax import losses  # pylint: disable=g-import-not-at-top
-  fx = method.net.maps(method.net.variables, x, layers)
-  w = 1.0 / len(method.style_layers)
-  s = sum(w * losses.style_layer_loss(fx[l], method.style_grams[l]) for l in method.style_layers)
-  c = jnp.zeros(x.shape[0])
-  tv = losses.total_variation(x)
-  total = method.content_weight * c + method.style_weight * s + method.tv_weight * tv
-  return {'total': total, 'content': c, 'style': s, 'tv': tv}

@@ -94,10 +94,14 @@ class FastStyleMethod:
 
   def loss_terms(self, params, x):
     """Per-example (total, {content, style, tv}) of content images x [B, H, W, 3]."""
+    return self.output_terms(self.model.apply({'params': params}, x), x)
+
+  def output_terms(self, y, x):
+    """Per-example (total, {content, style, tv}) of outputs y for content images x (y = x:
+    the unchanged images, the evaluation's baseline)."""
     if self.net is None:
       raise ValueError('this fast_style method was loaded without its feature network (a '
                        'trained run loaded to stylize); train through `genvision train`')
-    y = self.model.apply({'params': params}, x)
     layers = tuple(dict.fromkeys((self.content_layer, *self.style_layers)))
     variables = self.net.variables
     fy = self.net.maps(variables, y, layers)
