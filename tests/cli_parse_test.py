@@ -93,7 +93,7 @@ OWN_FLAGS = {
                  'reference_split', 'bootstrap', 'iwae_samples', 'bpd_examples', 'seed', 'step',
                  'ema', 'nearest_k', 'kid_subset_size', 'resize', 'prior', 'prior_steps',
                  'prior_eta', 'prior_guidance', 'prior_resamples', 'prior_jump', 'prior_step',
-                 'prior_name', 'guidance', 'guidance_sweep', 'feature_weights'},
+                 'prior_name', 'guidance', 'guidance_sweep', 'sweep_samples', 'feature_weights'},
     'translate': {'workdir', 'input', 'split', 'num', 'samples', 'out', 'seed', 'step', 'ema'},
     'compare': {'out', 'metrics'},
     'bpd': {'workdir', 'num', 'seed', 'step', 'ema'},

@@ -225,3 +225,16 @@ def test_evaluate_reads_real_canvases_and_writes_the_sweep(parti_run):
   assert sweep[1]['fd'] == m['test/digits_cnn_slots/fd'] and sweep[1]['faithful'] == m[
       'test/faithful']
   assert sweep[0]['fd'] != sweep[1]['fd']
+
+
+def test_guidance_sweep_on_fewer_prompts(parti_run):
+  from genvision_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  _, workdir = parti_run
+  with pytest.raises(runner.EvaluationError, match='--sweep_samples'):
+    runner.evaluate_run(workdir, num_samples=12, sweep_samples=10, verbose=False)
+  r = runner.evaluate_run(workdir, num_samples=12, guidance_sweep=[2], sweep_samples=10,
+                          bootstrap=0, verbose=False)
+  (row,) = r['details']['guidance_sweep']
+  # w = 2 is the main w, but on the first 10 of the 12 prompts: sampled again, other numbers
+  assert row['prompts'] == 10 and row['guidance'] == 2.0
+  assert row['fd'] != r['metrics']['test/digits_cnn_slots/fd']

@@ -5,6 +5,7 @@ content image, the loss falls, colour preservation keeps the content's chroma) a
 
 import json
 import os
+import shutil
 
 import jax.numpy as jnp
 import numpy as np
@@ -254,6 +255,23 @@ def test_transformer_net_keeps_any_image_size_and_range():
   assert y.shape == x.shape and float(jnp.abs(y).max()) <= 1.0
 
 
+def test_transformer_net_options_residual_starts_at_the_identity_and_no_norm():
+  import jax  # pylint: disable=g-import-not-at-top
+  from genvision_jax.models.transformer_net import TransformerNet  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray(np.random.default_rng(1).uniform(-0.99, 0.99, (2, 16, 20, 3)), jnp.float32)
+  net = TransformerNet(width=4, res_blocks=1, norm='none', residual=True)
+  params = net.init(jax.random.key(0), x)
+  np.testing.assert_allclose(net.apply(params, x), x, atol=1e-5)  # r = 0 at initialization
+  assert not any('GroupNorm' in k for k in params['params'])      # norm='none': no norm layers
+  # after a change of the last layer the output moves away from the input (it is not a copy)
+  moved = jax.tree_util.tree_map(lambda p: p + 0.1, params)
+  assert float(jnp.abs(net.apply(moved, x) - x).max()) > 0.05
+  plain = TransformerNet(width=4, res_blocks=1)
+  assert any('GroupNorm' in k for k in plain.init(jax.random.key(0), x)['params'])
+  with pytest.raises(ValueError, match='norm must be one of'):
+    TransformerNet(norm='batch').init(jax.random.key(0), x)
+
+
 @pytest.fixture(scope='module')
 def fast_run(tmp_path_factory):
   """A smoke fast style-transfer run trained in process on a style image that is then deleted
@@ -300,7 +318,8 @@ def test_fast_style_config_and_missing_style_image_are_clear_errors(tmp_path):
   for override, match in (({'style.image': ''}, 'style.image must name'),
                           ({'style.features': 'digits_cnn'}, 'style.features must be one of'),
                           ({'style.content_layer': 'relu4_2'}, 'random has no layer relu4_2'),
-                          ({'style.size': 16}, 'style.size must be an integer >= 32')):
+                          ({'style.size': 16}, 'style.size must be an integer >= 32'),
+                          ({'model.norm': 'batch'}, 'model.norm must be one of')):
     with pytest.raises(configs.ConfigError, match=match):
       configs.validate(configs.load(str(REPO / FAST), override))
   workdir = tmp_path / 'run'
@@ -329,3 +348,15 @@ def test_fast_style_evaluate_scores_the_test_split_and_compares(fast_run):
   assert (workdir / 'eval' / 'samples.png').is_file() and d['seconds_per_image'] > 0
   with pytest.raises(runner.EvaluationError, match='drop --metrics'):
     runner.evaluate_run(str(workdir), metrics=['fd'], verbose=False)
+  # compare reads two evaluated fast-style runs (here the run and a copy of its evaluation
+  # with every style loss doubled): the table lists the losses, lower is better, and the
+  # paired test on the per-example style losses names the run itself as the better one
+  other = workdir.parent / 'doubled'
+  shutil.copytree(workdir / 'eval', other / 'eval')
+  doubled = dict(per)
+  doubled['style_transfer/style'] = 2 * per['style_transfer/style']
+  np.savez(other / 'eval' / 'per_example.npz', **doubled)
+  cmp = runner.compare([str(workdir), str(other)], num_resamples=200)
+  assert 'style_transfer/style' in cmp['table']
+  (test,) = [t for t in cmp['tests'] if t['metric'] == 'style_transfer/style (per example)']
+  assert test['winner'] == workdir.name and test['p_value'] < 0.01

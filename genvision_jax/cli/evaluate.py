@@ -16,7 +16,7 @@ SYNOPSIS = """\
       [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
       [--prior_step=K] [--prior_name=ddpm_prior]
   genvision evaluate --workdir=TTI_RUN [--num_samples=500] [--guidance=W]
-      [--guidance_sweep=0,1,2,4,8]                    (text-to-image: prompt faithfulness)"""
+      [--guidance_sweep=0,1,2,4,8 [--sweep_samples=N]]  (text-to-image: prompt faithfulness)"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS)
@@ -84,6 +84,9 @@ _GUIDANCE = flags.DEFINE_float(
 _GUIDANCE_SWEEP = flags.DEFINE_list(
     'guidance_sweep', None, 'Text-to-image runs: also evaluate these w on the test split '
     '(eval/guidance_sweep.json and .png).', flag_values=FLAGS)
+_SWEEP_SAMPLES = flags.DEFINE_integer(
+    'sweep_samples', None, 'Text-to-image runs: test prompts per --guidance_sweep value '
+    '(default --num_samples).', flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
 _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
@@ -134,7 +137,7 @@ def evaluate(workdir: str) -> str:
       bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
       kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings(),
       guidance=_GUIDANCE.value, guidance_sweep=guidance_sweep(),
-      feature_weights=feature_weights())
+      sweep_samples=_SWEEP_SAMPLES.value, feature_weights=feature_weights())
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals

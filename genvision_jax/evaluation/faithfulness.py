@@ -178,7 +178,8 @@ def splits_of(image_shape) -> tuple[str, ...]:
 
 def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: int | None,
                            seed: int, use_ema: bool, bootstrap: int, nearest_k: int, say,
-                           guidance: float | None = None, guidance_sweep=None) -> dict:
+                           guidance: float | None = None, guidance_sweep=None,
+                           sweep_samples: int | None = None) -> dict:
   """Evaluates a text-to-image run (see the module docstring); returns metrics.json's content."""
   from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
   from genvision_jax import viz  # pylint: disable=g-import-not-at-top
@@ -213,20 +214,24 @@ def evaluate_text_to_image(workdir: str, config, method, state, *, num_samples: 
         f"{v[f'{split}/faithful']:.3f} (real canvases {v[f'{split}/faithful_real']:.3f}), "
         f"{FEATURES} fd {v[f'{split}/{FEATURES}/fd']:.2f}")
     if split == 'test':
-      test_samples, test_images, test_ref = samples, images, ref
+      test_samples, test_images, test_ref, test_real = samples, images, ref, real
   out_root = os.path.join(workdir, runner.EVAL_DIR)
   os.makedirs(out_root, exist_ok=True)
   sweep = None
   if guidance_sweep:
     sweep = []
     main_w = sampling_protocol(chosen)['guidance']
+    n_test = protocol_splits['test']
+    n_sweep = n_test if sweep_samples is None else min(int(sweep_samples), n_test)
+    sweep_ref = test_ref if n_sweep == n_test else read_reference(
+        {'tokens': test_real['tokens'], 'image': test_images}, n_sweep, classifier)
     for w in guidance_sweep:
-      if float(w) == main_w:  # the same samples as the test split's evaluation above
+      if float(w) == main_w and n_sweep == n_test:  # the test split's samples above
         v = values
       else:
-        v, *_ = evaluate_split(method, state, classifier, test_ref, seed, use_ema,
+        v, *_ = evaluate_split(method, state, classifier, sweep_ref, seed, use_ema,
                                {'guidance': float(w)}, 0, nearest_k, 'test')
-      sweep.append({'guidance': float(w), 'faithful': v['test/faithful'],
+      sweep.append({'guidance': float(w), 'prompts': n_sweep, 'faithful': v['test/faithful'],
                     'digit_accuracy': v['test/digit_accuracy'],
                     'fd': v[f'test/{FEATURES}/fd'], 'precision': v[f'test/{FEATURES}/precision'],
                     'recall': v[f'test/{FEATURES}/recall']})

@@ -75,6 +75,7 @@ HIGHER_IS_BETTER = {
     'ciede2000': False, 'colourfulness_error': False,  # image-to-image, colour (colour.py)
     'faithful': True, 'digit_accuracy': True, 'size_agreement': True,  # text-to-image
     'thickness_agreement': True, 'slant_agreement': True,              # (faithfulness.py)
+    'total': False, 'content': False, 'style': False, 'tv': False,  # style transfer's losses
 }
 # Metrics tabulated by compare without a better direction (closer to the target's is better).
 DESCRIPTIVE = ('colourfulness', 'colourfulness_target')
@@ -270,7 +271,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                  kid_subset_size: int | None = None, kid_subsets: int = DEFAULT_KID_SUBSETS,
                  is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid',
                  prior: dict | None = None, guidance: float | None = None,
-                 guidance_sweep=None, feature_weights: dict | None = None) -> dict:
+                 guidance_sweep=None, sweep_samples: int | None = None,
+                 feature_weights: dict | None = None) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
 
   features: names registered in genvision_jax.features; feature_weights: {name: weight file}
@@ -322,6 +324,10 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                             '--features and --prior')
     return style_eval.evaluate_fast_style(workdir, config, state, bootstrap, seed, say)
   text_to_image = getattr(method, 'conditioning_key', None) == 'tokens'
+  if sweep_samples is not None and (not guidance_sweep or sweep_samples < 10):
+    raise EvaluationError(f'--sweep_samples sets the test prompts of each --guidance_sweep '
+                          f'value: give it with --guidance_sweep and >= 10 (got '
+                          f'{sweep_samples})')
   if (guidance is not None or guidance_sweep) and not text_to_image:
     raise EvaluationError(f'--guidance and --guidance_sweep apply to text-to-image runs; '
                           f'{workdir} holds a {config.method!r} run')
@@ -337,7 +343,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     return faithfulness.evaluate_text_to_image(
         workdir, config, method, state, num_samples=num_samples, seed=seed, use_ema=use_ema,
         bootstrap=bootstrap, nearest_k=nearest_k, say=say, guidance=guidance,
-        guidance_sweep=guidance_sweep)
+        guidance_sweep=guidance_sweep, sweep_samples=sweep_samples)
   if prior:
     raise EvaluationError(f'--prior guides a diffusion prior with the measurements of an '
                           f'image-to-image task; {workdir} holds a {config.method!r} run, which '
@@ -578,7 +584,8 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
   if len(set(names)) < len(names):
     names = [m['path'] for m in models]
   protocols = {(p['dataset'], p['reference_split'], tuple(p['feature_networks']),
-                p['num_samples']) for m in models for p in m['protocol']}
+                p.get('num_samples', p.get('reference_examples')))
+               for m in models for p in m['protocol']}
   common = set.intersection(*[set(k) for m in models for k in m['metrics']])
   wanted = [n for n in sorted(common)
             if higher_is_better(n) is not None or n.split('/')[-1] in DESCRIPTIVE]

@@ -83,6 +83,7 @@ def evaluate_fast_style(workdir: str, config, state, bootstrap: int = 200, seed:
           'weights': {k: float(getattr(method, f'{k}_weight')) for k in ('content', 'style', 'tv')},
           'bootstrap_resamples': bootstrap, 'seed': seed,
           'seconds': round(time.time() - tic, 1),
+          'num_samples': int(len(images)),  # compare's protocol key, as for generative runs
       },
       'metrics': values,
       'intervals': intervals,

@@ -34,7 +34,7 @@ import optax
 from genvision_jax import losses
 from genvision_jax.style import DEFAULT_STYLE_WEIGHTS, default_style_weight
 from genvision_jax.methods import common
-from genvision_jax.models.transformer_net import TransformerNet
+from genvision_jax.models.transformer_net import NORMS, TransformerNet
 
 def default_style_image() -> str:
   """scikit-image's immunohistochemistry photo (`skimage.data.immunohistochemistry`, a file
@@ -65,7 +65,8 @@ class FastStyleMethod:
       raise ValueError(f'fast style transfer trains on colour images; {config.data.name} has '
                        f'{self.image_shape[-1]} channel(s) (use photo_patches/64)')
     m, s = config.model, config.style
-    self.model = TransformerNet(width=int(m.width), res_blocks=int(m.res_blocks))
+    self.model = TransformerNet(width=int(m.width), res_blocks=int(m.res_blocks), norm=m.norm,
+                                residual=bool(m.residual))
     self.tx = common.make_optimizer(config.optim)
     frozen = frozen or {}
     if 'style' not in frozen:
@@ -148,7 +149,8 @@ class FastStyleMethod:
 
   # -- config (owned by the method) ----------------------------------------------------------
 
-  LATER_DEFAULTS = {}
+  # Runs made before the norm/residual options used instance norm and a plain output.
+  LATER_DEFAULTS = {'model': {'norm': 'instance', 'residual': False}}
   RESUMABLE_FIELDS = ('style.weights',)  # the same network's weight file, moved
 
   @staticmethod
@@ -165,7 +167,11 @@ class FastStyleMethod:
   @staticmethod
   def default_sections() -> dict:
     return {
-        'model': ml_collections.ConfigDict(dict(width=32, res_blocks=5)),
+        'model': ml_collections.ConfigDict(dict(
+            width=32, res_blocks=5,
+            norm='none',      # 'instance' (Johnson et al.'s released code) or 'none'
+            residual=True,    # output tanh(atanh(x) + r(x)): starts at the identity
+        )),
         'style': ml_collections.ConfigDict(dict(
             image=default_style_image(),  # the style image file
             size=128,             # its longer side in pixels when its Gram matrices are taken
@@ -178,7 +184,8 @@ class FastStyleMethod:
             content_layer='',     # '' = the network's default
             style_layers=(),      # () = the network's default
         )),
-        'optim': common.optimizer_config('adam', learning_rate=1e-3),
+        # 1e-3 (Johnson et al.'s) diverged without normalization (saturated white at 1e4)
+        'optim': common.optimizer_config('adam', learning_rate=3e-4),
     }
 
   @staticmethod
@@ -187,6 +194,9 @@ class FastStyleMethod:
     check.positive_int('model.width', m.width)
     need(isinstance(m.res_blocks, int) and m.res_blocks >= 0,
          f'model.res_blocks must be an integer >= 0 (got {m.res_blocks!r})')
+    need(m.norm in NORMS, f'model.norm must be one of {", ".join(NORMS)} (got {m.norm!r})')
+    need(isinstance(m.residual, bool), f'model.residual must be True or False (got '
+         f'{m.residual!r})')
     need(bool(s.image), 'style.image must name the style image file, e.g. '
          '--config.style.image=style.png')
     need(isinstance(s.size, int) and s.size >= 32, f'style.size must be an integer >= 32 (the '
