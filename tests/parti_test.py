@@ -76,6 +76,25 @@ def parti_run(scenes_dir, tmp_path_factory):
   return tokenizer, workdir
 
 
+def test_codes_computed_once_equal_the_per_batch_codes_and_train_the_same(parti_run,
+                                                                          scenes_dir):
+  from genvision_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  _, workdir = parti_run
+  _, method, state = training.load_run(workdir)
+  arrays = data_lib.load_split('digit_scenes/two', 'train', 32, scenes_dir).arrays()
+  arrays = {k: v[:40] for k, v in arrays.items()}
+  method.ENCODE_CHUNK = 16  # 40 images: two full chunks and a padded one
+  codes = method.derived_fields(state, arrays)['codes']
+  images = data_lib.to_model_range(arrays['image'])
+  np.testing.assert_array_equal(codes, method.image_codes(state, jnp.asarray(images)))
+  batch = {'image': jnp.asarray(images[:8]), 'tokens': jnp.asarray(arrays['tokens'][:8])}
+  _, m_encoded = jax.jit(method.train_step)(state, batch)
+  _, m_cached = jax.jit(method.train_step)(state, {**batch, 'codes': jnp.asarray(codes[:8])})
+  assert float(m_cached['loss']) == float(m_encoded['loss'])
+  _, m_other = jax.jit(method.train_step)(state, {**batch, 'codes': jnp.asarray(codes[8:16])})
+  assert float(m_other['loss']) != float(m_encoded['loss'])  # the step does read the codes
+
+
 def _prompt_tokens(n):
   tokens = jnp.asarray(digit_scenes.tokenize('a thick 3 to the left of a small 7'))
   return jnp.repeat(tokens[None], n, 0)

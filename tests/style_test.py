@@ -176,6 +176,18 @@ def test_colour_preservation_keeps_the_content_chroma():
   assert history['content'][0] > 0
 
 
+def test_match_luminance_takes_the_content_mean_and_spread():
+  rng = np.random.default_rng(2)
+  style_y = jnp.asarray(rng.gamma(2.0, 0.1, (20, 30)), jnp.float32)
+  content_y = jnp.asarray(rng.uniform(0.3, 0.9, (16, 16)), jnp.float32)
+  out = np.asarray(style.match_luminance(style_y, content_y), np.float64)
+  assert abs(out.mean() - float(content_y.mean())) < 1e-5
+  assert abs(out.std() - float(content_y.std())) < 1e-5
+  # an affine map of the style: its standardized values are unchanged
+  z = lambda v: (v - v.mean()) / v.std()
+  np.testing.assert_allclose(z(out), z(np.asarray(style_y, np.float64)), atol=1e-4)
+
+
 def test_settings_are_checked():
   for kwargs, match in (({'steps': 0}, 'steps=0'), ({'optimizer': 'sgd'}, 'adam, lbfgs'),
                         ({'style_weight': -1.0}, 'style_weight=-1'),
@@ -263,7 +275,7 @@ def test_transformer_net_options_residual_starts_at_the_identity_and_no_norm():
   params = net.init(jax.random.key(0), x)
   np.testing.assert_allclose(net.apply(params, x), x, atol=1e-5)  # r = 0 at initialization
   assert not any('GroupNorm' in k for k in params['params'])      # norm='none': no norm layers
-  # after a change of the last layer the output moves away from the input (it is not a copy)
+  # with other weights the output moves away from the input (it is not a copy of it)
   moved = jax.tree_util.tree_map(lambda p: p + 0.1, params)
   assert float(jnp.abs(net.apply(moved, x) - x).max()) > 0.05
   plain = TransformerNet(width=4, res_blocks=1)

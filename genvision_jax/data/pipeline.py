@@ -257,6 +257,18 @@ class ImageSplit:
     self.load_into_memory()
     return dict(self._arrays)
 
+  def with_fields(self, fields: dict[str, np.ndarray]) -> 'ImageSplit':
+    """This split in memory with more per-example arrays (one row per example, in the split's
+    order), which every minibatch then carries beside its images."""
+    arrays = self.arrays()
+    for key, value in fields.items():
+      if key in arrays:
+        raise ValueError(f'the split already has a field {key!r}')
+      if len(value) != self.num_examples:
+        raise ValueError(f'field {key!r} has {len(value)} rows for {self.num_examples} '
+                         'examples')
+    return dataclasses.replace(self, _arrays={**arrays, **fields})
+
   def minibatch_indices(self, index: int, batch_size: int, seed: int) -> np.ndarray:
     """Global example indices of minibatch `index`: a function of (seed, index) only, the
     same as `minibatch_indices` below computes on a device."""

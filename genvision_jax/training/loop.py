@@ -273,6 +273,8 @@ def train_and_evaluate(config, workdir: str, *, verbose: bool = True, devices=No
     # the checkpoint restored here (steps <= start stay, as in metrics.jsonl)
     writer = MetricsWriter(workdir, enabled=is_main, purge_step=start + 1 if start else None)
 
+    if hasattr(method, 'derived_fields'):  # e.g. Parti: its frozen tokenizer's codes, once
+      data = data.with_fields(method.derived_fields(state, data.arrays()))
     inputs = InputSource(config, data, method, mesh)
     dispatch = DispatchCache(method, inputs, mesh, transfer_guard)
     grid_fn, sample_cols = sample_grid(method, data, t.num_samples, t.seed)
