@@ -9,7 +9,8 @@ everything generation needs.
 
 The tokenizer never changes, so the codes of the training images are computed once when
 training starts (`derived_fields`; the training layer adds them to every batch): a step then
-runs the transformer only (the encoder had cost about half of each step).
+runs the transformer only (the encoder's forward pass on a 32-canvas batch took 0.45 s on two
+CPU cores beside another job, against ~0.7 s for a whole training step alone).
 
 Training (teacher forcing): codes c_1..c_N of the image; the decoder sees BOS, c_1..c_{N-1}
 and predicts every c_i with the cross-entropy (nats per code); each caption is emptied with
