@@ -362,3 +362,26 @@ def test_pth_and_converted_npz_load_the_same_variables(tmp_path):
   pth.write_bytes(b'garbage')
   with pytest.raises(vgg.VGGWeightsError, match='weights_only'):
     vgg.load_torchvision_weights(pth, 16)
+
+
+def test_gatys_runs_on_vgg_maps_and_lowers_the_loss():
+  """Style transfer through the registry's extractor on VGG-16's convolutional part (seeded
+  weights: the path a user with torchvision's file takes, minus the file)."""
+  from genvision_jax import features, style  # pylint: disable=g-import-not-at-top
+  shapes = vgg.torchvision_state_dict_shapes(16, include_top=False)
+  variables = vgg.load_state_dict_arrays(seeded_weights.seeded_state_dict(shapes, 5), 16,
+                                         require_top=False)
+  net = features.Extractor(features.spec('vgg16'),
+                           vgg.VGGFeatures(16, variables=variables, include_top=False), 'seeded')
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[:32, :32] / 32
+  content = (np.stack([np.sin(6 * xx), np.cos(4 * yy), xx - yy], -1) * 0.8).astype(np.float32)
+  style_img = np.clip(rng.standard_normal((32, 32, 3)), -1, 1).astype(np.float32)
+  # the first two blocks only (the network stops after relu2_2): a cheap compile
+  settings = style.Settings(steps=30, optimizer='adam', learning_rate=0.02, log_every=30,
+                            content_layer='relu2_2', style_layers=('relu1_1', 'relu2_1'))
+  image, history = style.stylize(net, content, style_img, settings)
+  assert history['content'][0] == 0.0  # from the content image
+  assert history['style'][-1] < 0.7 * history['style'][0]
+  assert np.asarray(history['total'])[-5:].mean() < np.asarray(history['total'])[:3].mean()
+  assert image.shape == content.shape and np.isfinite(image).all()
