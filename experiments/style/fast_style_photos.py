@@ -5,7 +5,8 @@ scikit-image's immunohistochemistry photo (`ihc.png`, not a training photo), wit
 losses of the random-filter network (genvision_jax/features, no weights needed), style weight
 1e6 (10x Gatys's default here: on the 395 test patches it gave both lower style and lower
 content loss than 1e5, paired bootstrap p < 1e-4, README). Adam 3e-4, batch 8, 1,000 steps. (Instance norm with a plain output, `--config.model.norm=instance
---config.model.residual=False`, painted a dark blob on every patch; README, "Fast style
+--config.model.residual=False --config.optim.learning_rate=1e-3
+--config.style.style_weight=1e5`, painted a dark blob on every patch; README, "Fast style
 transfer".)
 
 Variants (comma-separated): `vgg19` (VGG-19 features: needs torchvision's vgg19-dcbb9e9d.pth via

@@ -21,6 +21,11 @@ and, for its config (static):
   frozen_features(config) -> {name: (net, weights)}  feature networks it trains with
                                                  (optional; loaded for training only, None
                                                  in `frozen` when a trained run is loaded)
+  derived_fields(state, arrays) -> {name: [N, ...]}  per-example arrays computed once from
+                                                 the training split's arrays when training
+                                                 starts (optional; the training layer adds
+                                                 them to every batch; Parti: its frozen
+                                                 tokenizer's codes)
   RESUMABLE_FIELDS = ('section.field', ...)      fields of its sections a resumed run may
                                                  change besides configs.RESUMABLE_FIELDS
                                                  (optional, default (); training/rundir.py)

@@ -6,7 +6,7 @@ code and most re-implementations use): a 9x9 convolution, two stride-2 3x3 convo
 x2 nearest-neighbour upsamplings each followed by a 3x3 convolution (upsample-convolution
 instead of fractionally strided convolutions: no checkerboard artefacts, Odena et al. 2016),
 a 9x9 convolution to RGB and tanh. Every convolution but the last is followed by instance
-normalization and ReLU; reflection padding throughout. Images of any size divisible by 4 go
+normalization (unless `norm='none'`) and ReLU; reflection padding throughout. Images of any size divisible by 4 go
 through unchanged in size (other sizes are padded by reflection and cropped back).
 
 Two options, both measured on the offline photos (README, "Fast style transfer"):
