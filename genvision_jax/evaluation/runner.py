@@ -617,7 +617,6 @@ def compare(paths, metric_names=None, out: str | None = None, num_resamples: int
     for j in range(i + 1, len(models)):
       a, b = models[i], models[j]
       for metric in wanted:
-        hib = higher_is_better(metric)
         va = np.array([r[metric] for r in a['metrics']])
         vb = np.array([r[metric] for r in b['metrics']])
         if len(va) >= 2 and len(vb) >= 2:
@@ -666,7 +665,17 @@ def _paired_test(name_a: str, name_b: str, xa, xb, key: str, num_resamples: int)
     r = S.paired_bootstrap(xb, xa, num_resamples=num_resamples, higher_is_better=hib)
   return {'a': name_a, 'b': name_b, 'metric': f'{key} (per example)', 'test': 'paired_bootstrap',
           'p_value': r.p_value, 'p_value_two_sided': r.p_value_two_sided, 'difference': r.delta,
-          'better': r.better, 'winner': name_a if r.better == 'a' else None}
+          'better': r.better, 'winner': name_a if r.better == 'a' else None,
+          'resamples': int(num_resamples)}
+
+
+def _fmt_p(p: float, resolution: float | None) -> str:
+  """A bootstrap p-value as printed: 'p < RESOLUTION' when no resample reached the statistic
+  (p = 0 says only that p is below the test's resolution — 1/B one-sided, 2/B two-sided with B
+  resamples — not that it is 0)."""
+  if p == 0 and resolution:
+    return f'p < {resolution:.4g}'
+  return f'p = {p:.4g}'
 
 
 def _fmt(x):
@@ -698,10 +707,13 @@ def _format_table(names, wanted, rows, tests, protocols) -> str:
       if t['p_value'] is None:
         p = 'no test (constant over the seeds of both)'
       elif t['test'] == 'paired_bootstrap' and t['better'] == 'a':
-        p = (f'{t["a"]} better: one-sided p = {t["p_value"]:.4g}, two-sided p = '
-             f'{t["p_value_two_sided"]:.4g}')
+        b = t.get('resamples')
+        p = (f'{t["a"]} better: one-sided {_fmt_p(t["p_value"], b and 1 / b)}, two-sided '
+             f'{_fmt_p(t["p_value_two_sided"], b and 2 / b)} ({b} resamples)')
       elif t['test'] == 'paired_bootstrap':
-        p = f'no difference on these examples: two-sided p = {t["p_value_two_sided"]:.4g}'
+        b = t.get('resamples')
+        p = ('no difference on these examples: two-sided '
+             f'{_fmt_p(t["p_value_two_sided"], b and 2 / b)}')
       else:
         p = f'p = {t["p_value"]:.4g}'
       lines.append(f'  {t["a"]} vs {t["b"]}  {t["metric"]}: {t["test"]} {p} '
