@@ -65,9 +65,9 @@ from tests.conftest import experiment, run_main  # noqa: E402
 def parti_run(scenes_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp('parti')
   tokenizer = str(root / 'vq')
-  config = configs.load(experiment('tti/vqvae_digits.py') + ':smoke',
-                        {'data.data_dir': scenes_dir})
-  training.train_and_evaluate(config, tokenizer, verbose=False)
+  r = run_main('train', f'--config={experiment("tti/vqvae_digits.py")}:smoke',
+               f'--workdir={tokenizer}', f'--config.data.data_dir={scenes_dir}')
+  assert r.returncode == 0, r.stderr[-3000:]
   workdir = str(root / 'parti')
   r = run_main('train', f'--config={experiment("tti/parti_digits.py")}:smoke',
               f'--workdir={workdir}', f'--config.data.data_dir={scenes_dir}',
@@ -144,6 +144,9 @@ def test_filter_logits_top_k_and_temperature():
   np.testing.assert_allclose(out, [[-np.inf, 2.0, -np.inf, 1.5]])
   np.testing.assert_allclose(parti_method.filter_logits(logits, 0.5, 0), logits * 2)
   np.testing.assert_allclose(parti_method.guided_logits(logits, 0 * logits, 2.0), 3 * logits)
+  uncond = jnp.array([[0.5, -1.0, 2.0, 0.0]])  # (1 + w) cond - w uncond, by hand at w = 2
+  np.testing.assert_allclose(parti_method.guided_logits(logits, uncond, 2.0),
+                             [[2.0, 14.0, 2.0, 9.0]])
 
 
 def test_teacher_forcing_inputs_and_loss(parti_run):
