@@ -301,3 +301,22 @@ def test_evaluate_with_a_network_without_logits_skips_the_score(vae_run):
   assert result['protocol']['feature_networks'] == ['random']
   with pytest.raises(runner.EvaluationError, match='unknown feature networks .*vgg21.*random'):
     runner.evaluate_run(str(vae_run), features=['vgg21'], verbose=False)
+
+
+def test_compare_of_the_two_text_to_image_families_on_their_committed_evaluations():
+  """The README's family comparison, recomputed from results/tti/ (the evaluations of the
+  diffusion and Parti runs): per-prompt correctness is the paired per-example metric, Parti is
+  the observed winner on test and held-out faithfulness with the README's differences."""
+  from tests.conftest import REPO  # pylint: disable=g-import-not-at-top
+  root = REPO / 'results' / 'tti'
+  result = runner.compare([str(root / 'diffusion_digits'), str(root / 'parti_digits')],
+                          num_resamples=2000)
+  tests = {t['metric']: t for t in result['tests'] if t['test'] == 'paired_bootstrap'}
+  for metric, difference in (('test/faithful', 0.56), ('test_heldout/faithful', 0.334)):
+    t = tests[f'{metric} (per example)']
+    assert t['winner'] == 'parti_digits' and t['b'] == 'diffusion_digits'
+    assert t['difference'] == pytest.approx(difference, abs=1e-9)
+    assert t['p_value'] < 0.001
+  per = np.load(root / 'parti_digits' / 'eval' / 'per_example.npz')
+  assert per['test/faithful'].shape == (500,) and set(np.unique(per['test/faithful'])) <= {0, 1}
+  assert per['test/faithful'].mean() == pytest.approx(0.942)
