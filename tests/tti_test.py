@@ -10,7 +10,6 @@ import pytest
 
 from genvision_jax import configs, training
 from genvision_jax.data import digit_scenes
-from genvision_jax.methods.tti import TextDiffusionMethod
 from tests.conftest import experiment, run_main
 
 SMOKE = experiment('tti/diffusion_digits.py') + ':smoke'

@@ -41,11 +41,16 @@ step() {  # step NAME DONE_PATH COMMAND...: runs COMMAND unless DONE_PATH exists
   echo "done $name in $((SECONDS - t0)) s"
 }
 
-train() {  # train NAME CONFIG [OVERRIDES...]: a run that is finished when its log says done
-  local name=$1 config=$2
+train_and_mark() {  # train_and_mark WORKDIR CONFIG [OVERRIDES...]: WORKDIR/DONE once finished
+  local workdir=$1 config=$2
   shift 2
-  step "train_$name" "$RUNS/$name/DONE" bash -c \
-      "\"$G\" train --config=\"$config\" --workdir=\"$RUNS/$name\" $* && touch \"$RUNS/$name/DONE\""
+  "$G" train --config="$config" --workdir="$workdir" "$@" && touch "$workdir/DONE"
+}
+
+train() {  # train NAME CONFIG [OVERRIDES...]: the run RUNS/NAME, skipped once it has finished
+  local name=$1
+  shift
+  step "train_$name" "$RUNS/$name/DONE" train_and_mark "$RUNS/$name" "$@"
 }
 
 lane_hidden() {
@@ -71,7 +76,8 @@ lane_generators() {
   size=$("$(dirname "$(command -v "$G")")/python" -c \
          "import numpy; print(len(numpy.load('$OUT/S.npy')))")
   step subset_R "$OUT/nn_r/neighbours.json" "$G" neighbours --workdir="$RUNS/dcgan" \
-      --out="$OUT/nn_r" --num=$NUM --subset="$OUT/R.npy" --make_subset="random:$size:0" --avoid="$OUT/S.npy"
+      --out="$OUT/nn_r" --num=$NUM --subset="$OUT/R.npy" --make_subset="random:$size:0" \
+      --avoid="$OUT/S.npy"
   train dcgan_minus_s "$X/dcgan_mnist.py$V" "--config.data.exclude=$OUT/S.npy"
   train dcgan_minus_r "$X/dcgan_mnist.py$V" "--config.data.exclude=$OUT/R.npy"
   for r in dcgan_minus_s dcgan_minus_r dcgan_s1; do
@@ -79,7 +85,8 @@ lane_generators() {
         --out="$OUT/nn_S_$r" --num=$NUM --subset="$OUT/S.npy"
   done
   step subset_R_minus_r "$OUT/nn_R_dcgan_minus_r/neighbours.json" "$G" neighbours \
-      --workdir="$RUNS/dcgan_minus_r" --out="$OUT/nn_R_dcgan_minus_r" --num=$NUM --subset="$OUT/R.npy"
+      --workdir="$RUNS/dcgan_minus_r" --out="$OUT/nn_R_dcgan_minus_r" --num=$NUM \
+      --subset="$OUT/R.npy"
   # fake-image detection: trained on two families, tested on them and on two it never saw
   step detect_train "$OUT/det/detector.npz" "$G" detect train --runs="$RUNS/dcgan,$RUNS/vae" \
       --out="$OUT/det" --num=$DET --train_steps=$STEPS
@@ -87,12 +94,13 @@ lane_generators() {
       --model="$OUT/det" --num=$TEST --unseen="$RUNS/ddpm,$RUNS/wgan_gp" --out="$OUT/det_eval" \
       --attacks=jpeg,blur,noise
   # model attribution across families, GAN losses and seeds of one config
+  local a=(--num=$ATT --test_num=$TEST --train_steps=$STEPS --sizes=$SIZES)
   step attribute_families "$OUT/att_families/attribute.json" "$G" attribute \
-      --runs="$RUNS/dcgan,$RUNS/vae,$RUNS/ddpm" --out="$OUT/att_families" --num=$ATT --test_num=$TEST --train_steps=$STEPS --sizes=$SIZES
+      --runs="$RUNS/dcgan,$RUNS/vae,$RUNS/ddpm" --out="$OUT/att_families" "${a[@]}"
   step attribute_losses "$OUT/att_losses/attribute.json" "$G" attribute \
-      --runs="$RUNS/dcgan,$RUNS/wgan_gp,$RUNS/lsgan" --out="$OUT/att_losses" --num=$ATT --test_num=$TEST --train_steps=$STEPS --sizes=$SIZES
+      --runs="$RUNS/dcgan,$RUNS/wgan_gp,$RUNS/lsgan" --out="$OUT/att_losses" "${a[@]}"
   step attribute_seeds "$OUT/att_seeds/attribute.json" "$G" attribute \
-      --runs="$RUNS/dcgan,$RUNS/dcgan_s1,$RUNS/dcgan_s2" --out="$OUT/att_seeds" --num=$ATT --test_num=$TEST --train_steps=$STEPS --sizes=$SIZES
+      --runs="$RUNS/dcgan,$RUNS/dcgan_s1,$RUNS/dcgan_s2" --out="$OUT/att_seeds" "${a[@]}"
   # Tree-Ring on the diffusion run (no training)
   step treering "$OUT/robust_treering/treering.json" "$G" watermark evaluate --scheme=treering \
       --workdir="$RUNS/ddpm" --out="$OUT/robust_treering" --num=$WM --key_seed=7 \
@@ -105,8 +113,8 @@ lane_generators
 wait "$hidden_pid"
 
 step hidden "$OUT/robust_hidden/hidden.json" "$G" watermark evaluate --scheme=hidden \
-    --workdir="$RUNS/hidden32" --run="$RUNS/dcgan" --out="$OUT/robust_hidden" --num=$WM --key_seed=7 \
-    --regen_run="$RUNS/ddpm"
+    --workdir="$RUNS/hidden32" --run="$RUNS/dcgan" --out="$OUT/robust_hidden" --num=$WM \
+    --key_seed=7 --regen_run="$RUNS/ddpm"
 train sig "$X/provenance/signature_mnist.py$V" "--config.signature.generator=$RUNS/dcgan" \
     "--config.signature.extractor=$RUNS/hidden32"
 step signature "$OUT/robust_signature/signature.json" "$G" watermark evaluate \

@@ -6,8 +6,9 @@ code and most re-implementations use): a 9x9 convolution, two stride-2 3x3 convo
 x2 nearest-neighbour upsamplings each followed by a 3x3 convolution (upsample-convolution
 instead of fractionally strided convolutions: no checkerboard artefacts, Odena et al. 2016),
 a 9x9 convolution to RGB and tanh. Every convolution but the last is followed by instance
-normalization (unless `norm='none'`) and ReLU; reflection padding throughout. Images of any size divisible by 4 go
-through unchanged in size (other sizes are padded by reflection and cropped back).
+normalization (unless `norm='none'`) and ReLU; reflection padding throughout. Images of any
+size divisible by 4 go through unchanged in size (other sizes are padded by reflection and
+cropped back).
 
 Two options, both measured on the offline photos (README, "Fast style transfer"):
 - `norm='none'` drops the normalization layers. With instance norm the network learned to paint
