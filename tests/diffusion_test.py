@@ -290,14 +290,15 @@ def test_loss_falls_on_a_fixed_batch(cond):
 
 def test_invalid_diffusion_configs_name_the_field():
   config = configs.load(experiment('ddpm_mnist.py:smoke'), {
-      'diffusion.sampler': 'euler', 'diffusion.guidance': 3.0, 'diffusion.sample_steps': 500,
+      'diffusion.sampler': 'lms', 'diffusion.guidance': 3.0, 'diffusion.sample_steps': 500,
       'model.channel_mults': (1, 2, 2, 2), 'diffusion.prediction': 'x'})
   with pytest.raises(configs.ConfigError) as e:
     configs.validate(config)
-  for message in ("diffusion.sampler must be one of ('ddpm', 'ddim')",
+  for message in ("diffusion.sampler must be one of ('ddpm', 'ddim', 'euler', 'heun',",
                   'needs a class-conditional model',
                   'diffusion.sample_steps must be in [1, num_timesteps=100]',
-                  'halves data.image_size=28 3 times', 'diffusion.prediction must be one of'):
+                  'halves data.image_size=28 3 times',
+                  "diffusion.prediction='x' does not apply to the 'ddpm' process: use eps or v"):
     assert message in str(e.value)
 
 
@@ -312,6 +313,7 @@ def test_cli_train_sample_and_bits_per_dim(tmp_path, spec):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (workdir / 'samples' / 'step_0000002.png').exists()
   if 'cond' not in spec:
+    _loads_as_a_run_written_before_processes(workdir)
     return
   out = tmp_path / 'sevens.png'
   proc = run_main('sample', f'--workdir={workdir}', '--steps=5', '--sampler=ddim', '--guidance=3',
@@ -324,6 +326,24 @@ def test_cli_train_sample_and_bits_per_dim(tmp_path, spec):
   record = json.loads((workdir / 'eval' / 'bits_per_dim.json').read_text())
   assert record['protocol']['num_examples'] == 3 and record['protocol']['split'] == 'test'
   assert record['protocol']['checkpoint_step'] == 2 and record['bits_per_dim'] > 0
+
+
+def _loads_as_a_run_written_before_processes(workdir):
+  """A config.json without diffusion.process / t_sampling / clip_denoised (every run written
+  before processes existed) loads as the same config -- the ddpm process, hence the same
+  samples -- and samples."""
+  from genvision_jax import training  # pylint: disable=g-import-not-at-top
+  path = workdir / 'config.json'
+  stored = json.loads(path.read_text())
+  original = training.read_config(str(workdir)).to_dict()
+  for field in ('process', 't_sampling', 'clip_denoised'):
+    del stored['diffusion'][field]
+  path.write_text(json.dumps(stored))
+  config, method, state = training.load_run(str(workdir))
+  assert config.to_dict() == original and config.diffusion.process == 'ddpm'
+  assert isinstance(method.process, diffusion.GaussianDiffusion)
+  images = method.generate(state, jax.random.key(0), 2, steps=3)
+  assert images.shape == (2, 28, 28, 1) and np.all(np.isfinite(images))
 
 
 def test_sampler_settings_are_checked():

@@ -71,3 +71,9 @@ def test_style_transfer_notebook_executes():
   images, text = _execute('style_transfer.ipynb')
   assert len(images) >= 2  # content | style | stylized | colour preserved, loss curves
   assert 'step 20: total' in text and 'scale1' in text
+
+
+def test_diffusion_processes_notebook_executes():
+  images, text = _execute('diffusion_processes.ipynb')
+  assert len(images) >= 2  # samplers on Gaussian data, the three solvers' samples
+  assert 'dpmpp_2m' in text and 'network calls' in text and 'bits/dim' in text

@@ -8,13 +8,21 @@ from absl import flags
 from genvision_jax.cli import common
 
 SYNOPSIS = """\
-  genvision bpd --workdir=DIR [--num=N] [--step=K] [--noema] [--seed=S]"""
+  genvision bpd --workdir=DIR [--num=N] [--estimator=mc|exact] [--t_samples=32] [--step=K]
+      [--noema] [--seed=S]"""
 
 FLAGS = flags.FlagValues()
 _WORKDIR = common.define_workdir(FLAGS, 'Run directory of a trained diffusion run.')
 _NUM = flags.DEFINE_integer('num', None, 'Test examples (default: the whole split).',
                             flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the x_t draws.')
+_ESTIMATOR = flags.DEFINE_enum(
+    'estimator', 'mc', ['mc', 'exact'], 'mc: unbiased Monte-Carlo estimate of the bound '
+    '(--t_samples strata of t, antithetic pairs; every process); exact: all T terms (ddpm '
+    'process, T network calls per image).', flag_values=FLAGS)
+_T_SAMPLES = flags.DEFINE_integer(
+    't_samples', None, 'mc: strata of t (ddpm) or of log SNR (vp, flow, edm) per image '
+    '(default 32; at most T - 1).', flag_values=FLAGS)
 _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
 
@@ -24,11 +32,14 @@ def main(positional: list[str]) -> None:
   workdir = common.require_workdir(_WORKDIR, 'bpd', 'a trained diffusion run')
   from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
   try:
-    record = diffusion_eval.evaluate_bits_per_dim(workdir, _NUM.value, _STEP.value, _EMA.value,
-                                                  _SEED.value, log=print)
+    record = diffusion_eval.evaluate_bits_per_dim(
+        workdir, _NUM.value, _STEP.value, _EMA.value, _SEED.value, log=print,
+        estimator=_ESTIMATOR.value, num_t=_T_SAMPLES.value)
   except ValueError as e:
     raise common.UsageError(str(e)) from None
   p = record['protocol']
   print(f"bits/dim {record['bits_per_dim']:.4f} +- {record['stderr'] or 0:.4f} on "
         f"{p['num_examples']} {p['split']} examples (step {p['checkpoint_step']}, "
-        f"{p['weights']} weights); wrote {os.path.join(workdir, diffusion_eval.RESULT_FILE)}")
+        f"{p['weights']} weights, {p['estimator']} estimator, "
+        f"{record['seconds_per_example']:.2f} s/example); "
+        f'wrote {os.path.join(workdir, diffusion_eval.RESULT_FILE)}')

@@ -15,6 +15,8 @@ SYNOPSIS = """\
   genvision evaluate --workdir=I2I_RUN --prior=DDPM_RUN [--prior_steps=50] [--prior_eta=1]
       [--prior_guidance=auto|replace|ddnm] [--prior_resamples=1 --prior_jump=10]
       [--prior_step=K] [--prior_name=ddpm_prior]
+  genvision evaluate --workdir=DIFFUSION_RUN [--sampler=dpmpp_2m --steps=10]
+      [--nfe_sweep=5,10,20,50 [--sweep_samplers=ddim,heun,...] [--sweep_samples=500]]
   genvision evaluate --workdir=TTI_RUN [--num_samples=500] [--guidance=W]
       [--guidance_sweep=0,1,2,4,8 [--sweep_samples=N]]  (text-to-image: prompt faithfulness)"""
 
@@ -85,8 +87,22 @@ _GUIDANCE_SWEEP = flags.DEFINE_list(
     'guidance_sweep', None, 'Text-to-image runs: also evaluate these w on the test split '
     '(eval/guidance_sweep.json and .png).', flag_values=FLAGS)
 _SWEEP_SAMPLES = flags.DEFINE_integer(
-    'sweep_samples', None, 'Text-to-image runs: test prompts per --guidance_sweep value '
-    '(default --num_samples).', flag_values=FLAGS)
+    'sweep_samples', None, 'Samples per point of --nfe_sweep (default 500) or test prompts per '
+    '--guidance_sweep value (text-to-image; default: --num_samples).', flag_values=FLAGS)
+_SAMPLER = flags.DEFINE_enum(
+    'sampler', None, ['ddim', 'ddpm', 'euler', 'heun', 'euler_maruyama', 'dpmpp_2m'],
+    "Diffusion runs: the sampler of the evaluated samples (default: the run's "
+    'diffusion.sampler).', flag_values=FLAGS)
+_STEPS = flags.DEFINE_integer(
+    'steps', None, "Diffusion runs: sampler steps (default: the run's diffusion.sample_steps).",
+    flag_values=FLAGS)
+_NFE_SWEEP = flags.DEFINE_list(
+    'nfe_sweep', None, 'Diffusion runs: also measure FD and precision/recall of every sampler '
+    'at these budgets of network evaluations (eval/nfe_sweep.json and .png).',
+    flag_values=FLAGS)
+_SWEEP_SAMPLERS = flags.DEFINE_list(
+    'sweep_samplers', None, "Samplers of --nfe_sweep (default: all the run's process takes "
+    'but ddpm).', flag_values=FLAGS)
 _SEED = common.define_seed(FLAGS, 'Random seed of the generated samples.')
 _STEP = common.define_step(FLAGS)
 _EMA = common.define_ema(FLAGS)
@@ -102,19 +118,36 @@ def prior_settings() -> dict | None:
           'step': _PRIOR_STEP.value}
 
 
-def guidance_sweep() -> list[float] | None:
-  """--guidance_sweep as floats (UsageError naming a bad entry)."""
-  if not _GUIDANCE_SWEEP.value:
+def _numbers(flag, convert, example: str) -> list | None:
+  """A list flag's entries as numbers (UsageError naming a bad entry); None when not given."""
+  if not flag.value:
     return None
   try:
-    values = [float(w) for w in _GUIDANCE_SWEEP.value]
+    return [convert(v) for v in flag.value]
   except ValueError:
-    raise common.UsageError(f'--guidance_sweep takes numbers, e.g. 0,1,2,4,8 (got '
-                            f'{",".join(_GUIDANCE_SWEEP.value)})') from None
-  bad = [w for w in values if not math.isfinite(w) or w < 0]
+    raise common.UsageError(f'--{flag.name} takes {convert.__name__}s, e.g. {example} (got '
+                            f'{",".join(flag.value)})') from None
+
+
+def guidance_sweep() -> list[float] | None:
+  """--guidance_sweep as floats (UsageError naming a bad entry)."""
+  values = _numbers(_GUIDANCE_SWEEP, float, '0,1,2,4,8')
+  bad = [w for w in values or () if not math.isfinite(w) or w < 0]
   if bad:
     raise common.UsageError(f'--guidance_sweep values must be finite and >= 0 (got {bad})')
   return values
+
+
+def nfe_sweep() -> list[int] | None:
+  """--nfe_sweep as integers (UsageError naming a bad entry)."""
+  return _numbers(_NFE_SWEEP, int, '5,10,20,50')
+
+
+def sampling() -> dict | None:
+  """--sampler / --steps as generate()'s keyword arguments (None when neither is given)."""
+  out = {k: v for k, v in (('sampler', _SAMPLER.value), ('steps', _STEPS.value))
+         if v is not None}
+  return out or None
 
 
 def feature_weights() -> dict:
@@ -137,7 +170,8 @@ def evaluate(workdir: str) -> str:
       bpd_examples=_BPD_EXAMPLES.value, nearest_k=_NEAREST_K.value,
       kid_subset_size=_KID_SUBSET_SIZE.value, resize=_RESIZE.value, prior=prior_settings(),
       guidance=_GUIDANCE.value, guidance_sweep=guidance_sweep(),
-      sweep_samples=_SWEEP_SAMPLES.value, feature_weights=feature_weights())
+      sweep_samples=_SWEEP_SAMPLES.value, feature_weights=feature_weights(),
+      sampling=sampling(), nfe_sweep=nfe_sweep(), sweep_samplers=_SWEEP_SAMPLERS.value)
   intervals = result['intervals']
   for name, value in result['metrics'].items():
     ci = (f'  [{intervals[name][0]:.4g}, {intervals[name][1]:.4g}]' if name in intervals

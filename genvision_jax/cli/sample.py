@@ -9,7 +9,8 @@ from genvision_jax.cli import common
 
 SYNOPSIS = """\
   genvision sample --workdir=DIR --num=N --out=FILE.png [--seed=S] [--step=K] [--noema]
-      [--label=C | --class_grid] [--sampler=ddpm|ddim --steps=S --eta=E --guidance=W]
+      [--label=C | --class_grid] [--sampler=ddim|ddpm|euler|heun|euler_maruyama|dpmpp_2m
+      --steps=S --eta=E --guidance=W]                  (diffusion runs of every process)
       [--prompt="a thick 3 to the left of a small 7"]   (text-to-image runs)
       [--temperature=T --top_k=K]                     (autoregressive text-to-image runs)"""
 
@@ -27,12 +28,14 @@ _LABEL = flags.DEFINE_integer('label', None, 'Class of every image (conditional 
 _CLASS_GRID = flags.DEFINE_boolean(
     'class_grid', False, 'One row per class, --num images per row (conditional models).',
     flag_values=FLAGS)
-_SAMPLER = flags.DEFINE_enum('sampler', None, ['ddpm', 'ddim'],
-                             'Diffusion: ddpm (ancestral, all T steps) or ddim.',
-                             flag_values=FLAGS)
+_SAMPLER = flags.DEFINE_enum(
+    'sampler', None, ['ddim', 'ddpm', 'euler', 'heun', 'euler_maruyama', 'dpmpp_2m'],
+    'Diffusion: ddim, ddpm (ancestral, all T steps; ddpm process), euler or heun (probability-'
+    'flow ODE), euler_maruyama (reverse SDE; not flow matching) or dpmpp_2m (DPM-Solver++ 2M).',
+    flag_values=FLAGS)
 _STEPS = flags.DEFINE_integer(
-    'steps', None, 'Diffusion: DDIM sampling steps (default: the run\'s '
-    'diffusion.sample_steps; the DDPM sampler always runs all T steps).', flag_values=FLAGS)
+    'steps', None, 'Diffusion: sampler steps (default: the run\'s diffusion.sample_steps; '
+    'heun makes 2 steps - 1 network calls; ddpm always runs all T steps).', flag_values=FLAGS)
 _ETA = flags.DEFINE_float('eta', None, 'Diffusion: DDIM stochasticity (0: deterministic).',
                           flag_values=FLAGS)
 _PROMPT = flags.DEFINE_string(

@@ -57,7 +57,8 @@ RESIZE_MODES = ('pytorch_fid', 'clean')
 # min there and 5,000 would take 25-100 min. KID then uses subsets of 500.
 DEFAULT_NUM_SAMPLES = 5000
 DIFFUSION_NUM_SAMPLES = 1000
-SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES}
+SLOW_SAMPLING_METHODS = {'diffusion': DIFFUSION_NUM_SAMPLES,
+                         'latent_diffusion': DIFFUSION_NUM_SAMPLES}
 DEFAULT_NEAREST_K = 5       # one k for precision, recall, density and coverage (prdc's)
 DEFAULT_KID_SUBSETS = 100   # torch-fidelity's kid_subsets
 DEFAULT_IS_SPLITS = 10      # torch-fidelity's isc_splits
@@ -181,11 +182,13 @@ def logits_of(out: dict) -> np.ndarray:
   return np.zeros((len(next(iter(out.values()))), 0), np.float32)
 
 
-def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 500):
+def _generate(method, state, num: int, seed: int, use_ema: bool, chunk: int = 500,
+              sampling: dict | None = None):
   from genvision_jax.training import generate_images  # pylint: disable=g-import-not-at-top
   import inspect  # pylint: disable=g-import-not-at-top
   kwargs = ({'use_ema': use_ema} if 'use_ema' in inspect.signature(method.generate).parameters
             else {})
+  kwargs.update(sampling or {})
   parts = []
   for i, start in enumerate(range(0, num, chunk)):
     parts.append(generate_images(method, state, min(chunk, num - start), seed * 1000 + i,
@@ -272,7 +275,8 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                  is_splits: int = DEFAULT_IS_SPLITS, resize: str = 'pytorch_fid',
                  prior: dict | None = None, guidance: float | None = None,
                  guidance_sweep=None, sweep_samples: int | None = None,
-                 feature_weights: dict | None = None) -> dict:
+                 feature_weights: dict | None = None, sampling: dict | None = None,
+                 nfe_sweep=None, sweep_samplers=None) -> dict:
   """Evaluates a run directory; writes DIR/eval/ and returns the metrics.json content.
 
   features: names registered in genvision_jax.features; feature_weights: {name: weight file}
@@ -280,6 +284,11 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
 
   prior: image-to-image runs only, an unconditional diffusion run guided by the task's
   measurements as one more baseline (`translation.load_prior`).
+
+  sampling: diffusion runs, {'sampler', 'steps'} of the samples (default: the run's config).
+  nfe_sweep: diffusion runs, budgets of network evaluations; every sampler of `sweep_samplers`
+  (default all the process takes) draws `sweep_samples` (default 500) samples at each, and
+  eval/nfe_sweep.json / .png record FD and precision/recall against NFE (`nfe_sweep`).
 
   num_samples None: `default_num_samples` of the run's method. nearest_k, kid_subset_size,
   kid_subsets, is_splits: see `metric_settings`; resize: the Inception input resize
@@ -324,10 +333,26 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
                             '--features and --prior')
     return style_eval.evaluate_fast_style(workdir, config, state, bootstrap, seed, say)
   text_to_image = getattr(method, 'conditioning_key', None) == 'tokens'
-  if sweep_samples is not None and (not guidance_sweep or sweep_samples < 10):
-    raise EvaluationError(f'--sweep_samples sets the test prompts of each --guidance_sweep '
-                          f'value: give it with --guidance_sweep and >= 10 (got '
+  if sweep_samples is not None and (not (guidance_sweep or nfe_sweep) or sweep_samples < 10):
+    raise EvaluationError(f'--sweep_samples sets the samples of each --guidance_sweep or '
+                          f'--nfe_sweep point: give it with one of them and >= 10 (got '
                           f'{sweep_samples})')
+  sweep_points = None
+  if sampling or nfe_sweep or sweep_samplers:
+    if not hasattr(method, 'nfe') or text_to_image:
+      raise EvaluationError(f'--sampler, --steps, --nfe_sweep and --sweep_samplers apply to '
+                            f'diffusion runs; {workdir} holds a {config.method!r} run')
+    if sweep_samplers and not nfe_sweep:
+      raise EvaluationError('--sweep_samplers chooses the samplers of --nfe_sweep: give both')
+    from genvision_jax.evaluation import nfe_sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+    try:
+      if sampling:
+        method.sample_settings(**sampling)
+      if nfe_sweep:
+        sweep_points = sweep_lib.check_settings(
+            method, nfe_sweep, sweep_samplers or sweep_lib.default_samplers(method))
+    except ValueError as e:
+      raise EvaluationError(str(e)) from None
   if (guidance is not None or guidance_sweep) and not text_to_image:
     raise EvaluationError(f'--guidance and --guidance_sweep apply to text-to-image runs; '
                           f'{workdir} holds a {config.method!r} run')
@@ -368,7 +393,7 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     nets = {name: feature_network(name, inception_weights, resize, feature_weights)
             for name in features}
     t0 = time.time()
-    images = _generate(method, state, num_samples, seed, use_ema)
+    images = _generate(method, state, num_samples, seed, use_ema, sampling=sampling)
     gen_seconds = time.time() - t0
     say(f'generated {num_samples} samples in {gen_seconds:.1f}s')
     out_dir = os.path.join(workdir, EVAL_DIR)
@@ -432,6 +457,34 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     per_example['bits_per_dim'] = total
     details['bits_per_dim_examples'] = len(total)
 
+  if sweep_points:
+    name = features[0]
+    net, key, weights = feature_network(name, inception_weights, resize, feature_weights)
+    real = reference_features(name, net, key, weights, ref_arrays['image'],
+                              data_lib.to_model_range,
+                              variant=f'resize={resize}' if name == 'inception' else '')
+    n_sweep = sweep_samples or 500
+    record = sweep_lib.run(
+        method, state, sweep_points,
+        lambda kw: _generate(method, state, n_sweep, seed, use_ema, sampling=kw),
+        lambda images: net(images)[key], real['features'], nearest_k, say)
+    record['protocol'] = {'samples': n_sweep, 'seed': seed, 'features': name,
+                          'checkpoint_step': int(jax.device_get(state.step)),
+                          'reference_split': reference_split, 'nearest_k': nearest_k}
+    out_dir = os.path.join(workdir, EVAL_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+    from genvision_jax.training import rundir  # pylint: disable=g-import-not-at-top
+    rundir.write_json(os.path.join(out_dir, 'nfe_sweep.json'), record, indent=1)
+    sweep_lib.figure(record, f'{os.path.basename(os.path.abspath(workdir))}: {n_sweep} samples '
+                     f'per point, {name} features', os.path.join(out_dir, 'nfe_sweep.png'))
+    details['nfe_sweep'] = {'recommended': record['recommended'],
+                            'nfe_to_reach_reference': record['nfe_to_reach_reference']}
+    say(f"nfe sweep: recommended {record['recommended']} "
+        f"({record['nfe_to_reach_reference'].get(record['recommended'], {})})")
+  if hasattr(method, 'nfe') and not text_to_image:
+    details['sampling'] = dict(zip(('sampler', 'steps'), _sampling_of(method, sampling)))
+    details['sampling']['nfe'] = method.nfe(**(sampling or {}))
+
   result = {
       'protocol': {
           'workdir': os.path.abspath(workdir), 'checkpoint_step': int(jax.device_get(state.step)),
@@ -460,6 +513,15 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
   return result
 
 
+def _sampling_of(method, sampling: dict | None) -> tuple[str, int]:
+  """(sampler, steps) a diffusion run samples with under `sampling` (config defaults)."""
+  sampling = sampling or {}
+  sampler = sampling.get('sampler') or method.sampler
+  if sampler == 'ddpm':
+    return sampler, method.num_timesteps
+  return sampler, int(sampling.get('steps') or method.sample_steps)
+
+
 def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
   """SD-GAN's identity preservation (`evaluation.identity`) with the digit classifier, on
   num_pairs pairs of each kind; real pairs from the reference split's labels."""
@@ -479,15 +541,16 @@ def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
 def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:
   """Per-example variational bound (bits/dim) of a diffusion run on the first `num` test
   examples: reused from `genvision bpd`'s files when they match the checkpoint, weights and
-  seed, computed (and written there) otherwise -- all T terms per example, so it is slow."""
+  seed, computed (and written there) otherwise with the default Monte-Carlo estimator."""
   from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, diffusion_eval.RESULT_FILE)
   values_path = os.path.join(workdir, diffusion_eval.PER_EXAMPLE_FILE)
   if os.path.exists(path) and os.path.exists(values_path):
     with open(path) as f:
       p = json.load(f)['protocol']
-    if (p['checkpoint_step'], p['weights'], p['seed'], p['split'], p['num_examples']) == (
-        step, 'ema' if use_ema else 'raw', seed, 'test', num):
+    if (p['checkpoint_step'], p['weights'], p['seed'], p['split'], p['num_examples'],
+        p.get('estimator', 'exact'), p.get('t_samples_default')) == (
+            step, 'ema' if use_ema else 'raw', seed, 'test', num, 'mc', True):
       say(f'bits/dim: reusing {path}')
       return np.load(values_path)
   t0 = time.time()

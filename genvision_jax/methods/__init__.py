@@ -36,6 +36,7 @@ from genvision_jax.methods.diffusion import DiffusionMethod, DiffusionState
 from genvision_jax.methods.fast_style import FastStyleMethod, FastStyleState
 from genvision_jax.methods.gan import GANMethod, GANState
 from genvision_jax.methods.hidden import HiddenMethod, HiddenState
+from genvision_jax.methods.latent_diffusion import LatentDiffusionMethod, LatentDiffusionState
 from genvision_jax.methods.palette import PaletteMethod
 from genvision_jax.methods.parti import PartiMethod, PartiState
 from genvision_jax.methods.pix2pix import Pix2PixMethod, Pix2PixState
@@ -51,7 +52,8 @@ METHODS = {'vae': VAEMethod, 'gan': GANMethod, 'sdgan': SDGANMethod, 'progan': P
            'diffusion': DiffusionMethod, 'pix2pix': Pix2PixMethod, 'palette': PaletteMethod,
            'simple': SimpleMethod, 'autoencoder': AutoencoderMethod,
            'tti_diffusion': TextDiffusionMethod, 'vqvae': VQVAEMethod, 'parti': PartiMethod,
-           'hidden': HiddenMethod, 'signature': SignatureMethod, 'fast_style': FastStyleMethod}
+           'hidden': HiddenMethod, 'signature': SignatureMethod, 'fast_style': FastStyleMethod,
+           'latent_diffusion': LatentDiffusionMethod}
 
 
 def create(config, image_shape, num_classes=0, frozen=None):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 OPTIMIZERS = ('adam', 'adamw', 'rmsprop', 'sgd')
@@ -125,3 +126,17 @@ class ConfigChecks:
     need(0.0 <= o.b2 < 1.0, f'{path}.b2 must be in [0, 1) (got {o.b2!r})')
     need(o.grad_clip >= 0, f'{path}.grad_clip must be >= 0 (got {o.grad_clip!r})')
     need(o.warmup_steps >= 0, f'{path}.warmup_steps must be >= 0 (got {o.warmup_steps!r})')
+
+
+def map_images_in_chunks(fn, state, images_uint8, chunk: int, to_model_range) -> np.ndarray:
+  """fn(state, images in [-1, 1]) over uint8 images [N, H, W, C] in compiled chunks of one size
+  (the last chunk padded with its final image), as one host array: a method's per-example
+  `derived_fields` computed once (Parti's codes, latent diffusion's codes)."""
+  chunk = min(chunk, len(images_uint8))
+  compiled = jax.jit(fn)
+  parts = []
+  for start in range(0, len(images_uint8), chunk):
+    part = images_uint8[start:start + chunk]
+    padded = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
+    parts.append(np.asarray(compiled(state, to_model_range(padded)))[:len(part)])
+  return np.concatenate(parts)

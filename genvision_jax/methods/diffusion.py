@@ -12,6 +12,13 @@ Sampling runs the whole reverse chain in one `lax.scan` inside jit: ancestral DD
 steps (Algorithm 2: x_{t-1} = mu~(x_t, x0_hat) + sigma_t z, sigma_t^2 = beta~_t or beta_t), or
 DDIM over `sample_steps` evenly spaced steps with stochasticity eta (0: deterministic).
 Guidance scale w: out = (1 + w) net(x_t, c) - w net(x_t, null) (w = 0: conditional sampling).
+
+The process is `diffusion.process` (`genvision_jax.diffusion.processes`): 'ddpm' (the discrete
+process above, the default and what every run written before it existed uses), 'vp'
+(continuous VP SDE), 'flow' (flow matching) or 'edm' (Karras et al.'s preconditioning); the
+samplers of `genvision_jax.diffusion.samplers` (ddim, euler, heun, euler_maruyama, dpmpp_2m)
+run every process they apply to, with guidance. For the ddpm process the ancestral and DDIM
+samplers are the index-based chains below, unchanged.
 """
 
 import functools
@@ -28,7 +35,8 @@ from genvision_jax import losses
 from genvision_jax import models
 from genvision_jax.methods import common
 
-SAMPLERS = ('ddpm', 'ddim')
+SAMPLERS = diffusion_lib.samplers.SAMPLERS
+PROCESSES = diffusion_lib.processes.PROCESSES
 
 
 @flax.struct.dataclass
@@ -53,9 +61,12 @@ class DiffusionMethod:
       raise ValueError('model.conditional needs a labelled dataset (num_classes > 0)')
     self.config = config
     self.image_shape = tuple(image_shape)
-    self.latent_dim = int(np.prod(self.image_shape))  # x_T, flattened (see `decode`)
-    self.process = diffusion_lib.GaussianDiffusion.from_schedule(d.schedule, d.num_timesteps)
-    self.num_timesteps = int(d.num_timesteps)
+    self.x_shape = self.diffusion_shape(config, self.image_shape)  # what the process corrupts
+    self.latent_dim = int(np.prod(self.x_shape))  # x_T, flattened (see `decode`)
+    # A `processes.Process`; for 'ddpm' also the `GaussianDiffusion` of its schedule.
+    self.process = diffusion_lib.processes.make(d)
+    self.num_timesteps = int(d.num_timesteps)  # T of the ddpm process
+    self.clip = bool(d.get('clip_denoised', True))
     self.prediction = d.prediction
     self.loss_fn = losses.DIFFUSION_LOSSES[d.loss]
     self.p_uncond = float(d.p_uncond)
@@ -65,11 +76,16 @@ class DiffusionMethod:
     self.ema_decay = float(config.train.ema_decay)
     self.ema_start = int(config.train.ema_start)
     self.model = models.DENOISERS[m.architecture](
-        channels=image_shape[-1], base=m.base, channel_mults=tuple(m.channel_mults),
+        channels=self.x_shape[-1], base=m.base, channel_mults=tuple(m.channel_mults),
         num_res_blocks=m.num_res_blocks, attention_resolutions=tuple(m.attention_resolutions),
         dropout=m.dropout, num_heads=m.num_heads, num_classes=self.num_classes,
         dtype=jnp.dtype(config.train.compute_dtype))
     self.tx = common.make_optimizer(config.optim)
+
+  def diffusion_shape(self, config, image_shape) -> tuple:
+    """The shape of one x_0 of the process: the image (latent diffusion: the code)."""
+    del config
+    return tuple(image_shape)
 
   @property
   def conditioned(self) -> bool:
@@ -84,7 +100,7 @@ class DiffusionMethod:
   def create_state(self, rng, example_batch=None) -> DiffusionState:
     del example_batch
     init_rng, state_rng = jax.random.split(rng)
-    x = jnp.zeros((1, *self.image_shape), jnp.float32)
+    x = jnp.zeros((1, *self.x_shape), jnp.float32)
     t = jnp.zeros((1,), jnp.int32)
     labels = jnp.zeros((1,), jnp.int32) if self.num_classes else None
     params = self.model.init(init_rng, x, t, labels)['params']
@@ -105,15 +121,17 @@ class DiffusionMethod:
     return jnp.where(drop, self.null_label, labels)
 
   def loss_terms(self, params, x0, labels, rng, train: bool = True):
-    """Per-example simple loss at random t and noise, and the t drawn."""
+    """Per-example loss at random t and noise (the process's target and weight), and the t
+    drawn (the process's time: index + 1 for ddpm)."""
     t_rng, n_rng, drop_rng = jax.random.split(rng, 3)
-    t = jax.random.randint(t_rng, (x0.shape[0],), 0, self.num_timesteps)
+    t = self.process.sample_t(t_rng, x0.shape[0])
     noise = jax.random.normal(n_rng, x0.shape, jnp.float32)
-    xt = self.process.q_sample(x0, t, noise)
-    out = self.model.apply({'params': params}, xt, t, labels, train=train,
+    xt = self.process.corrupt(x0, t, noise)
+    x_in, time_in = self.process.net_inputs(xt, t)
+    out = self.model.apply({'params': params}, x_in, time_in, labels, train=train,
                            rngs={'dropout': drop_rng})
-    target = self.process.training_target(self.prediction, x0, t, noise)
-    return self.loss_fn(out, target), t
+    target = self.process.target(x0, noise, t)
+    return self.process.loss_weight(t) * self.loss_fn(out, target), t
 
   def batch_loss(self, params, batch, rng):
     """(per-example loss, t) of one minibatch: the simple loss of its images at random t."""
@@ -133,8 +151,8 @@ class DiffusionMethod:
     params = optax.apply_updates(state.params, updates)
     ema = common.ema_update(state.ema_params, params, state.step, self.ema_decay, self.ema_start)
     # The loss at small and large t (first and last quarter of the chain), batch means.
-    early = t < self.num_timesteps // 4
-    late = t >= self.num_timesteps - self.num_timesteps // 4
+    level = self.process.level(t)  # 0 at the data, 1 at the noise end
+    early, late = level < 0.25, level >= 0.75
     masked_mean = lambda m: jnp.sum(jnp.where(m, per_example, 0.0)) / jnp.maximum(m.sum(), 1)
     metrics = {
         'loss': loss,
@@ -161,9 +179,21 @@ class DiffusionMethod:
     return diffusion_lib.guided_output(cond, uncond, guidance)
 
   def denoise(self, params, xt, t, labels=None, guidance: float = 0.0):
-    """(x0_hat clipped to [-1, 1], eps_hat consistent with it) at x_t, t [B]."""
+    """(x0_hat clipped to [-1, 1], eps_hat consistent with it) at x_t, t [B]: for the ddpm
+    process t is the index 0 .. T-1 (the chains below, DDIM inversion, the bound); for the
+    others the process's time (`denoise_at`)."""
+    if self.process.name != 'ddpm':
+      return self.denoise_at(params, xt, t, labels, guidance)
     out = self.network_output(params, xt, t, labels, guidance)
     return self.process.to_x0_eps(self.prediction, out, xt, t, clip=True)
+
+  def denoise_at(self, params, x, t, labels=None, guidance: float = 0.0):
+    """(x0_hat, eps_hat) at x, time t [B] of the process (index + 1 for ddpm): what the
+    samplers of `diffusion.samplers` call. x0_hat is clipped to [-1, 1] when
+    diffusion.clip_denoised."""
+    x_in, time_in = self.process.net_inputs(x, t)
+    out = self.network_output(params, x_in, time_in, labels, guidance)
+    return self.process.denoised(out, x, t, clip=self.clip)
 
   def _labels(self, label, num: int, rng):
     """[num] int32 labels for a conditional model (uniform when label is None); None for an
@@ -178,11 +208,12 @@ class DiffusionMethod:
     return jnp.broadcast_to(jnp.asarray(label, jnp.int32), (num,))
 
   def sample_settings(self, sampler=None, steps=None, eta=None, guidance=None):
-    """(sampler, timesteps [S] from T-1 down to 0, eta, guidance), config defaults filled in.
-    DDPM runs every one of the T steps; `steps` applies to DDIM."""
+    """(sampler, timesteps, eta, guidance), config defaults filled in. For the ddpm process
+    with the ddpm/ddim samplers, timesteps are the indices from T-1 down to 0 (DDPM runs all T);
+    otherwise the process's time grid ([steps + 1], descending to 0). ValueError for a sampler
+    the process cannot use."""
     sampler = sampler or self.sampler
-    if sampler not in SAMPLERS:
-      raise ValueError(f"unknown sampler '{sampler}'; use one of {SAMPLERS}")
+    diffusion_lib.samplers.check(self.process, sampler)
     if sampler == 'ddpm':
       if steps is not None and steps != self.num_timesteps:
         raise ValueError(f'the DDPM sampler runs all T={self.num_timesteps} steps (got steps='
@@ -191,12 +222,26 @@ class DiffusionMethod:
       steps = self.num_timesteps
     else:
       steps = self.sample_steps if steps is None else int(steps)
+    if steps < 1:
+      raise ValueError(f'sampling steps must be >= 1 (got {steps})')
     eta = self.eta if eta is None else float(eta)
     guidance = self.guidance if guidance is None else float(guidance)
     if guidance and not self.conditioned:
       raise ValueError(f'guidance={guidance} needs a class-conditional model (classifier-free '
                        'guidance); use guidance=0')
-    return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance
+    if self.legacy_chain(sampler):
+      return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance
+    return sampler, self.process.grid(steps), eta, guidance
+
+  def legacy_chain(self, sampler: str) -> bool:
+    """Whether `sampler` runs as the index-based chain of the ddpm process (`reverse_chain`)."""
+    return self.process.name == 'ddpm' and sampler in ('ddpm', 'ddim')
+
+  def nfe(self, sampler=None, steps=None) -> int:
+    """Network evaluations of one sample (guidance doubles the batch, not the calls)."""
+    sampler, timesteps, _, _ = self.sample_settings(sampler, steps)
+    steps = len(timesteps) if self.legacy_chain(sampler) else len(timesteps) - 1
+    return diffusion_lib.samplers.nfe(sampler, steps)
 
   def reverse_chain(self, params, x_T, rng, labels, sampler: str, timesteps, eta: float,
                     guidance: float, project=None):
@@ -240,11 +285,22 @@ class DiffusionMethod:
     sampler, timesteps, eta, guidance = self.sample_settings(sampler, steps, eta, guidance)
     x_rng, label_rng, chain_rng = jax.random.split(rng, 3)
     labels = self._labels(label, num, label_rng)
-    x_T = jax.random.normal(x_rng, (num, *self.image_shape), jnp.float32)
+    x_T = jax.random.normal(x_rng, (num, *self.x_shape), jnp.float32)
     params = state.ema_params if use_ema else state.params
-    deterministic = sampler == 'ddim' and eta == 0
-    return self.reverse_chain(params, x_T, None if deterministic else chain_rng, labels,
-                              sampler, timesteps, eta, guidance)
+    if self.legacy_chain(sampler):
+      deterministic = sampler == 'ddim' and eta == 0
+      return self.reverse_chain(params, x_T, None if deterministic else chain_rng, labels,
+                                sampler, timesteps, eta, guidance)
+    return self.solve(params, self.process.prior_std * x_T, chain_rng, labels, sampler,
+                      timesteps, eta, guidance)
+
+  def solve(self, params, x_T, rng, labels, sampler: str, grid, eta: float, guidance: float):
+    """x_0 from x_T by a sampler of `diffusion.samplers` over the process's `grid`."""
+    denoise = lambda x, t: self.denoise_at(params, x, t, labels, guidance)
+    noisy = sampler in diffusion_lib.samplers.STOCHASTIC or (sampler == 'ddim' and eta > 0)
+    x = diffusion_lib.samplers.sample(self.process, denoise, x_T, grid, sampler,
+                                      rng if noisy else None, eta)
+    return jnp.clip(x, -1.0, 1.0) if self.clip else x
 
   def decode(self, state: DiffusionState, z, labels=None, use_ema: bool = True,
              steps: int | None = None, guidance: float | None = None):
@@ -256,9 +312,12 @@ class DiffusionMethod:
       raise ValueError('a class-conditional model decodes with labels [N]')
     if not self.num_classes and labels is not None:
       raise ValueError('this diffusion model is unconditional: it takes no labels')
-    x_T = z.reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
+    x_T = z.reshape(z.shape[0], *self.x_shape).astype(jnp.float32)
     params = state.ema_params if use_ema else state.params
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    if not self.legacy_chain('ddim'):
+      return self.solve(params, self.process.prior_std * x_T, None, labels, 'ddim', timesteps,
+                        0.0, guidance)
     return self.reverse_chain(params, x_T, None, labels, 'ddim', timesteps, 0.0, guidance)
 
   def invert(self, state: DiffusionState, images, labels=None, use_ema: bool = True,
@@ -269,6 +328,9 @@ class DiffusionMethod:
     denoiser whose eps_hat does not change within a step; otherwise the usual approximation
     (Tree-Ring watermark detection reads the key from it). A conditional model inverts with
     the given labels, or with the null class (needs label dropout in training)."""
+    if self.process.name != 'ddpm':
+      raise ValueError(f'DDIM inversion is built for the ddpm process (this run uses '
+                       f'{self.process.name!r})')
     _, timesteps, _, _ = self.sample_settings('ddim', steps, 0.0, 0.0)
     if labels is None and self.num_classes:
       if not self.conditioned or self.p_uncond <= 0:
@@ -300,11 +362,31 @@ class DiffusionMethod:
     fixed variance (`diffusion.variance`) and the network's x0_hat clipped to [-1, 1]. A
     conditional model is evaluated given the true labels (guidance 0): the bound on
     -log p(x | c). Returns per-example {'total', 'prior', 'decoder', 'terms' [B, T]}."""
+    if self.process.name != 'ddpm':
+      raise ValueError(f'the all-T bound is the discrete ddpm process\'s; this run uses the '
+                       f'{self.process.name!r} process: use the Monte-Carlo estimate')
     params = state.ema_params if use_ema else state.params
     x0 = batch['image'].astype(jnp.float32)
     labels = (jnp.asarray(batch['label'], jnp.int32) if self.num_classes else None)
     denoise = lambda xt, t: self.denoise(params, xt, t, labels)[0]
     return self.process.bits_per_dim(denoise, x0, rng, self.variance)
+
+  def bits_per_dim_mc(self, state: DiffusionState, batch, rng, num_t: int = 32,
+                      use_ema: bool = True):
+    """An unbiased Monte-Carlo estimate of the bound per example (`diffusion.likelihood`):
+    the discrete bound with num_t strata of t and antithetic pairs for the ddpm process, the
+    continuous-time VDM bound with num_t strata of log SNR for the others. Conditional
+    models: the bound on -log p(x | c). Returns per-example {'total', 'prior', 'decoder',
+    'diffusion'}."""
+    params = state.ema_params if use_ema else state.params
+    x0 = batch['image'].astype(jnp.float32)
+    labels = (jnp.asarray(batch['label'], jnp.int32) if self.num_classes else None)
+    if self.process.name == 'ddpm':
+      denoise = lambda xt, t: self.denoise(params, xt, t, labels)[0]
+      return diffusion_lib.likelihood.discrete_bpd(self.process, denoise, x0, rng, num_t,
+                                                   self.variance)
+    denoise = lambda xt, t: self.denoise_at(params, xt, t, labels)[0]
+    return diffusion_lib.likelihood.continuous_bpd(self.process, denoise, x0, rng, num_t)
 
   # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
   # -- these) --------------------------------------------------------------------------------
@@ -332,10 +414,14 @@ class DiffusionMethod:
             num_timesteps=1000,   # T
             prediction='eps',     # network output: 'eps' or 'v'
             loss='mse',           # 'mse' (L_simple) or 'l1'
+            process='ddpm',       # 'ddpm' (discrete, Ho et al.), 'vp', 'flow' or 'edm'
+            t_sampling='uniform',  # flow matching: t 'uniform' or 'logit_normal' (SD3)
+            clip_denoised=True,   # clip x0_hat to [-1, 1] while sampling (pixel data)
             variance='large',     # sigma_t^2 of p(x_{t-1}|x_t): 'large' = beta_t, 'small' = beta~_t
             p_uncond=0.1,         # conditional models: label dropout to the null class
-            sampler='ddim',       # sample grids and `genvision sample`: 'ddim' or 'ddpm' (all T)
-            sample_steps=50,      # DDIM steps
+            sampler='ddim',       # ddim, ddpm (all T, ddpm process), euler, heun,
+                                  # euler_maruyama, dpmpp_2m (diffusion.samplers)
+            sample_steps=50,      # sampler steps (heun: 2 steps - 1 network calls)
             eta=0.0,              # DDIM stochasticity: 0 deterministic, 1 ancestral-like
             guidance=0.0,         # classifier-free guidance w (conditional models)
         )),
@@ -347,7 +433,9 @@ class DiffusionMethod:
   # are drawn, not what is trained.
   RESUMABLE_FIELDS = ('diffusion.sampler', 'diffusion.sample_steps', 'diffusion.eta',
                       'diffusion.guidance')
-  LATER_DEFAULTS = {}  # section -> {field: value reproducing runs written before it existed}
+  # section -> {field: value reproducing runs written before it existed}
+  LATER_DEFAULTS = {'diffusion': {'process': 'ddpm', 't_sampling': 'uniform',
+                                  'clip_denoised': True}}
 
   @staticmethod
   def validate_config(config, check, conditioned: bool | None = None) -> None:
@@ -363,9 +451,10 @@ class DiffusionMethod:
       positive_int(f'model.{key}', m[key])
     mults = tuple(m.channel_mults)
     is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    unet = m.architecture == 'unet'  # the checks of levels and heads are the U-Net's
     need(len(mults) >= 1 and all(is_int(v) and v > 0 for v in mults),
          f'model.channel_mults must be positive integers, one per level (got {mults!r})')
-    if mults and isinstance(size, int) and size > 0:
+    if unet and mults and isinstance(size, int) and size > 0:
       halvings = len(mults) - 1
       need(size % 2**halvings == 0, f'model.channel_mults={mults} halves data.image_size='
            f'{size} {halvings} times, which does not divide it; use fewer levels (e.g. '
@@ -375,7 +464,7 @@ class DiffusionMethod:
       need(not bad or size % 2**halvings, 'model.attention_resolutions='
            f'{tuple(m.attention_resolutions)} names sizes the U-Net does not have: its levels '
            f'are {tuple(sizes)} px')
-    if is_int(m.num_heads) and is_int(m.base) and all(is_int(v) for v in mults):
+    if unet and is_int(m.num_heads) and is_int(m.base) and all(is_int(v) for v in mults):
       need(all(m.base * v % m.num_heads == 0 for v in mults),
            f'model.num_heads={m.num_heads} must divide every level width base * mult '
            f'({[m.base * v for v in mults]})')
@@ -384,15 +473,36 @@ class DiffusionMethod:
          f'diffusion.schedule must be one of {diffusion_lib.SCHEDULES} (got {p.schedule!r})')
     need(is_int(p.num_timesteps) and p.num_timesteps >= 2,
          f'diffusion.num_timesteps must be an integer >= 2 (got {p.num_timesteps!r})')
-    need(p.prediction in diffusion_lib.PREDICTIONS, 'diffusion.prediction must be one of '
-         f'{diffusion_lib.PREDICTIONS} (got {p.prediction!r})')
+    need(p.process in PROCESSES,
+         f'diffusion.process must be one of {PROCESSES} (got {p.process!r})')
+    allowed = diffusion_lib.processes.PROCESS_PREDICTIONS.get(p.process, ())
+    need(p.process not in PROCESSES or p.prediction in allowed,
+         f'diffusion.prediction={p.prediction!r} does not apply to the {p.process!r} process: '
+         f'use {" or ".join(allowed)} (--config.diffusion.prediction={allowed[0] if allowed else ""})')
+    need(p.t_sampling in diffusion_lib.processes.T_SAMPLINGS, 'diffusion.t_sampling must be one '
+         f'of {diffusion_lib.processes.T_SAMPLINGS} (got {p.t_sampling!r})')
+    need(isinstance(p.clip_denoised, bool),
+         f'diffusion.clip_denoised must be True or False (got {p.clip_denoised!r})')
     need(p.loss in losses.DIFFUSION_LOSSES, 'diffusion.loss must be one of '
          f'{sorted(losses.DIFFUSION_LOSSES)} (got {p.loss!r})')
     need(p.variance in diffusion_lib.VARIANCES, 'diffusion.variance must be one of '
          f'{diffusion_lib.VARIANCES} (got {p.variance!r})')
     need(p.sampler in SAMPLERS,
          f'diffusion.sampler must be one of {SAMPLERS} (got {p.sampler!r})')
-    if is_int(p.num_timesteps):
+    if p.sampler in SAMPLERS and p.process in PROCESSES:
+      try:
+        process = diffusion_lib.processes.make(p, prediction=allowed[0])
+      except (ValueError, TypeError):
+        process = None  # an invalid field, reported by its own check
+      if process is not None:
+        try:
+          diffusion_lib.samplers.check(process, p.sampler)
+        except ValueError as e:
+          need(False, f'diffusion.sampler={p.sampler!r}: {e}')
+    if p.process != 'ddpm':
+      need(is_int(p.sample_steps) and p.sample_steps >= 1,
+           f'diffusion.sample_steps must be an integer >= 1 (got {p.sample_steps!r})')
+    elif is_int(p.num_timesteps):
       need(is_int(p.sample_steps) and 1 <= p.sample_steps <= p.num_timesteps,
            f'diffusion.sample_steps must be in [1, num_timesteps={p.num_timesteps}] '
            f'(got {p.sample_steps!r})')

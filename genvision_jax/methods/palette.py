@@ -123,6 +123,9 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
     """DiffusionMethod's checks, the task's, and what conditioning on an image excludes."""
     DiffusionMethod.validate_config(config, check)
     tasks.validate(config, check)
+    check.need(config.diffusion.process == 'ddpm', f'palette is built on the discrete ddpm '
+               f'process (got diffusion.process={config.diffusion.process!r}); use '
+               '--config.diffusion.process=ddpm')
     need = check.need
     need(not config.model.conditional, 'palette is conditioned on the input image, not on '
          'classes: use --config.model.conditional=False')

@@ -130,15 +130,9 @@ class PartiMethod:
   def derived_fields(self, state: PartiState, arrays: dict) -> dict:
     """{'codes': int32 [N, positions]}: the tokenizer's codes of every image of the split
     (arrays['image'] uint8), computed once; train_step reads them from the batch."""
-    images = arrays['image']
-    chunk = min(self.ENCODE_CHUNK, len(images))
-    encode = jax.jit(self.image_codes)
-    parts = []
-    for start in range(0, len(images), chunk):
-      part = images[start:start + chunk]
-      padded = np.concatenate([part, np.repeat(part[-1:], chunk - len(part), 0)])
-      parts.append(np.asarray(encode(state, to_model_range(padded)))[:len(part)])
-    return {'codes': np.concatenate(parts).astype(np.int32)}
+    codes = common.map_images_in_chunks(self.image_codes, state, arrays['image'],
+                                        self.ENCODE_CHUNK, to_model_range)
+    return {'codes': codes.astype(np.int32)}
 
   def teacher_inputs(self, codes):
     """BOS, c_1 .. c_{N-1}: position i predicts c_{i+1} from the codes before it."""

@@ -115,5 +115,8 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
     diffusion.DiffusionMethod.validate_config(config, check, conditioned=True)
     common.check_transformer_section(check, 'text', config.text,
                                      ('vocab_size', 'max_tokens', 'width', 'depth', 'num_heads'))
+    check.need(config.diffusion.process == 'ddpm', f'text-to-image diffusion is built on the discrete ddpm '
+               f'process (got diffusion.process={config.diffusion.process!r}); use '
+               '--config.diffusion.process=ddpm')
     check.need(not config.model.conditional, 'model.conditional is for class labels; a '
                'text-to-image model is conditioned on its captions')

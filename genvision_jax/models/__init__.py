@@ -4,6 +4,7 @@ from genvision_jax.models import began, dcgan, layers, patchgan, progan, unet, v
 from genvision_jax.models.began import AutoencoderDiscriminator
 from genvision_jax.models.dcgan import Discriminator as DCGANDiscriminator
 from genvision_jax.models.dcgan import Generator as DCGANGenerator
+from genvision_jax.models.mlp_denoiser import MLPDenoiser
 from genvision_jax.models.patchgan import PatchDiscriminator
 from genvision_jax.models.unet import UNet
 from genvision_jax.models.vae import VAE
@@ -17,4 +18,4 @@ BEGAN_AUTOENCODERS = {'dcgan': AutoencoderDiscriminator, 'paper': began.PaperAut
                       'infogan': began.InfoGANAutoencoder}
 
 # Denoisers of the diffusion method, keyed by config.model.architecture.
-DENOISERS = {'unet': UNet}
+DENOISERS = {'unet': UNet, 'mlp': MLPDenoiser}
