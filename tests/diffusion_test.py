@@ -335,6 +335,8 @@ def _loads_as_a_run_written_before_processes(workdir):
   from genvision_jax import training  # pylint: disable=g-import-not-at-top
   path = workdir / 'config.json'
   stored = json.loads(path.read_text())
+  _, method, state = training.load_run(str(workdir))
+  before = method.generate(state, jax.random.key(0), 2, steps=3)
   original = training.read_config(str(workdir)).to_dict()
   for field in ('process', 't_sampling', 'clip_denoised'):
     del stored['diffusion'][field]
@@ -342,8 +344,19 @@ def _loads_as_a_run_written_before_processes(workdir):
   config, method, state = training.load_run(str(workdir))
   assert config.to_dict() == original and config.diffusion.process == 'ddpm'
   assert isinstance(method.process, diffusion.GaussianDiffusion)
-  images = method.generate(state, jax.random.key(0), 2, steps=3)
-  assert images.shape == (2, 28, 28, 1) and np.all(np.isfinite(images))
+  np.testing.assert_array_equal(method.generate(state, jax.random.key(0), 2, steps=3), before)
+
+
+@pytest.mark.parametrize('spec', ['tti/diffusion_digits.py:smoke', 'i2i/palette_mnist.py:smoke'])
+def test_old_configs_of_the_diffusion_subclasses_fill_the_process_fields(spec):
+  """Text-to-image and Palette runs written before processes existed validate as ddpm runs
+  (their own LATER_DEFAULTS keep DiffusionMethod's)."""
+  stored = configs.load(experiment(spec)).to_dict()
+  for field in ('process', 't_sampling', 'clip_denoised'):
+    del stored['diffusion'][field]
+  config = configs.from_dict(stored)
+  configs.validate(config)
+  assert (config.diffusion.process, config.diffusion.clip_denoised) == ('ddpm', True)
 
 
 def test_sampler_settings_are_checked():

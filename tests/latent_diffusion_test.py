@@ -55,7 +55,8 @@ def test_the_autoencoder_run_is_checked(runs, tmp_path):
   ae, _, _ = runs
   config = configs.load(experiment('latent_diffusion_mnist.py:smoke'),
                         {'latent.autoencoder': str(tmp_path / 'missing')})
-  with pytest.raises(Exception, match='missing'):
+  with pytest.raises(FileNotFoundError,
+                     match="the autoencoder run of this 'latent_diffusion' run cannot be read"):
     training.train_and_evaluate(config, str(tmp_path / 'run'), verbose=False)
   assert not (tmp_path / 'run').exists()  # refused before the run directory is touched
   config = configs.load(experiment('latent_diffusion_mnist.py:smoke'),

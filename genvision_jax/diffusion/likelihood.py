@@ -16,7 +16,7 @@ log(alpha^2 / sigma^2) decreasing in t,
 the last term estimated by K strata uniform in gamma (the integrand is about flat in gamma for
 a good denoiser) with antithetic pairs, the decoder p(x | z) the Gaussian N(z / alpha,
 (sigma / alpha)^2) discretized to the 256 levels of the data. gamma_max = -2 log(0.002)
-(sigma / alpha = 0.002, a tenth of a pixel level); gamma_min is the process's own noise end
+(sigma / alpha = 0.002, a quarter of a pixel level's width 2/255); gamma_min is the process's own noise end
 (clamped at -15, where the prior term is ~1e-7 bits/dim).
 
 Both return per-example dicts {'total', 'prior', 'decoder', 'diffusion'} in bits/dim.

@@ -449,8 +449,11 @@ def evaluate_run(workdir: str, num_samples: int | None = None, metrics=None, fea
     details['iwae_samples'] = iwae_samples
     say(f'IWAE (k={iwae_samples}) and ELBO on {len(x)} test images in {time.time() - t0:.1f}s')
   if 'likelihood' in groups and config.method == 'diffusion':
-    total = _diffusion_bits_per_dim(workdir, int(jax.device_get(state.step)), use_ema, seed,
-                                    bpd_examples, say)
+    total, bpd_protocol = _diffusion_bits_per_dim(workdir, int(jax.device_get(state.step)),
+                                                  use_ema, seed, bpd_examples, say)
+    likelihood_protocol = {k: bpd_protocol.get(k) for k in (
+        'estimator', 't_samples', 'network_calls_per_example', 'how', 'split', 'num_examples',
+        'process')}
     values['bits_per_dim'] = float(total.mean())
     half = 1.96 * total.std(ddof=1) / np.sqrt(len(total)) if len(total) > 1 else 0.0
     intervals['bits_per_dim'] = (values['bits_per_dim'] - half, values['bits_per_dim'] + half)
@@ -538,8 +541,8 @@ def _identity_metrics(method, state, ref_arrays, d, num_pairs, seed, use_ema):
                                         num_pairs, seed, use_ema)
 
 
-def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarray:
-  """Per-example variational bound (bits/dim) of a diffusion run on the first `num` test
+def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say):
+  """(per-example bound, its protocol) in bits/dim of a diffusion run on the first `num` test
   examples: reused from `genvision bpd`'s files when they match the checkpoint, weights and
   seed, computed (and written there) otherwise with the default Monte-Carlo estimator."""
   from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
@@ -552,7 +555,7 @@ def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarra
         p.get('estimator', 'exact'), p.get('t_samples_default')) == (
             step, 'ema' if use_ema else 'raw', seed, 'test', num, 'mc', True):
       say(f'bits/dim: reusing {path}')
-      return np.load(values_path)
+      return np.load(values_path), p
   t0 = time.time()
   try:
     record = diffusion_eval.evaluate_bits_per_dim(workdir, num, step, use_ema, seed)
@@ -560,7 +563,7 @@ def _diffusion_bits_per_dim(workdir, step, use_ema, seed, num, say) -> np.ndarra
     raise EvaluationError(str(e)) from None
   say(f"bits/dim {record['bits_per_dim']:.4f} on {record['protocol']['num_examples']} test "
       f'examples in {time.time() - t0:.1f}s')
-  return np.load(values_path)
+  return np.load(values_path), record['protocol']
 
 
 def _generate_params(method):

@@ -483,6 +483,9 @@ class DiffusionMethod:
          f'of {diffusion_lib.processes.T_SAMPLINGS} (got {p.t_sampling!r})')
     need(isinstance(p.clip_denoised, bool),
          f'diffusion.clip_denoised must be True or False (got {p.clip_denoised!r})')
+    need(p.clip_denoised or p.process != 'ddpm' or config.method == 'latent_diffusion',
+         'diffusion.clip_denoised=False needs a process other than ddpm (the ddpm chains and '
+         'bounds clip x0_hat to [-1, 1], as every ddpm run was trained and sampled)')
     need(p.loss in losses.DIFFUSION_LOSSES, 'diffusion.loss must be one of '
          f'{sorted(losses.DIFFUSION_LOSSES)} (got {p.loss!r})')
     need(p.variance in diffusion_lib.VARIANCES, 'diffusion.variance must be one of '

@@ -77,7 +77,7 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
     weight = jnp.broadcast_to(weight, err.shape)
     per_example = jnp.sum(err * weight, axis=(1, 2, 3)) / jnp.maximum(
         jnp.sum(weight, axis=(1, 2, 3)), 1.0)
-    return per_example, t
+    return per_example, t + 1  # the ddpm process's time (index + 1), as DiffusionMethod's
 
   def translate(self, state: DiffusionState, inputs, rng, use_ema: bool = True,
                 sampler: str | None = None, steps: int | None = None, eta: float | None = None):
@@ -108,7 +108,8 @@ class PaletteMethod(i2i.ImageToImage, DiffusionMethod):
   # -- config (owned by the method) ----------------------------------------------------------
 
   # task fields added after runs were written, at the values that reproduce them
-  LATER_DEFAULTS = {'task': {'keep_luma': False, 'noise': 'gaussian', 'mask_prob': 0.25}}
+  LATER_DEFAULTS = {**DiffusionMethod.LATER_DEFAULTS,
+                    'task': {'keep_luma': False, 'noise': 'gaussian', 'mask_prob': 0.25}}
 
   @staticmethod
   def default_sections() -> dict:

@@ -163,10 +163,16 @@ def resolve_guidance(task, guidance: str) -> str:
 def check_prior(prior_method, prior_config, image_shape) -> None:
   """Refuses a prior that is not an unconditional diffusion run of images of `image_shape`."""
   from genvision_jax.methods.diffusion import DiffusionMethod  # pylint: disable=g-import-not-at-top
-  if not isinstance(prior_method, DiffusionMethod) or hasattr(prior_method, 'translate'):
+  if (not isinstance(prior_method, DiffusionMethod) or hasattr(prior_method, 'translate')
+      or prior_config.method != 'diffusion'):
     raise ValueError(f'the prior must be an unconditional diffusion run (method diffusion); '
                      f'this one is {prior_config.method!r}: train one, e.g. '
                      'experiments/ddpm_mnist.py:pad32 for the 32 px digit tasks')
+  if prior_method.process.name != 'ddpm' or not hasattr(prior_method.process, 'q_sample'):
+    raise ValueError(f'the prior must use the discrete ddpm process (its measurement guidance '
+                     f'steps the DDPM posterior); this one uses {prior_method.process.name!r}'
+                     f'{" in a latent space" if prior_config.method != "diffusion" else ""}: '
+                     'train experiments/ddpm_mnist.py:pad32')
   if prior_method.num_classes:
     raise ValueError('the prior is a class-conditional diffusion run; the measurement '
                      'guidance needs an unconditional one (--config.model.conditional=False)')

@@ -108,7 +108,7 @@ class TextDiffusionMethod(diffusion.DiffusionMethod):
     return sections
 
   RESUMABLE_FIELDS = diffusion.DiffusionMethod.RESUMABLE_FIELDS
-  LATER_DEFAULTS = {}
+  LATER_DEFAULTS = diffusion.DiffusionMethod.LATER_DEFAULTS
 
   @staticmethod
   def validate_config(config, check) -> None:

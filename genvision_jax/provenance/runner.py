@@ -33,6 +33,10 @@ def load_diffusion_run(workdir: str, step: int | None = None):
     raise ProvenanceError(f'Tree-Ring watermarks need a diffusion run (its DDIM noise carries '
                           f'the key); {workdir} holds a {config.method!r} run: train '
                           'experiments/ddpm_mnist.py')
+  if config.diffusion.get('process', 'ddpm') != 'ddpm':
+    raise ProvenanceError(f'Tree-Ring, DDIM inversion and regeneration are built on the discrete '
+                          f'ddpm process; {workdir} uses {config.diffusion.process!r}: train '
+                          'experiments/ddpm_mnist.py')
   config, method, state = load_run(workdir, step)
   shape = method.image_shape
   if shape[0] != shape[1]:
