@@ -1,0 +1,105 @@
+"""The README's provenance tables from the JSON that experiments/provenance/reproduce.sh writes.
+
+  python results/provenance/tables.py results/provenance
+"""
+
+import glob
+import json
+import os
+import sys
+
+
+def _load(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _rate(r):
+  return f"{r['rate']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+
+
+def watermark_table(root):
+  lines = ['| watermark | attack | strength | TPR at FPR 1e-3 (p-value test) | realized FPR '
+           '(unmarked / real) | AUC vs unmarked | bit acc. |', '|---|---|---|---|---|---|---|']
+  for scheme in ('treering', 'hidden', 'signature'):
+    path = os.path.join(root, f'robust_{scheme}', f'{scheme}.json')
+    if not os.path.exists(path):
+      continue
+    r = _load(path)
+    negs = [k.split('/', 1)[1] for k in next(iter(r['attacks'].values()))[0] if
+            k.startswith('fpr_p/')]
+    for attack, rows in r['attacks'].items():
+      for row in rows:
+        fprs = ' / '.join(f"{row[f'fpr_p/{n}']['rate']:.3f}" for n in negs)
+        unmarked = negs[0]
+        auc = row[f'auc/{unmarked}']
+        bit = f"{row['bit_accuracy']:.3f}" if 'bit_accuracy' in row else ''
+        lines.append(f"| {scheme} | {attack} | {row['strength']:g} | {_rate(row['tpr_p'])} | "
+                     f"{fprs} | {auc['auc']:.3f} | {bit} |")
+  return '\n'.join(lines)
+
+
+def quality_table(root):
+  lines = ['| watermark | quality cost |', '|---|---|']
+  for scheme in ('treering', 'hidden', 'signature'):
+    path = os.path.join(root, f'robust_{scheme}', f'{scheme}.json')
+    if os.path.exists(path):
+      q = _load(path)['quality']
+      lines.append(f'| {scheme} | ' + ', '.join(f'{k} {v:.3f}' if isinstance(v, float) else
+                                                 f'{k} {v}' for k, v in q.items()) + ' |')
+  return '\n'.join(lines)
+
+
+def detection_table(root):
+  path = os.path.join(root, 'det_eval', 'detect_eval.json')
+  if not os.path.exists(path):
+    return ''
+  r = _load(path)
+  lines = ['| test set | CNN AUC | Durall (spectrum) AUC | Frank (DCT) AUC |', '|---|---|---|---|']
+  for name, row in r['auc'].items():
+    lines.append(f"| {name} | " + ' | '.join(
+        f"{row[k]['auc']:.3f} [{row[k]['low']:.3f}, {row[k]['high']:.3f}]"
+        for k in ('cnn', 'durall', 'frank')) + ' |')
+  rob = ['| attack | strength | CNN AUC | Durall AUC |', '|---|---|---|---|']
+  for attack, rows in r['robustness'].items():
+    for row in rows:
+      rob.append(f"| {attack} | {row['strength']:g} | {row['cnn']['auc']:.3f} | "
+                 f"{row['durall']['auc']:.3f} |")
+  return '\n'.join(lines) + '\n\n' + '\n'.join(rob)
+
+
+def attribution_table(root):
+  lines = ['| study | runs | accuracy (CNN) | Frank DCT | chance | accuracy vs samples per run |',
+           '|---|---|---|---|---|---|']
+  for study in ('families', 'losses', 'seeds'):
+    path = os.path.join(root, f'att_{study}', 'attribute.json')
+    if not os.path.exists(path):
+      continue
+    r = _load(path)
+    curve = ', '.join(f"{c['per_run']}: {c['rate']:.3f}" for c in r.get('accuracy_vs_samples', []))
+    lines.append(f"| {study} | {', '.join(r['sources'])} | {_rate(r['accuracy'])} | "
+                 f"{_rate(r['frank_accuracy'])} | {r['chance']:.3f} | {curve} |")
+  return '\n'.join(lines)
+
+
+def memorization_table(root):
+  lines = ['| run | space | fraction closer than the median test image | p | Z_U |',
+           '|---|---|---|---|---|']
+  for path in sorted(glob.glob(os.path.join(root, 'nn_*', 'neighbours.json'))):
+    name = os.path.basename(os.path.dirname(path))[3:]
+    r = _load(path)
+    for space, s in r['spaces'].items():
+      m = s.get('memorization', s)
+      frac = m.get('fraction_closer') or m.get('fraction')
+      lines.append(f"| {name} | {space} | {frac} | {m.get('p_value')} | {m.get('z_u')} |")
+  return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+  root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(__file__)
+  for title, fn in (('watermarks', watermark_table), ('quality', quality_table),
+                    ('detection', detection_table), ('attribution', attribution_table),
+                    ('memorization', memorization_table)):
+    print(f'## {title}\n')
+    print(fn(root))
+    print()
