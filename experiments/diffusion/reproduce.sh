@@ -63,6 +63,9 @@ train ae32 "$X/ae/ae_mnist.py$AEV"
 step evaluate_ae32 "$RUNS/ae32/eval/metrics.json" "$G" evaluate --workdir="$RUNS/ae32"
 train ldm_ae32 "$X/latent_diffusion_mnist.py$LDMV" "--config.latent.autoencoder=$RUNS/ae32"
 evaluate ldm_ae32
+# EDM's preconditioning on the same U-Net (one seed): does it learn, which ODE solver suits it
+train edm/seed_0 "$X/edm_mnist.py$V"
+evaluate edm/seed_0 --nfe_sweep=$NFE --sweep_samples=$SWEEP --sweep_samplers=euler,heun,dpmpp_2m
 wait "$ddpm_pid"
 # bits/dim: the all-T bound and the Monte-Carlo estimate on the same test digits
 step bpd_exact "$OUT/bpd_exact.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_exact.json" \
