@@ -51,10 +51,11 @@ lane() {  # lane CONFIG NAME: three seeds and their evaluations, the NFE sweep o
   evaluate "$name/seed_2"
 }
 
-bits() {  # bits RUN COPY [FLAGS...]: genvision bpd on RUN, its JSON copied to COPY
-  local run=$1 copy=$2
+bits() {  # bits RUN COPY [FLAGS...]: genvision bpd on RUN, its JSON copied to COPY (and the
+  local run=$1 copy=$2  # per-example bounds to COPY's .npy, for the paired check)
   shift 2
-  "$G" bpd --workdir="$run" --num=$BPD "$@" && cp "$run/eval/bits_per_dim.json" "$copy"
+  "$G" bpd --workdir="$run" --num=$BPD "$@" && cp "$run/eval/bits_per_dim.npy" "${copy%.json}.npy" \
+    && cp "$run/eval/bits_per_dim.json" "$copy"
 }
 
 fast_evaluate() {  # fast_evaluate NAME: evaluate NAME again with the sweep's recommended sampler
