@@ -92,4 +92,12 @@ step bpd_mc "$OUT/bpd_mc.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_mc.json"
 step bpd_flow "$OUT/bpd_flow.json" bits "$RUNS/flow/seed_0" "$OUT/bpd_flow.json"
 wait "$edm_pid"
 evaluate edm/seed_0
-echo "all done; wall times in $OUT/timings.tsv"
+# each run's config, training log and evaluation records beside the outputs (what
+# results/diffusion/tables.py reads)
+for name in ddpm/seed_0 ddpm/seed_1 ddpm/seed_2 flow/seed_0 flow/seed_1 flow/seed_2 edm/seed_0 \
+    ae32 ldm_ae32; do
+  mkdir -p "$OUT/runs/$name/eval"
+  cp "$RUNS/$name/config.json" "$RUNS/$name/metrics.jsonl" "$OUT/runs/$name/"
+  cp "$RUNS/$name"/eval/*.json "$RUNS/$name"/eval/*.png "$OUT/runs/$name/eval/" 2>/dev/null || true
+done
+echo "all done; wall times in $OUT/timings.tsv, tables: python results/diffusion/tables.py $OUT"
