@@ -99,6 +99,7 @@ def figure(record: dict, title: str, path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
   samplers = list(dict.fromkeys(r['sampler'] for r in record['rows']))
   for sampler in samplers:
@@ -111,12 +112,21 @@ def figure(record: dict, title: str, path: str) -> None:
                  label=f'{sampler} recall')
   ref = record['reference']
   axes[0].axhline(ref['fd'], color='grey', lw=0.8, ls=':', label=f"DDIM-50 ({ref['fd']:.2f})")
+  budgets = []  # tick labels: the NFE values, without near-duplicates (Heun's 19 beside 20)
+  for nfe in sorted({r['nfe'] for r in record['rows']}, reverse=True):
+    if not budgets or budgets[-1] / nfe > 1.15:
+      budgets.append(nfe)
   for ax, label in ((axes[0], 'Fréchet distance (lower is better)'),
                     (axes[1], 'precision / recall')):
     ax.set_xscale('log')
+    ax.set_xticks(budgets)  # the measured budgets as plain numbers, no 3x10^1 labels
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel('network evaluations per sample')
     ax.set_ylabel(label)
   axes[0].set_yscale('log')
+  axes[0].yaxis.set_major_formatter(ticker.ScalarFormatter())
+  axes[0].yaxis.set_minor_formatter(ticker.FormatStrFormatter('%g'))
   axes[0].legend(fontsize=7)
   axes[1].legend(fontsize=6, ncol=2)
   fig.suptitle(title, fontsize=9)
@@ -127,7 +137,10 @@ def figure(record: dict, title: str, path: str) -> None:
 
 def as_table(record: dict) -> str:
   """A markdown table of the sweep (FD per sampler x NFE)."""
-  budgets = sorted({r['nfe'] for r in record['rows']})
+  budgets = []  # tick labels: the NFE values, without near-duplicates (Heun's 19 beside 20)
+  for nfe in sorted({r['nfe'] for r in record['rows']}, reverse=True):
+    if not budgets or budgets[-1] / nfe > 1.15:
+      budgets.append(nfe)
   samplers = list(dict.fromkeys(r['sampler'] for r in record['rows']))
   lines = ['| sampler | ' + ' | '.join(f'NFE {n}' for n in budgets) + ' |',
            '|---|' + '---|' * len(budgets)]
