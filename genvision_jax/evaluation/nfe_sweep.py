@@ -126,7 +126,9 @@ def figure(record: dict, title: str, path: str) -> None:
     ax.set_ylabel(label)
   axes[0].set_yscale('log')
   axes[0].yaxis.set_major_formatter(ticker.ScalarFormatter())
-  axes[0].yaxis.set_minor_formatter(ticker.FormatStrFormatter('%g'))
+  low, high = axes[0].get_ylim()  # minor labels only within one decade (else they collide)
+  axes[0].yaxis.set_minor_formatter(ticker.FormatStrFormatter('%g') if high / low < 10
+                                    else ticker.NullFormatter())
   axes[0].legend(fontsize=7)
   axes[1].legend(fontsize=6, ncol=2)
   fig.suptitle(title, fontsize=9)
