@@ -139,14 +139,16 @@ def latent_table(root):
 def bpd_table(root):
   if not _exists(root, 'bpd_exact.json'):
     return ''
-  lines = ['| run | estimator | bits/dim ± s.e. (20 test digits) | network calls / digit | '
+  lines = ['| run | estimator | bits/dim ± s.e. | network calls / digit | '
            's / digit |', '|---|---|---|---|---|']
-  for name, run in (('exact', 'ddpm seed 0'), ('mc', 'ddpm seed 0'), ('flow', 'flow seed 0')):
+  for name, run in (('exact', 'ddpm seed 0'), ('mc', 'ddpm seed 0'), ('mc_100', 'ddpm seed 0'),
+                    ('flow', 'flow seed 0')):
     if not _exists(root, f'bpd_{name}.json'):
       continue
     r = _load(root, f'bpd_{name}.json')
     p = r['protocol']
-    lines.append(f"| {run} | {p['estimator']} ({p['process']}) | {r['bits_per_dim']:.3f} ± "
+    lines.append(f"| {run} ({p['num_examples']} digits) | {p['estimator']} ({p['process']}) | "
+                 f"{r['bits_per_dim']:.3f} ± "
                  f"{r['stderr']:.3f} | {p['network_calls_per_example']} | "
                  f"{r['seconds_per_example']:.2f} |")
   if _exists(root, 'bpd_mc.npy') and _exists(root, 'bpd_exact.npy'):
