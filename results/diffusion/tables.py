@@ -47,6 +47,12 @@ def _fd(m):
   return f"{m['metrics'][FD]:.1f} [{low:.1f}, {high:.1f}]"
 
 
+def _quality(m):
+  """The FD [interval] | precision | recall cells of an evaluate record."""
+  return (f"{_fd(m)} | {m['metrics']['digits_cnn/precision']:.3f} | "
+          f"{m['metrics']['digits_cnn/recall']:.3f}")
+
+
 def sweep_table(root, name):
   path = os.path.join(root, 'runs', name, 'eval', 'nfe_sweep.json')
   if not os.path.exists(path):
@@ -101,10 +107,8 @@ def speed_table(root):
   for which in ('default', 'fast'):
     m = _load(root, f'ddpm_seed_1_{which}_metrics.json')
     s = m['details']['sampling']
-    lines.append(f"| {which} | {s['sampler']}-{s['steps']} | {s['nfe']} | {_fd(m)} | "
-                 f"{m['metrics']['digits_cnn/precision']:.3f} | "
-                 f"{m['metrics']['digits_cnn/recall']:.3f} | {m['protocol']['generate_seconds']} | "
-                 f"{m['protocol']['seconds']} |")
+    lines.append(f"| {which} | {s['sampler']}-{s['steps']} | {s['nfe']} | {_quality(m)} | "
+                 f"{m['protocol']['generate_seconds']} | {m['protocol']['seconds']} |")
   return '\n'.join(lines)
 
 
@@ -116,12 +120,9 @@ def latent_table(root):
   lines = ['| model | what is measured | FD [95 %] | precision | recall | train steps/s | '
            'sampling s (1,000, DDIM-50) |', '|---|---|---|---|---|---|---|',
            f"| autoencoder (ae_mnist, 32-d codes) | test reconstructions (MSE "
-           f"{ae['metrics']['mse']:.4f}) | {_fd(ae)} | {ae['metrics']['digits_cnn/precision']:.3f}"
-           f" | {ae['metrics']['digits_cnn/recall']:.3f} | "
+           f"{ae['metrics']['mse']:.4f}) | {_quality(ae)} | "
            f"{_steps_per_sec(os.path.join(runs, 'ae32')):.0f} | |",
-           f"| latent diffusion (MLP on the codes) | samples | {_fd(ldm)} | "
-           f"{ldm['metrics']['digits_cnn/precision']:.3f} | "
-           f"{ldm['metrics']['digits_cnn/recall']:.3f} | "
+           f"| latent diffusion (MLP on the codes) | samples | {_quality(ldm)} | "
            f"{_steps_per_sec(os.path.join(runs, 'ldm_ae32')):.0f} | "
            f"{ldm['protocol']['generate_seconds']} |"]
   for s in range(3):
@@ -129,9 +130,8 @@ def latent_table(root):
     default = os.path.join(root, f'ddpm_seed_{s}_default_metrics.json')  # before the fast one
     if os.path.exists(default) or _exists(run, 'eval', 'metrics.json'):
       m = _load(default) if os.path.exists(default) else _metrics(run)
-      lines.append(f"| pixel DDPM (U-Net), seed {s} | samples | {_fd(m)} | "
-                   f"{m['metrics']['digits_cnn/precision']:.3f} | "
-                   f"{m['metrics']['digits_cnn/recall']:.3f} | {_steps_per_sec(run):.2f} | "
+      lines.append(f"| pixel DDPM (U-Net), seed {s} | samples | {_quality(m)} | "
+                   f"{_steps_per_sec(run):.2f} | "
                    f"{m['protocol']['generate_seconds']} |")
   return '\n'.join(lines)
 
@@ -164,9 +164,8 @@ def edm_table(root):
     return ''
   m = _metrics(run)
   s = m['details']['sampling']
-  return (f"edm seed 0: {s['sampler']}-{s['steps']} ({s['nfe']} NFE), FD {_fd(m)}, precision "
-          f"{m['metrics']['digits_cnn/precision']:.3f}, recall "
-          f"{m['metrics']['digits_cnn/recall']:.3f}, {_steps_per_sec(run):.2f} steps/s")
+  return (f"edm seed 0: {s['sampler']}-{s['steps']} ({s['nfe']} NFE), FD [95 %] | precision | "
+          f"recall: {_quality(m)}, {_steps_per_sec(run):.2f} steps/s")
 
 
 def main(root):
