@@ -133,8 +133,8 @@ def test_samplers_reach_the_gaussian_data_distribution(name, sampler, steps):
   eta = 1.0 if sampler == 'ddim_eta1' else 0.0
   sampler = sampler.replace('_eta1', '')
   x_T = process.prior_std * jax.random.normal(jax.random.key(0), (n, d))
-  out = np.asarray(samplers.sample(process, _exact_denoiser(process), x_T, process.grid(steps),
-                                   sampler, jax.random.key(1), eta))
+  out = np.asarray(samplers.sample(process, _exact_denoiser(process), x_T,
+                                   process.grid(steps, sampler), sampler, jax.random.key(1), eta))
   se_mean, se_std = S0 / math.sqrt(n * d), S0 / math.sqrt(2 * n * d)
   assert abs(out.mean() - MU) < 4 * se_mean, (out.mean(), se_mean)
   assert abs(out.std() - S0) < 4 * se_std, (out.std(), se_std)
@@ -162,6 +162,67 @@ def test_few_steps_are_not_enough_so_the_moment_test_can_fail():
   x_T = jax.random.normal(jax.random.key(0), (2000, 8))
   out = samplers.sample(process, _exact_denoiser(process), x_T, process.grid(3), 'ddim')
   assert abs(float(out.std()) - S0) > 20 * S0 / math.sqrt(2 * 16000)
+
+
+W_POS, SD_MODE = 0.2, 0.05  # binary "ink" data: each coordinate N(+1, SD^2) w.p. W_POS, else N(-1, SD^2)
+
+
+def _binary_denoiser(process):
+  """E[x_0 | x_t] for the two-mode data above (posterior mode weights times each mode's
+  Gaussian posterior mean), clipped to [-1, 1] with eps_hat recomputed as the package's
+  denoiser does with diffusion.clip_denoised (the default)."""
+  modes, log_w = jnp.asarray([-1.0, 1.0]), jnp.log(jnp.asarray([1 - W_POS, W_POS]))
+
+  def denoise(x, t):
+    a, s = (v[:, None] for v in process.alpha_sigma(t))
+    var = (a**2 * SD_MODE**2 + s**2)[..., None]
+    xx, aa = x[..., None], a[..., None]
+    r = jax.nn.softmax(log_w - 0.5 * (xx - aa * modes)**2 / var, axis=-1)
+    x0 = jnp.clip((r * (modes + aa * SD_MODE**2 / var * (xx - aa * modes))).sum(-1), -1, 1)
+    return x0, (x - a * x0) / s
+  return denoise
+
+
+@pytest.mark.parametrize('name', ['ddpm', 'vp', 'flow', 'edm'])
+def test_heun_in_few_steps_reaches_two_mode_data_with_a_clipped_denoiser(name):
+  """Heun with 10 steps (19 calls) puts W_POS of the mass on the +1 mode within Monte-Carlo
+  error on every process. Integrating dx/dt in the ddpm process's step index on its uniform
+  grid (before session 15) gave 0.62 here, and FD 1,911 on MNIST at 19 calls."""
+  process = PROCESSES[name]()
+  n, d = 2000, 8
+  x_T = process.prior_std * jax.random.normal(jax.random.key(0), (n, d))
+  out = np.asarray(samplers.sample(process, _binary_denoiser(process), x_T,
+                                   process.grid(10, 'heun'), 'heun'))
+  se = math.sqrt(W_POS * (1 - W_POS) / (n * d))
+  assert abs((out > 0).mean() - W_POS) < 4 * se, ((out > 0).mean(), se)
+  assert np.abs(np.abs(out) - 1).mean() < 0.05  # on the modes, not between them
+
+
+@pytest.mark.parametrize('name', ['ddpm', 'vp', 'edm'])
+def test_one_euler_step_is_one_ddim_step_where_alpha_is_positive(name):
+  """Euler in (x/alpha, sigma/alpha) is DDIM (eta = 0) on the same grid, step for step."""
+  process = PROCESSES[name]()
+  x_T = jax.random.normal(jax.random.key(0), (64, 4))
+  grid = process.grid(7, 'euler')
+  run = lambda s: np.asarray(samplers.sample(process, _binary_denoiser(process), x_T, grid, s))
+  np.testing.assert_allclose(run('euler'), run('ddim'), atol=2e-5)
+
+
+def test_ddpm_grids_index_for_ddim_and_karras_in_sigma_over_alpha_for_heun():
+  """DDIM and DPM-Solver++ keep the index grid of `sampling_timesteps` (runs sample as
+  before); Euler and Heun walk Karras et al.'s rho = 7 spacing of sigma/alpha from the last
+  index (t = T) to the first (t = 1), by hand from the linear betas."""
+  process = PROCESSES['ddpm']()
+  np.testing.assert_array_equal(process.grid(5, 'ddim'), [1000, 750, 501, 251, 1, 0])
+  np.testing.assert_array_equal(process.grid(5, 'dpmpp_2m'), process.grid(5))
+  abar = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+  snr_sigma = np.sqrt((1 - abar) / abar)
+  lo, hi = snr_sigma[0] ** (1 / 7), snr_sigma[-1] ** (1 / 7)
+  expected = (hi + np.arange(5) / 4 * (lo - hi))**7
+  grid = process.grid(5, 'heun')
+  assert grid[0] == 1000 and grid[-2] == 1 and grid[-1] == 0
+  a, s = process.alpha_sigma(jnp.asarray(grid[:-1], jnp.float32))
+  np.testing.assert_allclose(np.asarray(s / a), expected, rtol=2e-4)
 
 
 @pytest.mark.parametrize('sampler', ['ddim', 'euler', 'heun', 'euler_maruyama', 'dpmpp_2m'])

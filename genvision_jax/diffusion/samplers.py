@@ -9,10 +9,14 @@ process's alpha(t), sigma(t) and their derivatives, so they work with every proc
                   sqrt(sigma'^2 - c^2) eps_hat + c z, c = eta sigma'/sigma sqrt(sigma^2 -
                   (alpha/alpha')^2 sigma'^2); eta = 0 is the first-order exponential integrator
                   of the probability-flow ODE.
-  euler           Euler on the probability-flow ODE dx/dt = alpha'(t) x0_hat + sigma'(t) eps_hat
-                  in the process's own time (flow matching: the rectified-flow sampler).
-  heun            Heun's second-order method on the same ODE, Euler on the last step to t = 0
-                  (Karras et al. 2022, Algorithm 1): 2 N - 1 network calls for N steps.
+  euler           Euler on the probability-flow ODE. Where alpha > 0 on the whole grid (ddpm,
+                  vp, edm) in Karras et al.'s variables y = x/alpha, s = sigma/alpha, where it
+                  reads dy/ds = eps_hat (so one Euler step is one DDIM step); for flow, whose
+                  alpha(1) = 0, in its own time: dx/dt = alpha' x0_hat + sigma' eps_hat = the
+                  predicted velocity (the rectified-flow sampler).
+  heun            Heun's second-order method on the same ODE in the same variables, Euler on
+                  the last step to the data (Karras et al. 2022, Algorithm 1): 2 N - 1 network
+                  calls for N steps.
   euler_maruyama  the reverse SDE dx = [f x - g^2 grad log p] dt + g dW with f = alpha'/alpha,
                   g^2 = d sigma^2/dt - 2 f sigma^2 and grad log p = -eps_hat / sigma; the last
                   step returns x0_hat (Song et al. 2021). Processes with a forward SDE only.
@@ -74,10 +78,26 @@ def sample(process, denoise, x_T, grid, sampler: str, rng=None, eta: float = 0.0
   t_cur = jnp.asarray(grid[:-1], jnp.float32)
   t_next = jnp.asarray(grid[1:], jnp.float32)
 
+  # Euler/Heun: integrate y = x/alpha in s = sigma/alpha (dy/ds = eps_hat) unless alpha vanishes
+  # at the noise end (flow), then x in t (dx/dt = alpha' x0_hat + sigma' eps_hat).
+  with jax.ensure_compile_time_eval():
+    scaled = float(process.alpha_sigma(jnp.float32(grid[0]))[0]) > 0
+
   def velocity(x, t):
+    """(dy/ds or dx/dt at (x, t), y or x): the ODE's slope in the integration variables."""
     x0, eps = denoise(x, full(t))
+    if scaled:
+      return eps, x / process.alpha_sigma(t)[0]
     _, _, da, ds = process.rates(t)
-    return da * x0 + ds * eps, x0
+    return da * x0 + ds * eps, x
+
+  def advance(y, t, tn, slope):
+    """The state at tn from y at t moving along `slope`: x = alpha(tn) (y + ds slope)."""
+    if scaled:
+      a, s = process.alpha_sigma(t)
+      an, sn = process.alpha_sigma(tn)
+      return an * (y + (sn / an - s / a) * slope)
+    return y + (tn - t) * slope
 
   if sampler == 'ddim':
     def step(x, inputs):
@@ -96,21 +116,20 @@ def sample(process, denoise, x_T, grid, sampler: str, rng=None, eta: float = 0.0
   if sampler == 'euler':
     def step(x, inputs):
       t, tn, _ = inputs
-      v, _ = velocity(x, t)
-      return x + (tn - t) * v, None
+      v, y = velocity(x, t)
+      return advance(y, t, tn, v), None
     x, _ = jax.lax.scan(step, x_T, (t_cur, t_next, keys))
     return x
 
   if sampler == 'heun':
     def step(x, inputs):
       t, tn, _ = inputs
-      v, _ = velocity(x, t)
-      x_euler = x + (tn - t) * v
-      v2, _ = velocity(x_euler, tn)
-      return x + (tn - t) * 0.5 * (v + v2), None
+      v, y = velocity(x, t)
+      v2, _ = velocity(advance(y, t, tn, v), tn)
+      return advance(y, t, tn, 0.5 * (v + v2)), None
     x, _ = jax.lax.scan(step, x_T, (t_cur[:-1], t_next[:-1], keys[:-1]))
-    v, _ = velocity(x, t_cur[-1])  # the last step, to t = 0: Euler
-    return x + (t_next[-1] - t_cur[-1]) * v
+    v, y = velocity(x, t_cur[-1])  # the last step, to the data: Euler
+    return advance(y, t_cur[-1], t_next[-1], v)
 
   if sampler == 'euler_maruyama':
     def step(x, inputs):

@@ -231,7 +231,7 @@ class DiffusionMethod:
                        'guidance); use guidance=0')
     if self.legacy_chain(sampler):
       return sampler, diffusion_lib.sampling_timesteps(self.num_timesteps, steps), eta, guidance
-    return sampler, self.process.grid(steps), eta, guidance
+    return sampler, self.process.grid(steps, sampler), eta, guidance
 
   def legacy_chain(self, sampler: str) -> bool:
     """Whether `sampler` runs as the index-based chain of the ddpm process (`reverse_chain`)."""
