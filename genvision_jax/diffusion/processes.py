@@ -56,6 +56,7 @@ class Process:
   name = ''
   prediction = 'eps'
   t_max = 1.0
+  t_min = 0.0           # the smallest time the network is trained at (ddpm: index 0, t = 1)
   prior_std = 1.0       # p(x_{t_max}) = N(0, prior_std^2 I)
   has_sde = True        # a forward SDE dx = f x dt + g dW exists on the whole grid
 
@@ -147,6 +148,7 @@ class DDPMProcess(discrete.GaussianDiffusion, Process):
   that used it keeps working) that is also a `Process` in t = index + 1."""
 
   name = 'ddpm'
+  t_min = 1.0
 
   def __init__(self, betas, prediction: str = 'eps'):
     super().__init__(betas)
@@ -205,7 +207,7 @@ class DDPMProcess(discrete.GaussianDiffusion, Process):
                                       / math.exp(self._log_abar_f64[t]))
       sig = karras_sigmas(snr_sigma(1), snr_sigma(self.num_timesteps), steps)
       t = np.asarray(self.t_from_log_snr(-2.0 * np.log(sig)), np.float64)
-      t[0] = self.t_max
+      t[0], t[-1] = self.t_max, 1.0  # exactly the last and the first index
       return np.append(t, 0.0)
     idx = discrete.sampling_timesteps(self.num_timesteps, steps)
     return np.append(idx.astype(np.float64) + 1.0, 0.0)
@@ -213,12 +215,10 @@ class DDPMProcess(discrete.GaussianDiffusion, Process):
   def t_from_log_snr(self, gamma):
     """The t with log(abar / (1 - abar)) = gamma, log abar interpolated as in `alpha_sigma`
     (float64 numpy in, numpy out: for grids)."""
-    la = self._log_abar_f64[1:]
-    log_snr = la - np.log(-np.expm1(la))  # decreasing in t = 1 .. T
-    t = np.arange(1, self.num_timesteps + 1, dtype=np.float64)
-    # log_snr is not linear between nodes, log abar is: invert through log abar.
+    # log abar is linear between the nodes t = 0 .. T (log SNR is not): invert through it.
     target_la = -np.log1p(np.exp(-np.asarray(gamma, np.float64)))  # log sigmoid(gamma)
-    return np.interp(-target_la, -la, t)
+    return np.interp(-target_la, -self._log_abar_f64,
+                     np.arange(self.num_timesteps + 1, dtype=np.float64))
 
 
 class VPProcess(Process):

@@ -187,13 +187,14 @@ class DiffusionMethod:
     out = self.network_output(params, xt, t, labels, guidance)
     return self.process.to_x0_eps(self.prediction, out, xt, t, clip=True)
 
-  def denoise_at(self, params, x, t, labels=None, guidance: float = 0.0):
+  def denoise_at(self, params, x, t, labels=None, guidance: float = 0.0,
+                 clip: bool | None = None):
     """(x0_hat, eps_hat) at x, time t [B] of the process (index + 1 for ddpm): what the
-    samplers of `diffusion.samplers` call. x0_hat is clipped to [-1, 1] when
-    diffusion.clip_denoised."""
+    samplers of `diffusion.samplers` call. x0_hat is clipped to [-1, 1] when `clip` (default:
+    diffusion.clip_denoised)."""
     x_in, time_in = self.process.net_inputs(x, t)
     out = self.network_output(params, x_in, time_in, labels, guidance)
-    return self.process.denoised(out, x, t, clip=self.clip)
+    return self.process.denoised(out, x, t, clip=self.clip if clip is None else clip)
 
   def _labels(self, label, num: int, rng):
     """[num] int32 labels for a conditional model (uniform when label is None); None for an
@@ -387,6 +388,19 @@ class DiffusionMethod:
                                                    self.variance)
     denoise = lambda xt, t: self.denoise_at(params, xt, t, labels)[0]
     return diffusion_lib.likelihood.continuous_bpd(self.process, denoise, x0, rng, num_t)
+
+  def bits_per_dim_ode(self, state: DiffusionState, batch, rng, steps: int = 50,
+                       use_ema: bool = True, dequantization: str = 'uniform'):
+    """Bits/dim of each example by the probability-flow ODE (`diffusion.likelihood.ode_bpd`:
+    Heun with `steps` steps, Hutchinson's divergence, `dequantization` within each 8-bit
+    level), the network's x0_hat unclipped. Conditional models: -log p(x | c). Returns
+    per-example {'total', 'dequantization'}."""
+    params = state.ema_params if use_ema else state.params
+    x0 = batch['image'].astype(jnp.float32)
+    labels = (jnp.asarray(batch['label'], jnp.int32) if self.num_classes else None)
+    denoise = lambda x, t: self.denoise_at(params, x, t, labels, clip=False)
+    return diffusion_lib.likelihood.ode_bpd(self.process, denoise, x0, rng, steps,
+                                            dequantization=dequantization)
 
   # -- config (owned by the method: `configs.method_config` / `validate` / `from_dict` call
   # -- these) --------------------------------------------------------------------------------

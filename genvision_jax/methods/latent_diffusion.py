@@ -134,7 +134,7 @@ class LatentDiffusionMethod(DiffusionMethod):
     raise ValueError('a latent diffusion run bounds the likelihood of codes, not of images: '
                      'bits/dim is not defined for it')
 
-  bits_per_dim_mc = bits_per_dim
+  bits_per_dim_mc = bits_per_dim_ode = bits_per_dim
 
   @staticmethod
   def default_sections() -> dict:

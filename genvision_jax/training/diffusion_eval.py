@@ -5,7 +5,8 @@ on the test split in fixed-size batches: by default (`estimator='mc'`) the unbia
 estimate of `genvision_jax.diffusion.likelihood` -- the discrete bound with `num_t` strata of t
 and antithetic pairs for the ddpm process, the continuous-time VDM bound for vp / flow / edm --
 or (`estimator='exact'`, ddpm process only) every one of the T terms, one x_t per term and
-example. It writes DIR/eval/bits_per_dim.json with the protocol (checkpoint step, weights,
+example, or (`estimator='ode'`) the probability-flow ODE likelihood of uniformly dequantized
+data with Hutchinson's divergence (`ode_steps` Heun steps). It writes DIR/eval/bits_per_dim.json with the protocol (checkpoint step, weights,
 split, examples, estimator, seed) and the bound of each example to DIR/eval/bits_per_dim.npy
 (for paired tests in `genvision compare`). Kept apart from `genvision evaluate` (sample-based
 metrics) so that command can call it for diffusion runs.
@@ -21,24 +22,29 @@ import jax.numpy as jnp
 import numpy as np
 
 from genvision_jax import data as data_lib
+from genvision_jax.diffusion import likelihood
 from genvision_jax.training.loop import load_run
 
 RESULT_FILE = os.path.join('eval', 'bits_per_dim.json')
 PER_EXAMPLE_FILE = os.path.join('eval', 'bits_per_dim.npy')  # [num] bound per test example
 
 
-ESTIMATORS = ('mc', 'exact')
+ESTIMATORS = ('mc', 'exact', 'ode')
 DEFAULT_T_SAMPLES = 32
+DEFAULT_ODE_STEPS = 50
 
 
 def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None = None,
                           use_ema: bool = True, seed: int = 0, batch_size: int = 100,
                           split: str = 'test', log=None, estimator: str = 'mc',
-                          num_t: int | None = None) -> dict:
+                          num_t: int | None = None, ode_steps: int | None = None,
+                          dequantization: str = 'uniform') -> dict:
   """Estimates the bound on the first `num` examples of `split` (all when None) and writes
   WORKDIR/eval/bits_per_dim.json; returns the record. `log(message)` reports progress.
   num_t: strata of the Monte-Carlo estimate (default DEFAULT_T_SAMPLES, at most T - 1 for the
-  ddpm process)."""
+  ddpm process); ode_steps: Heun steps of the ODE (default DEFAULT_ODE_STEPS);
+  dequantization: the ODE estimator's q within each 8-bit level ('normal' | 'uniform',
+  `likelihood.ode_bpd`)."""
   if estimator not in ESTIMATORS:
     raise ValueError(f'--estimator must be one of {ESTIMATORS} (got {estimator!r})')
   config, method, state = load_run(workdir, step)
@@ -50,6 +56,19 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
     raise ValueError(f'--estimator=exact sums the T terms of the discrete ddpm process; '
                      f'{workdir} uses the {process!r} process: use --estimator=mc')
   t_default = num_t is None
+  if estimator != 'mc' and num_t is not None:
+    raise ValueError(f'--t_samples sets the strata of the Monte-Carlo estimator, not of '
+                     f'--estimator={estimator}' + ' (use --ode_steps)' * (estimator == 'ode'))
+  if estimator != 'ode' and ode_steps is not None:
+    raise ValueError(f'--ode_steps sets the ODE estimator\'s steps; add --estimator=ode (got '
+                     f'--estimator={estimator})')
+  if estimator == 'ode':
+    ode_steps = DEFAULT_ODE_STEPS if ode_steps is None else int(ode_steps)
+    if ode_steps < 1:
+      raise ValueError(f'--ode_steps must be >= 1 (got {ode_steps})')
+    if dequantization not in likelihood.DEQUANTIZATIONS:
+      raise ValueError(f'--dequantization must be one of {likelihood.DEQUANTIZATIONS} (got '
+                       f'{dequantization!r})')
   if estimator == 'mc':
     limit = method.num_timesteps - 1 if process == 'ddpm' else None
     if t_default:
@@ -65,6 +84,9 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
   batch_size = min(batch_size, n)
   if estimator == 'exact':
     fn = jax.jit(functools.partial(method.bits_per_dim, use_ema=use_ema))
+  elif estimator == 'ode':
+    fn = jax.jit(functools.partial(method.bits_per_dim_ode, steps=ode_steps, use_ema=use_ema,
+                                   dequantization=dequantization))
   else:
     fn = jax.jit(functools.partial(method.bits_per_dim_mc, num_t=num_t, use_ema=use_ema))
   base_rng = jax.random.key(seed)
@@ -88,10 +110,22 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
   record = {
       'bits_per_dim': float(total.mean()),
       'stderr': float(total.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
-      'prior_bpd': float(values['prior'].mean()),
-      'decoder_bpd': float(values['decoder'].mean()),
   }
-  if estimator == 'exact':
+  if estimator != 'ode':
+    record['prior_bpd'] = float(values['prior'].mean())
+    record['decoder_bpd'] = float(values['decoder'].mean())
+  if estimator == 'ode':
+    record['dequantization_bpd'] = float(values['dequantization'].mean())
+    q = ('uniform' if dequantization == 'uniform' else
+         "N(0, u0^2) truncated to the level's bin, u0 the ODE's smoothing at its data end")
+    how = (f'probability-flow ODE likelihood: Heun, {ode_steps} steps on the rho = 7 spacing '
+           'of sigma / (alpha + sigma) from sigma/alpha = 0.002 (ddpm: its first index) to the '
+           "noise end, Hutchinson's divergence (one Rademacher probe per image, a vjp per "
+           f'call), variational dequantization within each 8-bit level with q {q} (an upper '
+           "bound on the model's discrete bits/dim up to the ODE's discretization error); "
+           'x0_hat unclipped')
+    calls = 2 * ode_steps
+  elif estimator == 'exact':
     terms = values['terms']
     record['kl_terms_bpd'] = float(terms[:, 1:].sum(axis=1).mean())     # sum of L_{t-1}, t > 1
     record['terms_bpd_by_quarter'] = [float(q.sum(axis=1).mean())
@@ -117,7 +151,9 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
       'estimator': estimator, 't_samples': num_t if estimator == 'mc' else None,
       't_samples_default': t_default,
       'network_calls_per_example': calls,
-      'how': how + '; x0_hat clipped to [-1, 1]' * bool(method.clip),
+      'ode_steps': ode_steps if estimator == 'ode' else None,
+      'dequantization': dequantization if estimator == 'ode' else None,
+      'how': how + '; x0_hat clipped to [-1, 1]' * (bool(method.clip) and estimator != 'ode'),
       'stderr': 'over examples (it includes the Monte-Carlo noise of each estimate)',
   }
   record['seconds'] = seconds
