@@ -77,3 +77,4 @@ def test_diffusion_processes_notebook_executes():
   images, text = _execute('diffusion_processes.ipynb')
   assert len(images) >= 2  # samplers on Gaussian data, the three solvers' samples
   assert 'dpmpp_2m' in text and 'network calls' in text and 'bits/dim' in text
+  assert 'ODE bits/dim' in text

@@ -2,8 +2,8 @@
 # Every figure of the README's "Diffusion, second stage" from scratch: flow matching vs DDPM
 # (3 seeds each, same U-Net, data and steps), the NFE sweep of DDIM, Heun and DPM-Solver++(2M)
 # on one checkpoint of each, EDM on one seed, the speed of `genvision evaluate` with the
-# recommended sampler, Monte-Carlo against all-T bits/dim, and latent diffusion on the deep
-# autoencoder.
+# recommended sampler, Monte-Carlo against all-T bits/dim, the probability-flow ODE
+# likelihood, and latent diffusion on the deep autoencoder.
 #
 #   bash experiments/diffusion/reproduce.sh RUNS_DIR OUT_DIR
 #
@@ -90,6 +90,17 @@ step bpd_exact "$OUT/bpd_exact.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_exact.js
     --estimator=exact
 step bpd_mc "$OUT/bpd_mc.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_mc.json"
 step bpd_flow "$OUT/bpd_flow.json" bits "$RUNS/flow/seed_0" "$OUT/bpd_flow.json"
+step bpd_mc_100 "$OUT/bpd_mc_100.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_mc_100.json" \
+    --num=$((BPD * 5))
+# the probability-flow ODE likelihood (Hutchinson) on the same digits
+step bpd_ode_ddpm "$OUT/bpd_ode_ddpm.json" bits "$RUNS/ddpm/seed_0" "$OUT/bpd_ode_ddpm.json" \
+    --estimator=ode
+step bpd_ode_flow "$OUT/bpd_ode_flow.json" bits "$RUNS/flow/seed_0" "$OUT/bpd_ode_flow.json" \
+    --estimator=ode
+step bpd_ode_flow_normal "$OUT/bpd_ode_flow_normal.json" bits "$RUNS/flow/seed_0" \
+    "$OUT/bpd_ode_flow_normal.json" --estimator=ode --dequantization=normal
+step bpd_ode_flow_100 "$OUT/bpd_ode_flow_100.json" bits "$RUNS/flow/seed_0" \
+    "$OUT/bpd_ode_flow_100.json" --estimator=ode --num=$((BPD * 5))
 wait "$edm_pid"
 evaluate edm/seed_0
 # each run's config, training log and evaluation records beside the outputs (what

@@ -53,8 +53,8 @@ def _quality(m):
           f"{m['metrics']['digits_cnn/recall']:.3f}")
 
 
-def sweep_table(root, name):
-  path = os.path.join(root, 'runs', name, 'eval', 'nfe_sweep.json')
+def sweep_table(root, name, file='nfe_sweep.json'):
+  path = os.path.join(root, 'runs', name, 'eval', file)
   if not os.path.exists(path):
     return ''
   r = _load(path)
@@ -104,7 +104,9 @@ def speed_table(root):
     return ''
   lines = ['| evaluate (ddpm seed 1, 1,000 samples) | sampler | NFE | FD | precision | recall | '
            'sampling s | evaluate s |', '|---|---|---|---|---|---|---|---|']
-  for which in ('default', 'fast'):
+  for which in ('default', 'fast', 'dpmpp_2m'):
+    if not _exists(root, f'ddpm_seed_1_{which}_metrics.json'):
+      continue
     m = _load(root, f'ddpm_seed_1_{which}_metrics.json')
     s = m['details']['sampling']
     lines.append(f"| {which} | {s['sampler']}-{s['steps']} | {s['nfe']} | {_quality(m)} | "
@@ -142,19 +144,26 @@ def bpd_table(root):
   lines = ['| run | estimator | bits/dim ± s.e. | network calls / digit | '
            's / digit |', '|---|---|---|---|---|']
   for name, run in (('exact', 'ddpm seed 0'), ('mc', 'ddpm seed 0'), ('mc_100', 'ddpm seed 0'),
-                    ('flow', 'flow seed 0')):
+                    ('ode_ddpm', 'ddpm seed 0'), ('flow', 'flow seed 0'),
+                    ('ode_flow', 'flow seed 0'), ('ode_flow_normal', 'flow seed 0'),
+                    ('ode_flow_100', 'flow seed 0')):
     if not _exists(root, f'bpd_{name}.json'):
       continue
     r = _load(root, f'bpd_{name}.json')
     p = r['protocol']
-    lines.append(f"| {run} ({p['num_examples']} digits) | {p['estimator']} ({p['process']}) | "
+    estimator = p['estimator'] + (f" {p['ode_steps']} steps, {p['dequantization']} "
+                                  'dequantization' if p['estimator'] == 'ode' else '')
+    lines.append(f"| {run} ({p['num_examples']} digits) | {estimator} ({p['process']}) | "
                  f"{r['bits_per_dim']:.3f} ± "
                  f"{r['stderr']:.3f} | {p['network_calls_per_example']} | "
                  f"{r['seconds_per_example']:.2f} |")
-  if _exists(root, 'bpd_mc.npy') and _exists(root, 'bpd_exact.npy'):
-    d = np.load(os.path.join(root, 'bpd_mc.npy')) - np.load(os.path.join(root, 'bpd_exact.npy'))
-    lines += ['', f'paired, per digit: MC - exact = {d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(len(d)):.4f}'
-              f' (s.e., {len(d)} digits)']
+  lines.append('')
+  for a, b in (('mc', 'exact'), ('ode_ddpm', 'exact'), ('ode_flow', 'flow'),
+               ('ode_flow_normal', 'ode_flow')):
+    if _exists(root, f'bpd_{a}.npy') and _exists(root, f'bpd_{b}.npy'):
+      d = np.load(os.path.join(root, f'bpd_{a}.npy')) - np.load(os.path.join(root, f'bpd_{b}.npy'))
+      lines.append(f'paired, per digit: {a} - {b} = {d.mean():+.4f} ± '
+                   f'{d.std(ddof=1) / np.sqrt(len(d)):.4f} (s.e., {len(d)} digits)  ')
   return '\n'.join(lines)
 
 
@@ -170,6 +179,8 @@ def edm_table(root):
 
 def main(root):
   for title, text in (('NFE sweep, ddpm seed 0', sweep_table(root, 'ddpm/seed_0')),
+                      ('NFE sweep, ddpm seed 0, session 14 (Euler/Heun in the step index)',
+                       sweep_table(root, 'ddpm/seed_0', 'nfe_sweep_session14.json')),
                       ('NFE sweep, flow seed 0', sweep_table(root, 'flow/seed_0')),
                       ('flow matching vs DDPM', compare_table(root)),
                       ('evaluate speed', speed_table(root)),
