@@ -505,6 +505,8 @@ def test_evaluate_with_a_sampler_and_an_nfe_sweep(tmp_path):
   from genvision_jax.training import diffusion_eval  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match='use --ode_steps'):
     diffusion_eval.evaluate_bits_per_dim(str(workdir), num=2, estimator='ode', num_t=4)
+  with pytest.raises(ValueError, match='add --estimator=ode'):
+    diffusion_eval.evaluate_bits_per_dim(str(workdir), num=2, dequantization='normal')
   record = diffusion_eval.evaluate_bits_per_dim(str(workdir), num=3, estimator='ode',
                                                 ode_steps=2)
   p = record['protocol']

@@ -5,11 +5,12 @@ on the test split in fixed-size batches: by default (`estimator='mc'`) the unbia
 estimate of `genvision_jax.diffusion.likelihood` -- the discrete bound with `num_t` strata of t
 and antithetic pairs for the ddpm process, the continuous-time VDM bound for vp / flow / edm --
 or (`estimator='exact'`, ddpm process only) every one of the T terms, one x_t per term and
-example, or (`estimator='ode'`) the probability-flow ODE likelihood of uniformly dequantized
-data with Hutchinson's divergence (`ode_steps` Heun steps). It writes DIR/eval/bits_per_dim.json with the protocol (checkpoint step, weights,
-split, examples, estimator, seed) and the bound of each example to DIR/eval/bits_per_dim.npy
-(for paired tests in `genvision compare`). Kept apart from `genvision evaluate` (sample-based
-metrics) so that command can call it for diffusion runs.
+example, or (`estimator='ode'`) the probability-flow ODE likelihood of dequantized data with
+Hutchinson's divergence (`ode_steps` Heun steps). It writes DIR/eval/bits_per_dim.json with
+the protocol (checkpoint step, weights, split, examples, estimator, seed) and the bound of
+each example to DIR/eval/bits_per_dim.npy (for paired tests in `genvision compare`). Kept
+apart from `genvision evaluate` (sample-based metrics) so that command can call it for
+diffusion runs.
 """
 
 import functools
@@ -59,9 +60,9 @@ def evaluate_bits_per_dim(workdir: str, num: int | None = None, step: int | None
   if estimator != 'mc' and num_t is not None:
     raise ValueError(f'--t_samples sets the strata of the Monte-Carlo estimator, not of '
                      f'--estimator={estimator}' + ' (use --ode_steps)' * (estimator == 'ode'))
-  if estimator != 'ode' and ode_steps is not None:
-    raise ValueError(f'--ode_steps sets the ODE estimator\'s steps; add --estimator=ode (got '
-                     f'--estimator={estimator})')
+  if estimator != 'ode' and (ode_steps is not None or dequantization != 'uniform'):
+    raise ValueError(f'--ode_steps and --dequantization set the ODE estimator; add '
+                     f'--estimator=ode (got --estimator={estimator})')
   if estimator == 'ode':
     ode_steps = DEFAULT_ODE_STEPS if ode_steps is None else int(ode_steps)
     if ode_steps < 1:
