@@ -27,9 +27,11 @@ Probability-flow ODE (`ode_log_likelihood`, `ode_bpd`; Song et al. 2021, Grathwo
   log p_0(z_0) = log p_end(z_end) + int div f(z_u, u) du
 
 along the ODE from the data to the noise end. It is integrated with Heun's method in the
-samplers' variables (z = x/alpha in u = sigma/alpha where alpha > 0 at the noise end, z = x in
-u = t for flow matching) on Karras et al.'s rho = 7 spacing of u from sigma/alpha = 0.002 (the
-VDM decoder's level) to the noise end, with the divergence from Hutchinson's estimator
+flow-matching coordinates of every process, z = x / (alpha + sigma) against tau = sigma /
+(alpha + sigma) (there x_t / (alpha + sigma) = (1 - tau) x_0 + tau eps and dz/dtau = eps_hat -
+x0_hat; ~10x more accurate on Gaussian data at 50 steps than x/alpha against sigma/alpha), on
+Karras et al.'s rho = 7 spacing of tau from sigma/alpha = 0.002 (the VDM decoder's level; ddpm:
+its first index) to the noise end, with the divergence from Hutchinson's estimator
 eps^T (df/dz) eps (one Rademacher eps per example for the whole path, a vjp per call) or exactly
 (`exact_trace`, for small D). `ode_bpd` dequantizes the 8-bit data within each level's bin
 (uniformly, or by a truncated normal), which makes its estimate an upper bound on the model's
@@ -143,7 +145,6 @@ def continuous_bpd(process, denoise, x0, rng, num_strata: int):
 
 
 LEVEL_WIDTH = 2.0 / 255.0  # one of the 256 levels of [-1, 1]
-ODE_SIGMA_MIN = 0.002      # sigma/alpha where the ODE meets the data (GAMMA_MAX)
 
 
 def ode_grid(process, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,13 +156,20 @@ def ode_grid(process, steps: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f'the ODE needs >= 1 step (got {steps})')
   with jax.ensure_compile_time_eval():
     t0 = max(float(process.t_from_log_snr(jnp.float32(GAMMA_MAX))), process.t_min)
-    tau_at = lambda t: (lambda a, s: float(s / (a + s)))(*process.alpha_sigma(jnp.float32(t)))
-    tau = processes_lib.karras_sigmas(tau_at(t0), tau_at(process.t_max), steps + 1)[::-1].copy()
-    inner = tau[1:-1]
+    a, s = process.alpha_sigma(jnp.asarray([t0, process.t_max], jnp.float32))
+    tau = processes_lib.karras_sigmas(*np.asarray(s / (a + s), np.float64), steps + 1)[::-1]
+    inner = tau[1:-1]  # log SNR = 2 log(alpha / sigma) = 2 log((1 - tau) / tau)
     t = np.concatenate([[t0], np.asarray(process.t_from_log_snr(jnp.asarray(
         2.0 * np.log((1.0 - inner) / inner), jnp.float32)), np.float64), [process.t_max]])
     a, s = (np.asarray(v, np.float64) for v in process.alpha_sigma(jnp.asarray(t, jnp.float32)))
   return t, s / (a + s)  # tau as the network's float32 times give it
+
+
+def ode_smoothing(process) -> float:
+  """sigma/alpha at the ODE's data end (0.002; ddpm 0.01): the ODE's density at x is that of
+  the data smoothed by N(0, ode_smoothing^2)."""
+  _, tau = ode_grid(process, 1)
+  return float(tau[0] / (1.0 - tau[0]))
 
 
 def ode_log_likelihood(process, denoise, x, rng, steps: int = 50, exact_trace: bool = False):
@@ -181,6 +189,8 @@ def ode_log_likelihood(process, denoise, x, rng, steps: int = 50, exact_trace: b
     x0, eps = denoise((a + s) * z, full(t))
     return eps - x0
 
+  probe = jax.random.rademacher(rng, shape, jnp.float32)
+
   def slope_and_div(z, t):
     """(f(z, t), div f): Hutchinson's probe^T J probe, or the exact trace of J (D products).
     Reverse mode (a vjp): models with custom-gradient layers have no forward mode."""
@@ -191,8 +201,6 @@ def ode_log_likelihood(process, denoise, x, rng, steps: int = 50, exact_trace: b
     basis = jnp.broadcast_to(jnp.eye(n)[:, None], (n, b, n)).reshape(n, *shape)
     rows = jax.vmap(lambda e: pullback(e)[0])(basis)  # [D, B, ...]: e_i^T J
     return f, jnp.einsum('ibi->b', rows.reshape(n, b, n))
-
-  probe = jax.random.rademacher(rng, shape, jnp.float32)
 
   def step(carry, inputs):
     z, div_int = carry
@@ -237,8 +245,7 @@ def ode_bpd(process, denoise, x0, rng, steps: int = 50, exact_trace: bool = Fals
     v = (jax.random.uniform(v_rng, x0.shape, x0.dtype) - 0.5) * LEVEL_WIDTH
     log_q = jnp.full((b,), -_dims(x0) * math.log(LEVEL_WIDTH))
   else:
-    _, tau = ode_grid(process, 1)
-    u0 = float(tau[0] / (1.0 - tau[0]))
+    u0 = ode_smoothing(process)
     c = half / u0
     e = jax.random.truncated_normal(v_rng, -c, c, x0.shape, x0.dtype)
     v = u0 * e

@@ -136,18 +136,3 @@ def figure(record: dict, title: str, path: str) -> None:
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
-
-def as_table(record: dict) -> str:
-  """A markdown table of the sweep (FD per sampler x NFE)."""
-  budgets = []  # tick labels: the NFE values, without near-duplicates (Heun's 19 beside 20)
-  for nfe in sorted({r['nfe'] for r in record['rows']}, reverse=True):
-    if not budgets or budgets[-1] / nfe > 1.15:
-      budgets.append(nfe)
-  samplers = list(dict.fromkeys(r['sampler'] for r in record['rows']))
-  lines = ['| sampler | ' + ' | '.join(f'NFE {n}' for n in budgets) + ' |',
-           '|---|' + '---|' * len(budgets)]
-  for s in samplers:
-    by_nfe = {r['nfe']: r['fd'] for r in record['rows'] if r['sampler'] == s}
-    lines.append(f'| {s} | ' + ' | '.join(f'{by_nfe[n]:.2f}' if n in by_nfe else '' for n in
-                                          budgets) + ' |')
-  return '\n'.join(lines)
